@@ -1,0 +1,276 @@
+//! Becoming COMMAND: the environment block, the PATH search, and the clean slate the child gets
+//! (default signal dispositions, empty mask, only fds 0-2). The block is one zeroizing buffer so
+//! that, at execve, the only copy of a secret value in this process is the one being handed over.
+
+use crate::environ::Merged;
+use crate::error::Error;
+use nix::errno::Errno;
+use nix::libc;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use zeroize::Zeroizing;
+
+/// `NAME=value\0` strings, back to back in one buffer sized once, plus the pointer array.
+pub struct EnvBlock {
+    buf: Zeroizing<Vec<u8>>,
+    offsets: Vec<usize>,
+}
+
+impl EnvBlock {
+    /// Builds the block and consumes `merged`, so every injected `SecretText` is wiped as soon
+    /// as its bytes are in the block.
+    pub fn build(merged: Merged) -> EnvBlock {
+        let size: usize = merged
+            .inherited
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .chain(
+                merged
+                    .injected
+                    .iter()
+                    .map(|i| i.var.name.len() + i.var.value.len() + 2),
+            )
+            .sum();
+        let mut buf = Zeroizing::new(Vec::with_capacity(size));
+        let mut offsets = Vec::with_capacity(merged.inherited.len() + merged.injected.len());
+        let mut push = |k: &[u8], v: &[u8]| {
+            offsets.push(buf.len());
+            buf.extend_from_slice(k);
+            buf.push(b'=');
+            buf.extend_from_slice(v);
+            buf.push(0);
+        };
+        for (k, v) in &merged.inherited {
+            push(k.as_bytes(), v.as_bytes());
+        }
+        for inj in merged.injected {
+            push(inj.var.name.as_bytes(), inj.var.value.expose().as_bytes());
+        }
+        debug_assert_eq!(buf.len(), size, "env block was sized wrong");
+        EnvBlock { buf, offsets }
+    }
+
+    fn value_of(&self, name: &[u8]) -> Option<&[u8]> {
+        // Later entries win, as the injected ones come last and override.
+        self.offsets.iter().rev().find_map(|&o| {
+            let entry = &self.buf[o..];
+            let end = entry.iter().position(|&b| b == 0)?;
+            let entry = &entry[..end];
+            entry
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(b"="))
+        })
+    }
+
+    fn pointers(&self) -> Vec<*const libc::c_char> {
+        let base = self.buf.as_ptr();
+        let mut p: Vec<*const libc::c_char> = self
+            .offsets
+            .iter()
+            // SAFETY: every offset is inside `buf`, which outlives the pointer array.
+            .map(|&o| unsafe { base.add(o) } as *const libc::c_char)
+            .collect();
+        p.push(std::ptr::null());
+        p
+    }
+}
+
+/// Resets what a child would otherwise inherit from us: blocked and ignored signals (exec keeps
+/// both), and every fd above 2 (marked close-on-exec, so they stay usable if exec fails).
+fn clean_slate() {
+    // SAFETY: plain syscalls on this process's own signal state and fds, single-threaded here.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let rc = libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if rc != 0 {
+            cloexec_fallback();
+        }
+    }
+}
+
+/// For kernels before 5.11: walk /proc/self/fd.
+fn cloexec_fallback() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on an fd number; a stale one (the dir's own) just fails with EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// glibc's execvp default when PATH is unset.
+const DEFAULT_PATH: &[u8] = b"/bin:/usr/bin";
+
+/// Candidate paths for `command`, searched like env(1)/execvp: a name with a `/` is used as is,
+/// otherwise each PATH entry in turn (an empty entry is the current directory).
+pub fn candidates(command: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
+    if command.contains(&b'/') {
+        return vec![command.to_vec()];
+    }
+    path.unwrap_or(DEFAULT_PATH)
+        .split(|&b| b == b':')
+        .map(|dir| {
+            let dir = if dir.is_empty() { &b"."[..] } else { dir };
+            let mut p = dir.to_vec();
+            if !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(command);
+            p
+        })
+        .collect()
+}
+
+/// Replaces this process with `argv[0]`. Returns only on failure, with the buffers still owned
+/// by the caller so they are wiped when it exits.
+pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
+    let command = argv[0].clone();
+    let shown = command.to_string_lossy().into_owned();
+    if command.is_empty() {
+        return Error::CommandNotFound {
+            command: shown,
+            why: " (empty command name)".into(),
+        };
+    }
+    let args: Vec<CString> = match argv
+        .iter()
+        .map(|a| CString::new(a.clone().into_vec()))
+        .collect::<Result<_, _>>()
+    {
+        Ok(a) => a,
+        Err(_) => return Error::Usage("COMMAND or an argument contains a NUL byte".into()),
+    };
+    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    arg_ptrs.push(std::ptr::null());
+    let env_ptrs = env.pointers();
+
+    clean_slate();
+    let mut denied = None;
+    for path in candidates(command.as_bytes(), env.value_of(b"PATH")) {
+        let Ok(cpath) = CString::new(path) else {
+            continue;
+        };
+        // SAFETY: all three arrays are NUL-terminated and point into buffers alive across the call.
+        unsafe { libc::execve(cpath.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+        match Errno::last() {
+            Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP => continue,
+            Errno::EACCES | Errno::EPERM => {
+                denied.get_or_insert((cpath, Errno::last()));
+                continue;
+            }
+            Errno::E2BIG => {
+                return Error::DataGeneral(
+                    "the kernel refused the environment as too large (E2BIG); \
+                     inject fewer or smaller values, or start with -i"
+                        .into(),
+                );
+            }
+            Errno::ENOEXEC => {
+                return Error::NotExecutable {
+                    command: cpath.to_string_lossy().into_owned(),
+                    why: "not a binary this system can run and no #! line".into(),
+                };
+            }
+            e => {
+                return Error::NotExecutable {
+                    command: cpath.to_string_lossy().into_owned(),
+                    why: e.desc().to_string(),
+                };
+            }
+        }
+    }
+    match denied {
+        Some((p, e)) => Error::NotExecutable {
+            command: p.to_string_lossy().into_owned(),
+            why: format!("{}; check its mode (chmod +x) and mount options", e.desc()),
+        },
+        None if command.as_bytes().contains(&b'/') => Error::CommandNotFound {
+            command: shown,
+            why: String::new(),
+        },
+        None => Error::CommandNotFound {
+            command: shown,
+            why: format!(
+                " in PATH ({})",
+                String::from_utf8_lossy(env.value_of(b"PATH").unwrap_or(DEFAULT_PATH))
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_table() {
+        let rows: &[(&str, Option<&str>, &[&str])] = &[
+            ("./app", Some("/bin"), &["./app"]),
+            ("/usr/bin/env", None, &["/usr/bin/env"]),
+            ("ls", Some("/a:/b/"), &["/a/ls", "/b/ls"]),
+            ("ls", Some(":/a"), &["./ls", "/a/ls"]),
+            ("ls", None, &["/bin/ls", "/usr/bin/ls"]),
+        ];
+        for (cmd, path, want) in rows {
+            let got = candidates(cmd.as_bytes(), path.map(str::as_bytes));
+            let got: Vec<String> = got
+                .into_iter()
+                .map(|p| String::from_utf8(p).unwrap())
+                .collect();
+            assert_eq!(got, *want, "{cmd} {path:?}");
+        }
+    }
+
+    #[test]
+    fn block_layout_and_lookup() {
+        use crate::environ::{Injected, Merged};
+        use crate::map::{Source, Var};
+        use crate::secret::SecretText;
+        let merged = Merged {
+            inherited: vec![("PATH".into(), "/usr/bin".into())],
+            injected: vec![Injected {
+                var: Var {
+                    name: "PATH".into(),
+                    value: SecretText::copy_of("/opt/bin"),
+                    source: Source {
+                        spec: "s".into(),
+                        secret_id: "s".into(),
+                        key: None,
+                        version_id: None,
+                        stage: String::new(),
+                        explicit: true,
+                    },
+                },
+                overrides: false,
+            }],
+        };
+        let block = EnvBlock::build(merged);
+        assert_eq!(&block.buf[..], b"PATH=/usr/bin\0PATH=/opt/bin\0");
+        assert_eq!(block.value_of(b"PATH"), Some(&b"/opt/bin"[..]));
+        assert_eq!(block.value_of(b"PAT"), None);
+        assert_eq!(block.pointers().len(), 3);
+    }
+}

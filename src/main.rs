@@ -1,0 +1,28 @@
+//! Thin entry point: run, print the one error line, exit with its code.
+
+use secret_exec::error::{Error, Report};
+
+#[global_allocator]
+static ALLOC: secret_exec::wipe_alloc::WipeOnFree = secret_exec::wipe_alloc::WipeOnFree;
+
+fn main() {
+    // A panic message could carry data; report only where it happened. Unwinding (not abort)
+    // runs every Drop on the way out, so secret buffers are still wiped.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("secret-exec: internal error{at}; this is a bug, please report it");
+    }));
+    let outcome = std::panic::catch_unwind(|| secret_exec::run(std::env::args_os()));
+    let code = match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("{}", Report(&e));
+            e.exit_code()
+        }
+        Err(_) => Error::Internal(String::new()).exit_code(),
+    };
+    std::process::exit(code);
+}

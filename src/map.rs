@@ -1,0 +1,429 @@
+//! SPEC + fetched secret → named variables. Applies the naming rules and the refused-name policy;
+//! pure over plain data, so every rule is table-tested without AWS.
+
+use crate::config::MapOptions;
+use crate::error::Error;
+use crate::flatten::{self, SelectError};
+use crate::names;
+use crate::secret::{SecretBytes, SecretText};
+use crate::spec::{Key, Spec, Target};
+use std::fmt;
+
+/// What the SDK gave us for one secret version.
+pub enum Payload {
+    Text(SecretText),
+    Binary(SecretBytes),
+}
+
+/// One fetched secret version. Only `payload` is secret; the rest is metadata safe to print.
+pub struct Fetched {
+    /// The secret's name as AWS knows it (an ARN request is answered with the plain name).
+    pub name: String,
+    pub arn: Option<String>,
+    pub version_id: Option<String>,
+    pub stages: Vec<String>,
+    pub payload: Payload,
+}
+
+impl fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetched")
+            .field("name", &self.name)
+            .field("arn", &self.arn)
+            .field("version_id", &self.version_id)
+            .field("stages", &self.stages)
+            .field("payload", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Where a variable came from: everything `--dry-run` and error messages may say about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub spec: String,
+    pub secret_id: String,
+    /// The key or JSON Pointer inside the secret, when the value is one member of it.
+    pub key: Option<String>,
+    pub version_id: Option<String>,
+    pub stage: String,
+    /// Named by the operator (`VAR=`), so the refused-name policy does not apply.
+    pub explicit: bool,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--secret '{}'", self.spec)?;
+        if let Some(k) = &self.key {
+            write!(f, " (key '{k}')")?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Var {
+    pub name: String,
+    pub value: SecretText,
+    pub source: Source,
+}
+
+impl fmt::Debug for Var {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Var")
+            .field("name", &self.name)
+            .field("value", &self.value)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
+    let path = key.path();
+    let (i, why) = match e {
+        SelectError::Missing(i) => (i, "does not exist"),
+        SelectError::NotContainer(i) => (i, "is inside a value that is not an object or array"),
+    };
+    let step = path.get(i).copied().unwrap_or("");
+    Error::data(
+        &spec.secret.id,
+        format!(
+            "key '{}' (from --secret '{}')",
+            spec.key_text.as_deref().unwrap_or(""),
+            spec.raw
+        ),
+        format!("'{step}' {why}; check the key names with --dry-run on the whole secret"),
+    )
+}
+
+/// Maps one SPEC over its fetched secret to variables, applying names and policy.
+pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec<Var>, Error> {
+    let id = &spec.secret.id;
+    let text = match &fetched.payload {
+        Payload::Text(t) => t,
+        Payload::Binary(_) => {
+            return Err(Error::data(
+                id,
+                "binary secret",
+                "SecretBinary cannot go into the environment; store it as SecretString \
+                 (e.g. base64) or use file delivery once available",
+            ));
+        }
+    };
+    let source = |key: Option<String>| Source {
+        spec: spec.raw.clone(),
+        secret_id: id.clone(),
+        key,
+        version_id: fetched.version_id.clone(),
+        stage: spec
+            .secret
+            .stage
+            .clone()
+            .or_else(|| (spec.secret.version_id.is_none()).then(|| "AWSCURRENT".to_string()))
+            .or_else(|| fetched.stages.first().cloned())
+            .unwrap_or_default(),
+        explicit: matches!(spec.target, Target::Var(_)),
+    };
+    let parsed = flatten::parse(text.expose());
+    let need_json = || {
+        parsed.ok_or_else(|| {
+            Error::data(
+                id,
+                format!("--secret '{}'", spec.raw),
+                "the secret is not JSON, so it has no keys; drop the key, or use VAR=",
+            )
+        })
+    };
+    let selected = |key: &Key| -> Result<&serde_json::value::RawValue, Error> {
+        flatten::select(need_json()?, &key.path()).map_err(|e| select_error(spec, key, e))
+    };
+
+    let mut vars = Vec::new();
+    match (&spec.target, &spec.key) {
+        (Target::Var(name), None) => vars.push(Var {
+            name: name.clone(),
+            value: SecretText::copy_of(text.expose()),
+            source: source(None),
+        }),
+        (Target::Var(name), Some(key)) => vars.push(Var {
+            name: name.clone(),
+            value: flatten::value_text(selected(key)?).map_err(|e| Error::data(id, "value", e))?,
+            source: source(spec.key_text.clone()),
+        }),
+        (Target::Prefix(prefix), key) => {
+            let (raw, ptr) = match key {
+                Some(k) => (selected(k)?, pointer_of(k)),
+                None => (need_json()?, String::new()),
+            };
+            if !flatten::is_object(raw) {
+                return Err(Error::data(
+                    id,
+                    format!("--secret '{}'", spec.raw),
+                    "PREFIX*= flattens a JSON object, and this value is not one; use VAR= for a single value",
+                ));
+            }
+            flatten_into(spec, raw, &ptr, prefix, opts, &source, &mut vars)?;
+        }
+        (Target::Auto, Some(key)) => {
+            let value =
+                flatten::value_text(selected(key)?).map_err(|e| Error::data(id, "value", e))?;
+            let name = content_name(spec, "", key.leaf(), opts)?;
+            vars.push(Var {
+                name,
+                value,
+                source: source(spec.key_text.clone()),
+            });
+        }
+        (Target::Auto, None) => match parsed {
+            Some(raw) if flatten::is_object(raw) => {
+                flatten_into(spec, raw, "", "", opts, &source, &mut vars)?
+            }
+            _ => {
+                let name = content_name(spec, "", names::last_segment(&fetched.name), opts)?;
+                vars.push(Var {
+                    name,
+                    value: SecretText::copy_of(text.expose()),
+                    source: source(None),
+                });
+            }
+        },
+    }
+    if !matches!(spec.target, Target::Var(_)) {
+        for v in &vars {
+            check_refused(spec, v, opts)?;
+        }
+    }
+    Ok(vars)
+}
+
+fn pointer_of(key: &Key) -> String {
+    key.path()
+        .iter()
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+fn flatten_into(
+    spec: &Spec,
+    raw: &serde_json::value::RawValue,
+    ptr: &str,
+    prefix: &str,
+    opts: &MapOptions,
+    source: &dyn Fn(Option<String>) -> Source,
+    vars: &mut Vec<Var>,
+) -> Result<(), Error> {
+    let leaves = flatten::flatten(raw, ptr).map_err(|e| Error::data(&spec.secret.id, "JSON", e))?;
+    for leaf in leaves {
+        let name = content_name(spec, prefix, &leaf.key, opts)?;
+        vars.push(Var {
+            name,
+            value: leaf.value,
+            source: source(Some(leaf.pointer)),
+        });
+    }
+    Ok(())
+}
+
+fn content_name(spec: &Spec, prefix: &str, key: &str, opts: &MapOptions) -> Result<String, Error> {
+    names::sanitize(prefix, key, opts.keep_case).ok_or_else(|| {
+        Error::data(
+            &spec.secret.id,
+            format!("--secret '{}'", spec.raw),
+            "a key gives an empty variable name; select it with VAR=ID:KEY instead",
+        )
+    })
+}
+
+fn check_refused(spec: &Spec, v: &Var, opts: &MapOptions) -> Result<(), Error> {
+    match names::refusal(&v.name) {
+        Some(rule) if !opts.allow_names.contains(&v.name) => Err(Error::data(
+            &spec.secret.id,
+            format!("refused variable name {} (from {})", v.name, v.source),
+            format!(
+                "names matching {rule} could take over the command; if this is intended, \
+                 pass --allow-name {} or name it explicitly with {}=...",
+                v.name, v.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    fn fetched(name: &str, text: &str) -> Fetched {
+        Fetched {
+            name: name.into(),
+            arn: None,
+            version_id: Some("v1".into()),
+            stages: vec!["AWSCURRENT".into()],
+            payload: Payload::Text(SecretText::copy_of(text)),
+        }
+    }
+
+    fn run(
+        spec_text: &str,
+        secret: &str,
+        opts: &MapOptions,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let s = spec::parse(spec_text).unwrap();
+        let f = fetched(&s.secret.id, secret);
+        Ok(map_spec(&s, &f, opts)?
+            .into_iter()
+            .map(|v| (v.name, v.value.expose().to_string()))
+            .collect())
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    const RDS: &str = r#"{"username":"admin","password":"pw","port":3306,"replica":{"host":"r"}}"#;
+
+    #[test]
+    fn mapping_table() {
+        let o = MapOptions::default();
+        let rows: &[(&str, &str, &[(&str, &str)])] = &[
+            (
+                "prod/db",
+                RDS,
+                &[
+                    ("USERNAME", "admin"),
+                    ("PASSWORD", "pw"),
+                    ("PORT", "3306"),
+                    ("REPLICA_HOST", "r"),
+                ],
+            ),
+            (
+                "DB_*=prod/db",
+                RDS,
+                &[
+                    ("DB_USERNAME", "admin"),
+                    ("DB_PASSWORD", "pw"),
+                    ("DB_PORT", "3306"),
+                    ("DB_REPLICA_HOST", "r"),
+                ],
+            ),
+            (
+                "*=prod/db",
+                RDS,
+                &[
+                    ("USERNAME", "admin"),
+                    ("PASSWORD", "pw"),
+                    ("PORT", "3306"),
+                    ("REPLICA_HOST", "r"),
+                ],
+            ),
+            ("R_*=prod/db:replica", RDS, &[("R_HOST", "r")]),
+            ("prod/db:password", RDS, &[("PASSWORD", "pw")]),
+            ("prod/db:/replica/host", RDS, &[("HOST", "r")]),
+            ("prod/db:replica", RDS, &[("REPLICA", r#"{"host":"r"}"#)]),
+            ("DSN=prod/db", RDS, &[("DSN", RDS)]),
+            ("P=prod/db:port", RDS, &[("P", "3306")]),
+            ("prod/api-token", "s3cr3t", &[("API_TOKEN", "s3cr3t")]),
+            ("T=prod/api-token", "s3cr3t", &[("T", "s3cr3t")]),
+            ("prod/list", "[1,2]", &[("LIST", "[1,2]")]),
+            ("prod/n", "42", &[("N", "42")]),
+        ];
+        for (spec_text, secret, want) in rows {
+            assert_eq!(
+                run(spec_text, secret, &o).unwrap(),
+                pairs(want),
+                "{spec_text}"
+            );
+        }
+    }
+
+    #[test]
+    fn keep_case() {
+        let o = MapOptions {
+            keep_case: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            run("s", r#"{"dbName":"x"}"#, &o).unwrap(),
+            pairs(&[("dbName", "x")])
+        );
+    }
+
+    #[test]
+    fn refusals_and_data_errors() {
+        let o = MapOptions::default();
+        let rows: &[(&str, &str, &str)] = &[
+            (
+                "s",
+                r#"{"LD_PRELOAD":"/tmp/x.so"}"#,
+                "refused variable name LD_PRELOAD",
+            ),
+            ("s", r#"{"path":"/tmp"}"#, "refused variable name PATH"),
+            (
+                "s:node_options",
+                r#"{"node_options":"--require x"}"#,
+                "refused variable name NODE_OPTIONS",
+            ),
+            (
+                "AWS_*=s",
+                r#"{"secret_access_key":"x"}"#,
+                "refused variable name AWS_SECRET_ACCESS_KEY",
+            ),
+            ("prod/PATH", "/evil", "refused variable name PATH"),
+            ("s:missing", RDS, "'missing' does not exist"),
+            ("s:/replica/nope", RDS, "'nope' does not exist"),
+            ("s:/password/x", RDS, "not an object or array"),
+            ("s:key", "plain text", "not JSON"),
+            ("X_*=s", "plain", "not JSON"),
+            ("X_*=s:password", RDS, "not one"),
+            ("s", r#"{"":"x"}"#, "empty variable name"),
+        ];
+        for (spec_text, secret, want) in rows {
+            let err = run(spec_text, secret, &o).expect_err(spec_text);
+            assert_eq!(err.exit_code(), 65, "{spec_text}");
+            let msg = err.to_string();
+            assert!(msg.contains(want), "{spec_text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn allow_name_and_explicit_target_pass_the_policy() {
+        let o = MapOptions {
+            allow_names: ["PATH".to_string()].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            run("s", r#"{"path":"/opt"}"#, &o).unwrap(),
+            pairs(&[("PATH", "/opt")])
+        );
+        let o = MapOptions::default();
+        assert_eq!(
+            run("LD_PRELOAD=s:x", r#"{"x":"y"}"#, &o).unwrap(),
+            pairs(&[("LD_PRELOAD", "y")])
+        );
+    }
+
+    #[test]
+    fn binary_is_refused() {
+        let s = spec::parse("bin").unwrap();
+        let f = Fetched {
+            payload: Payload::Binary(SecretBytes::from_owned(vec![0, 1])),
+            ..fetched("bin", "")
+        };
+        let err = map_spec(&s, &f, &MapOptions::default()).unwrap_err();
+        assert_eq!(err.exit_code(), 65);
+        assert!(err.to_string().contains("SecretBinary"));
+    }
+
+    #[test]
+    fn sources_name_the_key_and_stage() {
+        let s = spec::parse("prod/db::AWSPREVIOUS").unwrap();
+        let f = fetched("prod/db", r#"{"a":{"b":1}}"#);
+        let vars = map_spec(&s, &f, &MapOptions::default()).unwrap();
+        assert_eq!(vars[0].source.key.as_deref(), Some("/a/b"));
+        assert_eq!(vars[0].source.stage, "AWSPREVIOUS");
+        assert_eq!(vars[0].source.version_id.as_deref(), Some("v1"));
+        assert!(!vars[0].source.explicit);
+        assert_eq!(format!("{:?}", vars[0]).matches("[redacted]").count(), 1);
+    }
+}
