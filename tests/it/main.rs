@@ -1,1 +1,5 @@
+//! The one integration-test binary: the real secret-exec against a shared moto server.
 
+mod support;
+
+mod core;

@@ -1,0 +1,364 @@
+//! Test harness: one moto server (real AWS API emulator) for the whole test binary, started on a
+//! free loopback port and waited for with a readiness probe; a raw HTTP client to seed it; and a
+//! builder that runs the real secret-exec binary with a hermetic environment.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_secret-exec");
+pub const REGION: &str = "us-east-1";
+
+/// Upper bound on any single run of the binary: a run that takes this long has hung.
+pub const HANG: Duration = Duration::from_secs(60);
+
+pub struct Moto {
+    pub port: u16,
+    pub endpoint: String,
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The moto_server executable: $MOTO_SERVER, else the project's .venv (scripts/test makes it).
+fn moto_server_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let p = manifest_dir().join(".venv/bin/moto_server");
+    assert!(
+        p.exists(),
+        "moto_server not found at {}; run scripts/test (it creates .venv with moto[server])",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free loopback port")
+}
+
+/// The shared moto server, started on first use and killed when the test process exits.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let path = moto_server_path();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread that
+        // lives as long as the test process.
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                let port = free_port();
+                let child = unsafe {
+                    Command::new(&path)
+                        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                        .env("MOTO_PORT", port.to_string())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .pre_exec(|| {
+                            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                                .map_err(std::io::Error::from)
+                        })
+                        .spawn()
+                        .expect("spawn moto_server")
+                };
+                if wait_ready(port, child) {
+                    tx.send(port).unwrap();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+            }
+            panic!("moto_server did not start");
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("moto_server ready");
+        Moto {
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    })
+}
+
+/// Polls moto's own API until it answers (or the process dies).
+fn wait_ready(port: u16, mut child: Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", &[], "") {
+            std::mem::forget(child);
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    false
+}
+
+/// Minimal HTTP/1.1 client: enough to talk JSON to moto without another dependency.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+impl Moto {
+    /// Calls a Secrets Manager action on moto (it does not check signatures).
+    pub fn call(&self, action: &str, body: &serde_json::Value) -> serde_json::Value {
+        let target = format!("secretsmanager.{action}");
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let (status, text) = http(
+            self.port,
+            "POST",
+            "/",
+            &[
+                ("X-Amz-Target", &target),
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("Authorization", &auth),
+            ],
+            &body.to_string(),
+        )
+        .expect("moto answers");
+        assert_eq!(status, 200, "{action} failed: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Creates a secret with a SecretString; returns its ARN.
+    pub fn create(&self, name: &str, value: &str) -> String {
+        let r = self.call(
+            "CreateSecret",
+            &serde_json::json!({"Name": name, "SecretString": value}),
+        );
+        r["ARN"].as_str().expect("ARN").to_string()
+    }
+
+    /// Creates a secret with a SecretBinary (base64 on the wire); returns its ARN.
+    pub fn create_binary(&self, name: &str, base64: &str) -> String {
+        let r = self.call(
+            "CreateSecret",
+            &serde_json::json!({"Name": name, "SecretBinary": base64}),
+        );
+        r["ARN"].as_str().expect("ARN").to_string()
+    }
+
+    /// Adds a version (moto moves AWSCURRENT to it and the old one to AWSPREVIOUS); returns its id.
+    pub fn put(&self, name: &str, value: &str) -> String {
+        let r = self.call(
+            "PutSecretValue",
+            &serde_json::json!({"SecretId": name, "SecretString": value}),
+        );
+        r["VersionId"].as_str().expect("VersionId").to_string()
+    }
+
+    pub fn delete(&self, name: &str) {
+        self.call(
+            "DeleteSecret",
+            &serde_json::json!({"SecretId": name, "RecoveryWindowInDays": 7}),
+        );
+    }
+}
+
+/// A name no other test uses, so tests can share one moto server.
+pub fn unique(stem: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{stem}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(stem: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique(&format!("secret-exec-{stem}")));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Builder for one run of the binary with a hermetic environment pointed at moto.
+pub struct Run {
+    pub cmd: Command,
+}
+
+pub fn se() -> Run {
+    let m = moto();
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .env("AWS_ENDPOINT_URL", &m.endpoint)
+        .stdin(Stdio::null());
+    Run { cmd }
+}
+
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub pid: u32,
+    pub elapsed: Duration,
+}
+
+impl Out {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+    /// Parses `env -0` output of the child.
+    pub fn env0(&self) -> Vec<(String, String)> {
+        self.stdout
+            .split('\0')
+            .filter(|e| !e.is_empty())
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect()
+    }
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.env0()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+    /// Asserts that none of `values` appears in stdout or stderr.
+    pub fn assert_no_leak(&self, values: &[&str]) {
+        for v in values {
+            assert!(
+                !self.stderr.contains(v),
+                "stderr leaks a value: {}",
+                self.stderr
+            );
+            assert!(!self.stdout.contains(v), "stdout leaks a value");
+        }
+    }
+}
+
+impl Run {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+    pub fn arg_path(mut self, p: &Path) -> Self {
+        self.cmd.arg(p);
+        self
+    }
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.cmd.env_remove(k);
+        self
+    }
+    /// Runs to completion, failing the test if it outlives `HANG`.
+    pub fn run(mut self) -> Out {
+        let start = Instant::now();
+        let mut child = self
+            .cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn secret-exec");
+        let pid = child.id();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out_t = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = stdout.read_to_end(&mut b);
+            b
+        });
+        let err_t = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = stderr.read_to_end(&mut b);
+            b
+        });
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > HANG {
+                let _ = child.kill();
+                panic!("secret-exec hung for {HANG:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = start.elapsed();
+        Out {
+            status,
+            stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+            pid,
+            elapsed,
+        }
+    }
+    pub fn output(mut self) -> Output {
+        self.cmd.output().expect("run secret-exec")
+    }
+}
