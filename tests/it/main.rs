@@ -3,3 +3,7 @@
 mod support;
 
 mod core;
+mod fault;
+mod mapping;
+mod memory;
+mod packaging;
