@@ -97,20 +97,41 @@ pub fn merge(
 }
 
 /// What the kernel accepts for execve (fs/exec.c): each string at most `max_string` bytes with its
-/// NUL, and all strings plus the pointer arrays within `max_total`.
+/// NUL, and everything [`exec_bytes`] counts within `max_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_string: usize,
     pub max_total: usize,
 }
 
-/// Room left for what the kernel adds that we cannot see: the `#!` interpreter path and argument
-/// of a script, and a PATH directory longer than the one we measured with.
-const SAFETY_MARGIN: usize = 8192;
+/// `ARG_MAX` (include/uapi/linux/limits.h): the kernel's floor for the total, whatever the stack.
+const ARG_MAX: usize = 128 << 10;
+/// `_STK_LIM`: the total is capped at three quarters of it, even with an unlimited stack.
+const STK_LIM: usize = 8 << 20;
+/// `PATH_MAX` with its NUL: the longest filename execve copies.
+const PATH_MAX: usize = 4096;
+/// `BINPRM_BUF_SIZE`: a `#!` line (interpreter and its argument) fits in it.
+const BINPRM_BUF_SIZE: usize = 256;
+const PTR: usize = std::mem::size_of::<usize>();
+
+/// What the kernel adds to the count that we do not see before exec: the filename it copies (a
+/// PATH candidate, at most PATH_MAX), and for a `#!` script the script path again plus the
+/// interpreter and its argument, each with a pointer.
+pub const HEADROOM: usize = PATH_MAX + PATH_MAX + BINPRM_BUF_SIZE + 3 * PTR;
 
 impl Limits {
-    /// Read from this process: MAX_ARG_STRLEN is 32 pages; the total is a quarter of the stack
-    /// rlimit (which exec keeps), capped at 6 MiB and at least 128 KiB — bprm_stack_limits().
+    /// The kernel's formula (bprm_stack_limits): MAX_ARG_STRLEN is 32 pages; the total is a
+    /// quarter of the stack soft limit (which exec keeps), capped at 3/4 of `_STK_LIM` (6 MiB)
+    /// and at least `ARG_MAX` (128 KiB).
+    pub fn for_stack(stack_soft_limit: u64, page_size: usize) -> Limits {
+        let quarter = usize::try_from(stack_soft_limit / 4).unwrap_or(usize::MAX);
+        Limits {
+            max_string: 32 * page_size,
+            max_total: quarter.min(STK_LIM / 4 * 3).max(ARG_MAX),
+        }
+    }
+
+    /// The limits for an exec from this process, read from its page size and stack rlimit.
     pub fn current() -> Limits {
         let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
             .ok()
@@ -120,19 +141,21 @@ impl Limits {
         let stack = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
             .map(|(soft, _)| soft)
             .unwrap_or(8 << 20);
-        let quarter = usize::try_from(stack / 4).unwrap_or(usize::MAX);
-        let total = quarter.min((8 << 20) / 4 * 3).max(32 * page);
-        Limits {
-            max_string: 32 * page,
-            max_total: total,
-        }
+        Limits::for_stack(stack, page)
     }
 }
 
-/// Checks the environment and argv against `limits`, naming the culprit.
+/// The bytes execve counts against `max_total` (do_execveat_common, bprm_stack_limits,
+/// copy_strings): the filename, every argv and envp string, each with its NUL, plus one pointer
+/// per argv entry (at least one: an empty argv gets one added) and per envp entry.
+pub fn exec_bytes(filename_len: usize, args: &[usize], envs: &[usize]) -> usize {
+    let strings: usize = args.iter().chain(envs).map(|l| l + 1).sum();
+    filename_len + 1 + strings + PTR * (args.len().max(1) + envs.len())
+}
+
+/// Checks the environment and argv against `limits`, naming the culprit. The filename and a
+/// `#!` interpreter are not known yet, so [`HEADROOM`] stands in for them.
 pub fn check_limits(merged: &Merged, argv: &[OsString], limits: Limits) -> Result<(), Error> {
-    let ptr = std::mem::size_of::<usize>();
-    let mut total = SAFETY_MARGIN + ptr * (argv.len().max(1) + 1);
     for a in argv {
         if a.len() + 1 > limits.max_string {
             return Err(Error::Usage(format!(
@@ -141,9 +164,7 @@ pub fn check_limits(merged: &Merged, argv: &[OsString], limits: Limits) -> Resul
                 limits.max_string - 1
             )));
         }
-        total += a.len() + 1 + ptr;
     }
-    // Name the largest injected variables first: they are what the operator can change.
     for inj in &merged.injected {
         let size = inj.var.name.len() + 1 + inj.var.value.len() + 1;
         if size > limits.max_string {
@@ -151,34 +172,47 @@ pub fn check_limits(merged: &Merged, argv: &[OsString], limits: Limits) -> Resul
                 &inj.var.source.secret_id,
                 format!("variable {} (from {})", inj.var.name, inj.var.source),
                 format!(
-                    "NAME=value is {size} bytes; Linux takes at most {} bytes per variable. \
-                     Select a smaller key, or deliver this secret as a file",
+                    "NAME=value is {size} bytes with its NUL; Linux takes at most {} bytes per \
+                     variable (32 pages, MAX_ARG_STRLEN). Select a smaller key, or deliver this \
+                     secret as a file",
                     limits.max_string
                 ),
             ));
         }
-        total += size + ptr;
     }
-    for (k, v) in &merged.inherited {
-        total += k.len() + 1 + v.len() + 1 + ptr;
-    }
+    let args: Vec<usize> = argv.iter().map(|a| a.len()).collect();
+    let envs: Vec<usize> = merged
+        .inherited
+        .iter()
+        .map(|(k, v)| k.len() + 1 + v.len())
+        .chain(
+            merged
+                .injected
+                .iter()
+                .map(|i| i.var.name.len() + 1 + i.var.value.len()),
+        )
+        .collect();
+    let total = exec_bytes(HEADROOM - 1, &args, &envs);
     if total > limits.max_total {
+        // Name the largest injected variable: it is what the operator can change.
         let largest = merged
             .injected
             .iter()
             .max_by_key(|i| i.var.value.len())
             .map(|i| {
                 format!(
-                    "; the largest injected variable is {} ({} bytes)",
+                    "; the largest injected variable is {} ({} bytes, from {})",
                     i.var.name,
-                    i.var.value.len()
+                    i.var.value.len(),
+                    i.var.source
                 )
             })
             .unwrap_or_default();
         return Err(Error::DataGeneral(format!(
-            "the environment and arguments would be {total} bytes, over the {} bytes the kernel \
-             accepts (a quarter of the stack limit, ulimit -s){largest}; inject fewer or smaller \
-             values, start with -i, or raise ulimit -s",
+            "the environment and arguments would be {total} bytes (with {HEADROOM} bytes kept for \
+             the command path and a #! interpreter), over the {} bytes the kernel accepts (a \
+             quarter of the stack limit, ulimit -s){largest}; inject fewer or smaller values, \
+             start with -i, or raise ulimit -s",
             limits.max_total
         )));
     }
@@ -292,25 +326,38 @@ mod tests {
     fn limits_table() {
         let limits = Limits {
             max_string: 1000,
-            max_total: SAFETY_MARGIN + 2000,
+            // cmd + A=900 x + B=900 x, exactly: HEADROOM + (3+1) + 2 * (902+1) + 3 pointers.
+            max_total: HEADROOM + 4 + 2 * 903 + 3 * PTR,
         };
         let argv: Vec<OsString> = vec!["cmd".into()];
-        let rows: &[(&[(&str, usize)], Option<&str>)] = &[
-            (&[("A", 10)], None),
-            (&[("A", 997)], None),
-            (&[("A", 998)], Some("variable A")),
-            (&[("A", 900), ("B", 900)], None),
+        let rows: &[(&[(&str, usize)], &[(&str, &str)], Option<&str>)] = &[
+            (&[("A", 10)], &[], None),
+            (&[("A", 997)], &[], None),
+            (&[("A", 998)], &[], Some("variable A (from --secret 's'")),
+            (&[("A", 900), ("B", 900)], &[], None),
             (
-                &[("A", 900), ("B", 900), ("C", 900)],
-                Some("the largest injected variable is"),
+                &[("A", 900), ("B", 901)],
+                &[],
+                Some("the largest injected variable is B (901 bytes"),
+            ),
+            (&[("A", 900)], &[("B", "")], None),
+            (
+                &[("A", 900)],
+                &[("B", "y")],
+                Some("the largest injected variable is A"),
             ),
         ];
-        for (vars, want) in rows {
+        for (vars, inherited, want) in rows {
             let injected: Vec<Var> = vars
                 .iter()
                 .map(|(n, len)| var(n, &"x".repeat(*len), "s"))
                 .collect();
-            let m = merge(vec![], injected, &EnvOptions::default()).unwrap();
+            let inherited = match inherited {
+                [] => vec![],
+                [(k, v)] => env(&[(k, &format!("{}{v}", "x".repeat(900)))]),
+                _ => unreachable!(),
+            };
+            let m = merge(inherited, injected, &EnvOptions::default()).unwrap();
             match (check_limits(&m, &argv, limits), want) {
                 (Ok(()), None) => {}
                 (Err(e), Some(w)) => {
@@ -322,11 +369,139 @@ mod tests {
         }
     }
 
+    const KIB: u64 = 1 << 10;
+    const MIB: u64 = 1 << 20;
+    const UNLIMITED: u64 = nix::libc::RLIM_INFINITY as u64;
+
+    /// Stack soft limit → the total the kernel formula gives, for every branch of it.
+    const STACKS: &[(u64, usize)] = &[
+        (256 * KIB, 128 << 10), // a quarter is 64 KiB: raised to ARG_MAX
+        (MIB, 256 << 10),
+        (8 * MIB, 2 << 20),  // the usual default
+        (64 * MIB, 6 << 20), // a quarter is 16 MiB: capped at 3/4 of _STK_LIM
+        (UNLIMITED, 6 << 20),
+    ];
+
     #[test]
-    fn current_limits_match_the_kernel_formula() {
-        let l = Limits::current();
-        assert!(l.max_string >= 32 * 4096);
-        assert!(l.max_total >= l.max_string);
-        assert!(l.max_total <= 6 << 20);
+    fn formula_table() {
+        for (stack, total) in STACKS {
+            let l = Limits::for_stack(*stack, 4096);
+            assert_eq!(l.max_total, *total, "stack {stack}");
+            assert_eq!(l.max_string, 128 << 10);
+        }
+        assert_eq!(Limits::for_stack(8 * MIB, 65536).max_string, 2 << 20);
+        assert_eq!(exec_bytes(9, &[9], &[]), 10 + 10 + PTR);
+        assert_eq!(exec_bytes(9, &[], &[3, 0]), 10 + 4 + 1 + 3 * PTR);
+    }
+
+    const TRUE: &str = "/bin/true";
+
+    /// Runs /bin/true with exactly the strings `envs` under a stack soft limit of `stack`;
+    /// `Err(errno)` when execve refuses.
+    fn exec_true(stack: u64, envs: &[String]) -> Result<(), i32> {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(TRUE);
+        cmd.env_clear();
+        for e in envs {
+            let (k, v) = e.split_once('=').unwrap();
+            cmd.env(k, v);
+        }
+        // SAFETY: setrlimit is a plain syscall, safe between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let (_, hard) =
+                    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)?;
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_STACK,
+                    stack,
+                    hard,
+                )?;
+                Ok(())
+            });
+        }
+        match cmd.status() {
+            Ok(s) => {
+                assert!(s.success(), "{TRUE} ran but failed: {s}");
+                Ok(())
+            }
+            Err(e) => Err(e.raw_os_error().expect("an errno")),
+        }
+    }
+
+    /// Environment strings whose `exec_bytes` for `/bin/true` is exactly `target`.
+    fn env_totalling(target: usize, limits: Limits) -> Vec<String> {
+        let n = target / (limits.max_string / 2) + 1;
+        let fixed = exec_bytes(TRUE.len(), &[TRUE.len()], &vec![0; n]);
+        let spare = target - fixed;
+        let envs: Vec<String> = (0..n)
+            .map(|i| {
+                let name = format!("E{i}=");
+                let len = spare / n + usize::from(i < spare % n);
+                format!("{name}{}", "x".repeat(len - name.len()))
+            })
+            .collect();
+        let lens: Vec<usize> = envs.iter().map(String::len).collect();
+        assert_eq!(exec_bytes(TRUE.len(), &[TRUE.len()], &lens), target);
+        envs
+    }
+
+    /// Measures the limits on this kernel: at exactly `max_total` / `max_string` execve succeeds,
+    /// one byte more is E2BIG. This is what proves `Limits` and `exec_bytes` are the kernel's.
+    #[test]
+    fn kernel_agrees_at_the_boundary() {
+        let (_, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK).unwrap();
+        let e2big = Err(nix::libc::E2BIG);
+        let page = Limits::current().max_string / 32;
+        let mut measured = 0;
+        for (stack, _) in STACKS {
+            if *stack > hard {
+                continue; // cannot raise the soft limit above the hard one without privilege
+            }
+            let l = Limits::for_stack(*stack, page);
+            let at = env_totalling(l.max_total, l);
+            assert_eq!(
+                exec_true(*stack, &at),
+                Ok(()),
+                "stack {stack}: at the limit"
+            );
+            let over = env_totalling(l.max_total + 1, l);
+            assert_eq!(
+                exec_true(*stack, &over),
+                e2big,
+                "stack {stack}: one byte over"
+            );
+            eprintln!(
+                "stack soft limit {stack}: execve took {} bytes, E2BIG at {}",
+                l.max_total,
+                l.max_total + 1
+            );
+            measured += 1;
+        }
+        assert!(
+            measured >= 3,
+            "only {measured} stack sizes could be tried (hard limit {hard})"
+        );
+
+        let l = Limits::for_stack(8 * MIB, page);
+        let one = |len: usize| vec![format!("S={}", "x".repeat(len - 2))];
+        // A string of max_string bytes with its NUL passes; one byte more does not.
+        assert_eq!(exec_true(8 * MIB, &one(l.max_string - 1)), Ok(()));
+        assert_eq!(exec_true(8 * MIB, &one(l.max_string)), e2big);
+        eprintln!(
+            "one string: {} bytes with its NUL taken, E2BIG at {}",
+            l.max_string,
+            l.max_string + 1
+        );
+    }
+
+    #[test]
+    fn current_limits_follow_this_process() {
+        let (soft, _) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK).unwrap();
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .unwrap()
+            .unwrap() as usize;
+        assert_eq!(Limits::current(), Limits::for_stack(soft, page));
     }
 }

@@ -53,6 +53,9 @@ pub enum SelectError {
     Missing(usize),
     /// The value at this index is not an object or array, so the path cannot go on.
     NotContainer(usize),
+    /// The object key at this index appears more than once: JSON parsers disagree on which one
+    /// wins, so neither is chosen.
+    Duplicate(usize),
 }
 
 /// Follows a key path (object keys, or array indices) into `raw`.
@@ -62,12 +65,12 @@ pub fn select<'a>(raw: &'a RawValue, path: &[&str]) -> Result<&'a RawValue, Sele
         let text = cur.get();
         cur = if text.starts_with('{') {
             let m = members(text).ok_or(SelectError::NotContainer(i))?;
-            // Last duplicate wins, as in every JSON library that builds a map.
-            m.into_iter()
-                .rev()
-                .find(|(k, _)| k == step)
-                .map(|(_, v)| v)
-                .ok_or(SelectError::Missing(i))?
+            let mut hits = m.into_iter().filter(|(k, _)| k == step).map(|(_, v)| v);
+            let hit = hits.next().ok_or(SelectError::Missing(i))?;
+            if hits.next().is_some() {
+                return Err(SelectError::Duplicate(i));
+            }
+            hit
         } else if text.starts_with('[') {
             let items: Vec<&RawValue> =
                 serde_json::from_str(text).map_err(|_| SelectError::NotContainer(i))?;
@@ -112,6 +115,17 @@ pub fn flatten(raw: &RawValue, pointer: &str) -> Result<Vec<Leaf>, String> {
 
 fn walk(raw: &RawValue, key: &str, pointer: &str, out: &mut Vec<Leaf>) -> Result<(), String> {
     let m = members(raw.get()).ok_or_else(|| format!("'{pointer}' is not a JSON object"))?;
+    // A repeated key means two values for one variable, and JSON parsers disagree on which
+    // wins: refuse rather than pick one.
+    let mut keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!(
+            "key '{pointer}/{}' appears more than once in the JSON; remove the duplicate \
+             from the secret",
+            escape(w[0])
+        ));
+    }
     for (k, v) in m {
         let mut child_key = String::with_capacity(key.len() + 1 + k.len());
         if !key.is_empty() {
@@ -119,7 +133,7 @@ fn walk(raw: &RawValue, key: &str, pointer: &str, out: &mut Vec<Leaf>) -> Result
             child_key.push('_');
         }
         child_key.push_str(&k);
-        let child_ptr = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+        let child_ptr = format!("{pointer}/{}", escape(&k));
         if is_object(v) {
             walk(v, &child_key, &child_ptr, out)?;
         } else {
@@ -132,6 +146,11 @@ fn walk(raw: &RawValue, key: &str, pointer: &str, out: &mut Vec<Leaf>) -> Result
         }
     }
     Ok(())
+}
+
+/// One RFC 6901 reference token.
+pub fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// The environment text of one JSON value: strings decoded, numbers as written, `true`/`false`,
@@ -296,14 +315,36 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_kept_for_collision_checks() {
-        let got = leaves(r#"{"a":"1","a":"2"}"#);
-        assert_eq!(got.len(), 2);
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let rows = [
+            (r#"{"a":"1","a":"2"}"#, "'/a' appears more than once"),
+            (
+                r#"{"x":{"a~b":1,"a~b":{}}}"#,
+                "'/x/a~0b' appears more than once",
+            ),
+            (
+                r#"{"a":{"b":1},"a":{"c":2}}"#,
+                "'/a' appears more than once",
+            ),
+        ];
+        for (json, want) in rows {
+            let err = flatten(parse(json).unwrap(), "").unwrap_err();
+            assert!(err.contains(want), "{json}: {err}");
+        }
+        // Same name after sanitising, different keys: not a duplicate here (a collision later).
+        let keys: Vec<String> = leaves(r#"{"a":1,"A":2,"b_c":3,"b":{"c":4}}"#)
+            .into_iter()
+            .map(|l| l.0)
+            .collect();
+        assert_eq!(keys, ["a", "A", "b_c", "b_c"]);
     }
 
     #[test]
     fn select_table() {
-        let doc = parse(r#"{"a":{"b":[10,{"c":"x"}]},"s":"str","a.b":1,"":"empty"}"#).unwrap();
+        let doc = parse(
+            r#"{"a":{"b":[10,{"c":"x"}],"d":1,"d":2},"s":"str","a.b":1,"":"empty","s2":"x","s2":"y"}"#,
+        )
+        .unwrap();
         let ok: &[(&[&str], &str)] = &[
             (&["a", "b", "0"], "10"),
             (&["a", "b", "1", "c"], r#""x""#),
@@ -321,6 +362,8 @@ mod tests {
             (&["a", "b", "x"], SelectError::Missing(2)),
             (&["a", "b", "00"], SelectError::Missing(2)),
             (&["s", "x"], SelectError::NotContainer(1)),
+            (&["s2"], SelectError::Duplicate(0)),
+            (&["a", "d"], SelectError::Duplicate(1)),
         ];
         for (path, want) in bad {
             assert_eq!(select(doc, path).unwrap_err(), *want, "{path:?}");

@@ -78,9 +78,17 @@ impl fmt::Debug for Var {
 
 fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
     let path = key.path();
-    let (i, why) = match e {
-        SelectError::Missing(i) => (i, "does not exist"),
-        SelectError::NotContainer(i) => (i, "is inside a value that is not an object or array"),
+    const CHECK: &str = "check the key names with --dry-run on the whole secret";
+    let (i, why, todo) = match e {
+        SelectError::Missing(i) => (i, "does not exist", CHECK),
+        SelectError::NotContainer(i) => {
+            (i, "is inside a value that is not an object or array", CHECK)
+        }
+        SelectError::Duplicate(i) => (
+            i,
+            "appears more than once in its object, so which value is meant is ambiguous",
+            "remove the duplicate key from the secret",
+        ),
     };
     let step = path.get(i).copied().unwrap_or("");
     Error::data(
@@ -90,7 +98,7 @@ fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
             spec.key_text.as_deref().unwrap_or(""),
             spec.raw
         ),
-        format!("'{step}' {why}; check the key names with --dry-run on the whole secret"),
+        format!("'{step}' {why}; {todo}"),
     )
 }
 
@@ -197,7 +205,7 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
 fn pointer_of(key: &Key) -> String {
     key.path()
         .iter()
-        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .map(|t| format!("/{}", flatten::escape(t)))
         .collect()
 }
 
@@ -210,7 +218,8 @@ fn flatten_into(
     source: &dyn Fn(Option<String>) -> Source,
     vars: &mut Vec<Var>,
 ) -> Result<(), Error> {
-    let leaves = flatten::flatten(raw, ptr).map_err(|e| Error::data(&spec.secret.id, "JSON", e))?;
+    let leaves = flatten::flatten(raw, ptr)
+        .map_err(|e| Error::data(&spec.secret.id, format!("--secret '{}'", spec.raw), e))?;
     for leaf in leaves {
         let name = content_name(spec, prefix, &leaf.key, opts)?;
         vars.push(Var {
@@ -373,10 +382,35 @@ mod tests {
             ("s:missing", RDS, "'missing' does not exist"),
             ("s:/replica/nope", RDS, "'nope' does not exist"),
             ("s:/password/x", RDS, "not an object or array"),
+            (
+                "X=s:a",
+                r#"{"a":"1","a":"2"}"#,
+                "key 'a' (from --secret 'X=s:a') for 's': 'a' appears more than once",
+            ),
+            (
+                "s:/r/h",
+                r#"{"r":{"h":1,"h":2}}"#,
+                "'h' appears more than once",
+            ),
+            (
+                "s:missing",
+                RDS,
+                "key 'missing' (from --secret 's:missing') for 's': 'missing' does not exist",
+            ),
             ("s:key", "plain text", "not JSON"),
             ("X_*=s", "plain", "not JSON"),
             ("X_*=s:password", RDS, "not one"),
             ("s", r#"{"":"x"}"#, "empty variable name"),
+            (
+                "s",
+                r#"{"a":"1","a":"2"}"#,
+                "--secret 's' for 's': key '/a' appears more than once",
+            ),
+            (
+                "P_*=s:r",
+                r#"{"r":{"x":{"y":1},"x":{"z":1}}}"#,
+                "key '/r/x' appears more than once",
+            ),
         ];
         for (spec_text, secret, want) in rows {
             let err = run(spec_text, secret, &o).expect_err(spec_text);
