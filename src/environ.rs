@@ -127,7 +127,7 @@ impl Limits {
         let quarter = usize::try_from(stack_soft_limit / 4).unwrap_or(usize::MAX);
         Limits {
             max_string: 32 * page_size,
-            max_total: quarter.min(STK_LIM / 4 * 3).max(ARG_MAX),
+            max_total: quarter.clamp(ARG_MAX, STK_LIM / 4 * 3),
         }
     }
 
@@ -371,7 +371,7 @@ mod tests {
 
     const KIB: u64 = 1 << 10;
     const MIB: u64 = 1 << 20;
-    const UNLIMITED: u64 = nix::libc::RLIM_INFINITY as u64;
+    const UNLIMITED: u64 = nix::libc::RLIM_INFINITY;
 
     /// Stack soft limit → the total the kernel formula gives, for every branch of it.
     const STACKS: &[(u64, usize)] = &[
