@@ -57,6 +57,12 @@ const REFUSED: &[&str] = &[
     "REQUESTS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS",
     "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    // switches that turn TLS verification off altogether
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    "PYTHONHTTPSVERIFY",
+    "GIT_SSL_NO_VERIFY",
 ];
 
 /// Prefixes refused: the dynamic loaders, glibc malloc tuning, exported bash functions, the AWS
@@ -186,12 +192,47 @@ mod tests {
             "AWS_ACCESS_KEY_ID",
             "AWS_ENDPOINT_URL",
             "SECRET_EXEC_ANYTHING",
+            "GETCONF_DIR",
+            "HOSTALIASES",
+            "LOCALDOMAIN",
+            "LOCPATH",
+            "NIS_PATH",
+            "NLSPATH",
+            "RESOLV_HOST_CONF",
+            "RES_OPTIONS",
+            "TMPDIR",
+            "TZDIR",
+            "MALLOC_TRACE",
+            "LD_AUDIT",
+            "all_proxy",
+            "ftp_proxy",
+            "SSL_CERT_DIR",
+            "CURL_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+            "GIT_SSL_CAINFO",
+            "NODE_TLS_REJECT_UNAUTHORIZED",
+            "PYTHONHTTPSVERIFY",
+            "GIT_SSL_NO_VERIFY",
+            "aws_ca_bundle",
         ];
         for name in refused {
             assert!(refusal(name).is_some(), "{name} should be refused");
         }
         let allowed = [
-            "USERNAME", "PASSWORD", "HOST", "PORT", "ENGINE", "PATHS", "MY_PATH", "LD", "AWS",
+            "USERNAME",
+            "PASSWORD",
+            "HOST",
+            "PORT",
+            "ENGINE",
+            "PATHS",
+            "MY_PATH",
+            "LD",
+            "AWS",
+            "AWSX_KEY",
+            "XLD_PRELOAD",
+            "SECRET_EXEC",
+            "HTTP_PROXY_HOST",
+            "DB_PATH",
         ];
         for name in allowed {
             assert_eq!(refusal(name), None, "{name} should be allowed");
