@@ -91,6 +91,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
 
     let argv = match config.mode {
         Mode::DryRun(format) => {
+            // A dry run refuses what the real run would: an oversized variable included.
+            environ::check_limits(&merged, &[], Limits::current())?;
             let rows: Vec<dryrun::Row> = merged
                 .injected
                 .iter()
