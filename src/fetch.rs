@@ -9,6 +9,7 @@ use crate::map::{Fetched, Payload};
 use crate::secret::{SecretBytes, SecretText};
 use crate::spec::SecretRef;
 use crate::vlog;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -92,20 +93,24 @@ pub fn coded_error(secret: &SecretRef, code: &str, message: Option<&str>) -> Err
     }
 }
 
-fn sdk_error<E, R>(secret: &SecretRef, err: SdkError<E, R>) -> Error
+fn sdk_error<E>(secret: &SecretRef, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let unavailable = |why: String| Error::Unavailable {
         what: format!("cannot fetch secret '{secret}'"),
         why,
     };
     match &err {
-        SdkError::ServiceError(se) => {
-            let e = se.err();
-            coded_error(secret, e.code().unwrap_or("UnknownError"), e.message())
-        }
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some(code) => coded_error(secret, code, se.err().message()),
+            // No `__type`: whatever answered is not Secrets Manager (a proxy page, a stub).
+            None => unavailable(format!(
+                "the reply (HTTP {}) is not a Secrets Manager response; {}",
+                se.raw().status().as_u16(),
+                advice(Class::Unavailable)
+            )),
+        },
         SdkError::TimeoutError(_) => unavailable(format!(
             "timed out after every attempt; {}",
             advice(Class::Unavailable)
@@ -121,7 +126,7 @@ where
             // The connector's error chain names hosts and OS errors, never bodies.
             unavailable(format!(
                 "{kind} ({}); {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&err),
+                cause_chain(&err),
                 advice(Class::Unavailable)
             ))
         }
@@ -132,13 +137,28 @@ where
         )),
         SdkError::ConstructionFailure(_) => Error::Config(format!(
             "cannot build the request for secret '{secret}': {}; check region and endpoint settings",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
+            cause_chain(&err)
         )),
         _ => unavailable(format!(
             "unexpected SDK error; {}",
             advice(Class::Unavailable)
         )),
     }
+}
+
+/// The `Display` texts of an error and its sources, deduplicated, joined with ": ". Unlike the
+/// SDK's `DisplayErrorContext` it never appends a `Debug` dump of the whole chain.
+fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 fn payload(s: &mut Option<String>, b: &mut Option<aws_smithy_types::Blob>) -> Option<Payload> {
@@ -401,6 +421,46 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains("prod/db") && text.contains(code), "{text}");
             assert!(!text.contains('\x1b'), "{text:?}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn cause_chain_is_display_only() {
+        let chain = |texts: &[&'static str]| {
+            texts
+                .iter()
+                .rev()
+                .fold(None, |inner, t| Some(Box::new(Layer(t, inner))))
+                .unwrap()
+        };
+        let rows: &[(&[&'static str], &str)] = &[
+            (&["dispatch failure"], "dispatch failure"),
+            (
+                &[
+                    "dispatch failure",
+                    "io error",
+                    "Connection reset by peer (os error 104)",
+                ],
+                "dispatch failure: io error: Connection reset by peer (os error 104)",
+            ),
+            // A layer that repeats its source's text adds nothing.
+            (&["timeout: read", "read", ""], "timeout: read"),
+        ];
+        for (layers, want) in rows {
+            assert_eq!(cause_chain(&*chain(layers)), *want, "{layers:?}");
         }
     }
 

@@ -1,4 +1,403 @@
-//! Issue 4: fetching under faults (a fault-injecting server on loopback), batching, deadlines, signals.
+//! Issue 4: fetching under faults (a fault-injecting proxy on loopback in front of moto), batching,
+//! deduplication, regions from ARNs, deadlines, missing credentials, and signals while fetching.
 
-#[allow(unused_imports)]
+use crate::faultsrv::{FaultServer, Reply};
 use crate::support::*;
+use std::process::Stdio;
+use std::time::Duration;
+
+const GET: &str = "GetSecretValue";
+const BATCH: &str = "BatchGetSecretValue";
+
+/// secret-exec pointed at `srv` instead of moto directly.
+fn via(srv: &FaultServer) -> Run {
+    se().env("AWS_ENDPOINT_URL", &srv.endpoint)
+}
+
+/// A secret `{"<key>": "<value>"}` in moto; returns its name.
+fn seeded(stem: &str, key: &str, value: &str) -> String {
+    let name = unique(stem);
+    moto().create(&name, &serde_json::json!({ key: value }).to_string());
+    name
+}
+
+/// Asserts the failure was reported as exactly one `secret-exec:` line, with no panic.
+fn assert_one_clean_line(out: &Out) {
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "want one stderr line: {}", out.stderr);
+    assert!(lines[0].starts_with("secret-exec: "), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+}
+
+#[test]
+fn throttled_twice_then_succeeds() {
+    let name = seeded("fault/throttle", "token", "t-after-throttle");
+    let srv = FaultServer::start(|action, nth| {
+        if action == GET && nth <= 2 {
+            Reply::Throttle
+        } else {
+            Reply::Forward
+        }
+    });
+    let out = via(&srv)
+        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.var("TOKEN").as_deref(), Some("t-after-throttle"));
+    assert_eq!(srv.count(GET), 3);
+}
+
+#[test]
+fn persistent_500_is_69_after_every_attempt() {
+    let name = seeded("fault/500", "k", "v");
+    let srv = FaultServer::start(|_, _| Reply::ServerError);
+    let out = via(&srv)
+        .args(["--timeout", "30s", "--max-attempts", "3", "--secret", &name])
+        .args(["--", "/bin/true"])
+        .run();
+    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    assert_one_clean_line(&out);
+    // Ended by the retry budget, not by the overall deadline.
+    assert_eq!(srv.count(GET), 3);
+    assert!(
+        out.stderr.contains("InternalServiceError"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("timed out after"), "{}", out.stderr);
+}
+
+#[test]
+fn throttling_is_retried_but_access_denied_is_not() {
+    let name = seeded("fault/denied", "k", "v");
+    let srv = FaultServer::start(|_, _| Reply::Deny);
+    let out = via(&srv)
+        .args(["--max-attempts", "5", "--secret", &name, "--", "/bin/true"])
+        .run();
+    assert_eq!(out.code(), Some(77), "{}", out.stderr);
+    assert_eq!(srv.count(GET), 1, "a denial must not be retried");
+}
+
+#[test]
+fn stalled_server_is_69_at_the_deadline() {
+    let name = seeded("fault/stall", "k", "v");
+    let srv = FaultServer::start(|_, _| Reply::Stall);
+    let out = via(&srv)
+        .args(["--timeout", "2s", "--secret", &name, "--", "/bin/true"])
+        .run();
+    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    assert_one_clean_line(&out);
+    assert!(srv.count(GET) >= 1);
+    // Not a timed assertion: only a bound far above the 2 s deadline that still catches a hang.
+    assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
+}
+
+#[test]
+fn faulty_replies_are_69_without_panic() {
+    for reply in [Reply::Reset, Reply::Truncated, Reply::NotJson] {
+        let name = seeded("fault/reply", "k", "v-faulty-reply");
+        let srv = FaultServer::start(move |_, _| reply);
+        let out = via(&srv)
+            .args(["--timeout", "20s", "--secret", &name, "--", "/bin/true"])
+            .run();
+        assert_eq!(out.code(), Some(69), "{reply:?}: {}", out.stderr);
+        assert_one_clean_line(&out);
+        assert!(srv.count(GET) >= 1, "{reply:?}");
+        // Causes in words, not a Debug dump of the SDK's error structs.
+        assert!(!out.stderr.contains(" { "), "{reply:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("v-faulty-reply"));
+    }
+}
+
+#[test]
+fn one_missing_among_many_is_66_and_no_exec() {
+    let mut names: Vec<String> = (0..25)
+        .map(|i| seeded("fault/many", &format!("k{i}"), "v"))
+        .collect();
+    let missing = unique("fault/absent");
+    names.insert(13, missing.clone());
+    let srv = FaultServer::start(|_, _| Reply::Forward);
+    let dir = TempDir::new("nexec");
+    let marker = dir.path().join("ran");
+    let mut run = via(&srv);
+    for n in &names {
+        run = run.args(["--secret", n]);
+    }
+    let out = run.args(["--", "/usr/bin/touch"]).arg_path(&marker).run();
+    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+    assert_one_clean_line(&out);
+    assert!(out.stderr.contains(&missing), "{}", out.stderr);
+    assert!(!marker.exists(), "the command ran despite a missing secret");
+    assert_eq!(srv.count(BATCH), 2);
+    assert_eq!(srv.count(GET), 0);
+}
+
+#[test]
+fn batch_denied_falls_back_to_get_secret_value() {
+    let names: Vec<String> = (0..5)
+        .map(|i| seeded("fault/fallback", &format!("fb{i}"), &format!("val{i}")))
+        .collect();
+    let srv = FaultServer::start(|action, _| {
+        if action == BATCH {
+            Reply::Deny
+        } else {
+            Reply::Forward
+        }
+    });
+    let mut run = via(&srv).args(["-v"]);
+    for n in &names {
+        run = run.args(["--secret", n]);
+    }
+    let out = run.args(["--", "/usr/bin/env", "-0"]).run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for i in 0..5 {
+        assert_eq!(
+            out.var(&format!("FB{i}")).as_deref(),
+            Some(format!("val{i}").as_str())
+        );
+    }
+    assert_eq!(srv.count(BATCH), 1);
+    assert_eq!(srv.count(GET), 5);
+    assert!(
+        out.stderr
+            .contains("BatchGetSecretValue denied; falling back"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn duplicates_are_fetched_once() {
+    let name = seeded("fault/dup", "user", "u1");
+    let other = seeded("fault/dup2", "pass", "p1");
+    let srv = FaultServer::start(|_, _| Reply::Forward);
+    let out = via(&srv)
+        .args(["--secret", &format!("A={name}:user")])
+        .args(["--secret", &format!("B={name}:user")])
+        .args(["--secret", &format!("P_*={name}")])
+        .args(["--secret", &format!("C={other}:pass")])
+        .args(["--secret", &format!("D={other}")])
+        .args(["--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.var("A").as_deref(), Some("u1"));
+    assert_eq!(out.var("P_USER").as_deref(), Some("u1"));
+    assert_eq!(out.var("C").as_deref(), Some("p1"));
+    // Two distinct secrets: one batch call listing each once, no single reads.
+    assert_eq!(srv.count(BATCH), 1);
+    assert_eq!(srv.count("BatchGetSecretValue ids"), 2);
+    assert_eq!(srv.count(GET), 0);
+
+    let srv = FaultServer::start(|_, _| Reply::Forward);
+    let out = via(&srv)
+        .args(["--secret", &format!("A={name}:user")])
+        .args(["--secret", &format!("B={name}:user")])
+        .args(["--secret", &name])
+        .args(["--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.var("USER").as_deref(), Some("u1"));
+    assert_eq!(srv.count(GET), 1);
+    assert_eq!(srv.count(BATCH), 0);
+}
+
+#[test]
+fn batches_hold_twenty_ids_each() {
+    for n in [2usize, 20, 21, 45] {
+        let names: Vec<String> = (0..n)
+            .map(|i| seeded("fault/chunk", &format!("c{i}"), &format!("{i}")))
+            .collect();
+        let srv = FaultServer::start(|_, _| Reply::Forward);
+        let mut run = via(&srv);
+        for name in &names {
+            run = run.args(["--secret", name]);
+        }
+        let out = run.args(["--", "/usr/bin/env", "-0"]).run();
+        assert_eq!(out.code(), Some(0), "{n}: {}", out.stderr);
+        assert_eq!(out.var(&format!("C{}", n - 1)), Some(format!("{}", n - 1)));
+        assert_eq!(srv.count(BATCH), n.div_ceil(20), "{n} secrets");
+        assert_eq!(srv.count("BatchGetSecretValue ids"), n, "{n} secrets");
+        assert_eq!(srv.count(GET), 0, "{n} secrets");
+    }
+}
+
+#[test]
+fn pinned_stages_use_get_secret_value() {
+    let name = seeded("fault/pinned", "v", "one");
+    moto().put(&name, r#"{"v":"two"}"#);
+    let other = seeded("fault/pinned2", "w", "three");
+    let srv = FaultServer::start(|_, _| Reply::Forward);
+    let out = via(&srv)
+        .args(["--secret", &format!("OLD={name}:v:AWSPREVIOUS")])
+        .args(["--secret", &format!("NEW={name}:v")])
+        .args(["--secret", &other])
+        .args(["--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.var("OLD").as_deref(), Some("one"));
+    assert_eq!(out.var("NEW").as_deref(), Some("two"));
+    assert_eq!(out.var("W").as_deref(), Some("three"));
+    assert_eq!(srv.count(BATCH), 1);
+    assert_eq!(srv.count(GET), 1);
+}
+
+/// Creates a secret in another region of the shared moto; returns its ARN.
+fn create_in(region: &str, name: &str, value: &str) -> String {
+    let r = moto().call_in(
+        region,
+        "CreateSecret",
+        &serde_json::json!({"Name": name, "SecretString": value}),
+    );
+    r["ARN"].as_str().expect("ARN").to_string()
+}
+
+#[test]
+fn arn_in_another_region_is_fetched_there() {
+    let name = unique("fault/euwest");
+    let arn = create_in("eu-west-1", &name, r#"{"eu_key":"from-eu-west-1"}"#);
+    assert!(arn.contains(":eu-west-1:"), "{arn}");
+    let home = seeded("fault/home", "home_key", "from-us-east-1");
+
+    // Region configured as us-east-1: the ARN still goes to eu-west-1, the name to us-east-1.
+    let out = se()
+        .args(["--secret", &arn, "--secret", &home])
+        .args(["--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.var("EU_KEY").as_deref(), Some("from-eu-west-1"));
+    assert_eq!(out.var("HOME_KEY").as_deref(), Some("from-us-east-1"));
+
+    // By name alone it does not exist in us-east-1.
+    let out = se().args(["--secret", &name, "--", "/bin/true"]).run();
+    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+
+    // No region anywhere (IMDS disabled, no config file): the ARN supplies it.
+    let out = se()
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .args(["-v", "--secret", &arn, "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.var("EU_KEY").as_deref(), Some("from-eu-west-1"));
+    assert!(out.stderr.contains("eu-west-1"), "{}", out.stderr);
+}
+
+/// A loopback listener that accepts connections and never answers: metadata-service packets
+/// silently dropped, as in a container behind an IMDSv2 hop limit of 1.
+fn black_hole() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            held.push(c);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn no_credentials_with_silent_imds_is_78_and_says_what_was_tried() {
+    let name = seeded("fault/nocreds", "k", "v");
+    let out = se()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env_remove("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", black_hole())
+        .args(["--secret", &name, "--", "/bin/true"])
+        .run();
+    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    assert_one_clean_line(&out);
+    for tried in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "web identity",
+        "ECS container",
+        "instance metadata",
+    ] {
+        assert!(out.stderr.contains(tried), "{tried}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn invalid_retry_settings_are_78() {
+    let name = seeded("fault/retryenv", "k", "v");
+    let rows = [
+        ("AWS_MAX_ATTEMPTS", "0"),
+        ("AWS_MAX_ATTEMPTS", "many"),
+        ("AWS_MAX_ATTEMPTS", "-3"),
+        ("AWS_MAX_ATTEMPTS", "4294967296"),
+        ("AWS_RETRY_MODE", "fastest"),
+        ("AWS_RETRY_MODE", "legacy-ish"),
+    ];
+    for (var, value) in rows {
+        let out = se()
+            .env(var, value)
+            .args(["--secret", &name, "--", "/bin/true"])
+            .run();
+        assert_eq!(out.code(), Some(78), "{var}={value:?}: {}", out.stderr);
+        assert_one_clean_line(&out);
+        assert!(out.stderr.contains(var), "{}", out.stderr);
+    }
+}
+
+/// Starts secret-exec against a stalled server, waits until its request has arrived, sends
+/// `sig`, and returns the exit code and whether the command ran.
+fn interrupted_while_fetching(sig: nix::sys::signal::Signal) -> (Option<i32>, bool, String) {
+    let name = seeded("fault/signal", "k", "v");
+    let srv = FaultServer::start(|_, _| Reply::Stall);
+    let dir = TempDir::new("sig");
+    let marker = dir.path().join("ran");
+    let mut child = via(&srv)
+        .args([
+            "--timeout",
+            "50s",
+            "--secret",
+            &name,
+            "--",
+            "/usr/bin/touch",
+        ])
+        .arg_path(&marker)
+        .cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        srv.wait_for(GET, 1, HANG),
+        "secret-exec never reached the server"
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+    // The deadline is 50 s: an exit well before it can only come from the signal.
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(40), "ignored {sig}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status.code(), marker.exists(), err)
+}
+
+#[test]
+fn sigterm_while_fetching_is_143_and_no_exec() {
+    let (code, ran, err) = interrupted_while_fetching(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(!ran);
+    assert!(err.contains("SIGTERM"), "{err}");
+}
+
+#[test]
+fn sigint_while_fetching_is_130_and_no_exec() {
+    let (code, ran, err) = interrupted_while_fetching(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(!ran);
+    assert!(err.contains("SIGINT"), "{err}");
+}

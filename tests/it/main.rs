@@ -4,6 +4,7 @@ mod support;
 
 mod core;
 mod fault;
+mod faultsrv;
 mod mapping;
 mod memory;
 mod packaging;

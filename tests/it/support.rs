@@ -147,9 +147,20 @@ pub fn http(
 impl Moto {
     /// Calls a Secrets Manager action on moto (it does not check signatures).
     pub fn call(&self, action: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.call_in(REGION, action, body)
+    }
+
+    /// `call` against another region: moto keeps one store per region, picked from the SigV4
+    /// credential scope.
+    pub fn call_in(
+        &self,
+        region: &str,
+        action: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
         let target = format!("secretsmanager.{action}");
         let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
         );
         let (status, text) = http(
             self.port,

@@ -1,0 +1,269 @@
+//! A fault-injecting HTTP/1.1 proxy on loopback, in front of the shared moto server: per request
+//! a rule picks forward, throttle, 500, stall, reset, truncated or non-JSON body, or deny; every
+//! request is counted per Secrets Manager action, and tests can wait until one has arrived.
+
+#![allow(dead_code)]
+
+use crate::support::moto;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the proxy does with one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Pass it to moto and relay the answer.
+    Forward,
+    /// HTTP 400 `ThrottlingException`, the code the SDK's standard retry treats as transient.
+    Throttle,
+    /// HTTP 500 `InternalServiceError`.
+    ServerError,
+    /// Keep the connection open and never answer.
+    Stall,
+    /// Close with unread data in the receive buffer, which makes the kernel send RST.
+    Reset,
+    /// 200 whose Content-Length promises more than is sent before the connection closes.
+    Truncated,
+    /// 200 with a complete body that is not JSON.
+    NotJson,
+    /// HTTP 400 `AccessDeniedException`, as IAM answers an action the policy lacks.
+    Deny,
+}
+
+type Rule = dyn Fn(&str, usize) -> Reply + Send + Sync;
+
+struct Shared {
+    counts: Mutex<HashMap<String, usize>>,
+    arrived: Condvar,
+    rule: Box<Rule>,
+}
+
+pub struct FaultServer {
+    pub endpoint: String,
+    shared: Arc<Shared>,
+}
+
+impl FaultServer {
+    /// Starts a proxy whose `rule(action, nth)` (nth counts from 1 per action) decides each reply.
+    pub fn start(rule: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> FaultServer {
+        let upstream = moto().port;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fault server");
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Shared {
+            counts: Mutex::new(HashMap::new()),
+            arrived: Condvar::new(),
+            rule: Box::new(rule),
+        });
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, upstream, &s));
+            }
+        });
+        FaultServer {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            shared,
+        }
+    }
+
+    /// Requests seen so far for `action` (e.g. "GetSecretValue"); `"<action> ids"` counts the
+    /// ids those requests listed in `SecretIdList`.
+    pub fn count(&self, action: &str) -> usize {
+        self.shared
+            .counts
+            .lock()
+            .unwrap()
+            .get(action)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Blocks until `n` requests for `action` have arrived, or `limit` passes; true if they did.
+    pub fn wait_for(&self, action: &str, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut counts = self.shared.counts.lock().unwrap();
+        while counts.get(action).copied().unwrap_or(0) < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            counts = self.shared.arrived.wait_timeout(counts, left).unwrap().0;
+        }
+        true
+    }
+}
+
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+    fn action(&self) -> String {
+        self.header("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_string()
+    }
+}
+
+/// Reads the request head a byte at a time, so the body is still unread when a rule wants
+/// to reset the connection. None when the peer closed first.
+fn read_head(conn: &mut TcpStream) -> Option<Request> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(Request {
+        head: String::from_utf8_lossy(&head).into_owned(),
+        body: Vec::new(),
+    })
+}
+
+fn read_body(conn: &mut TcpStream, req: &mut Request) -> Option<()> {
+    let len: usize = req
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    req.body = vec![0; len];
+    conn.read_exact(&mut req.body).ok()
+}
+
+fn respond(conn: &mut TcpStream, status: &str, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = conn.write_all(head.as_bytes());
+    let _ = conn.write_all(body);
+}
+
+fn aws_error(conn: &mut TcpStream, status: &str, code: &str, message: &str) {
+    let body = serde_json::json!({"__type": code, "message": message}).to_string();
+    respond(conn, status, body.as_bytes());
+}
+
+/// One request per connection: every reply says `Connection: close`, so the client never reuses
+/// a socket this proxy might be about to stall or reset.
+fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
+    let Some(mut req) = read_head(&mut conn) else {
+        return;
+    };
+    let action = req.action();
+    let nth = {
+        let mut counts = shared.counts.lock().unwrap();
+        let c = counts.entry(action.clone()).or_insert(0);
+        *c += 1;
+        *c
+    };
+    shared.arrived.notify_all();
+    let reply = (shared.rule)(&action, nth);
+    if reply == Reply::Reset {
+        // The body is still unread: closing now makes the kernel answer with RST, not FIN.
+        return;
+    }
+    if read_body(&mut conn, &mut req).is_none() {
+        return;
+    }
+    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body)
+        && let Some(ids) = body["SecretIdList"].as_array()
+    {
+        *shared
+            .counts
+            .lock()
+            .unwrap()
+            .entry(format!("{action} ids"))
+            .or_insert(0) += ids.len();
+    }
+    match reply {
+        Reply::Forward => forward(&mut conn, upstream, &req),
+        Reply::Throttle => aws_error(
+            &mut conn,
+            "400 Bad Request",
+            "ThrottlingException",
+            "Rate exceeded",
+        ),
+        Reply::ServerError => aws_error(
+            &mut conn,
+            "500 Internal Server Error",
+            "InternalServiceError",
+            "injected failure",
+        ),
+        Reply::Deny => aws_error(
+            &mut conn,
+            "400 Bad Request",
+            "AccessDeniedException",
+            &format!("User is not authorized to perform: secretsmanager:{action}"),
+        ),
+        Reply::Stall => {
+            // Hold the socket until the client gives up and closes it.
+            let mut sink = Vec::new();
+            let _ = conn.read_to_end(&mut sink);
+        }
+        Reply::Truncated => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                        Content-Length: 400\r\nConnection: close\r\n\r\n";
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(br#"{"ARN":"arn:aws:secretsmanager:us-east-1:1:secret:x","Na"#);
+        }
+        Reply::NotJson => respond(
+            &mut conn,
+            "200 OK",
+            b"<html><body>Service Unavailable</body></html>",
+        ),
+        Reply::Reset => unreachable!("handled before the body was read"),
+    }
+}
+
+/// Relays the request to moto with `Connection: close` and passes its status and body back.
+fn forward(conn: &mut TcpStream, upstream: u16, req: &Request) {
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return respond(conn, "502 Bad Gateway", b"{}");
+    };
+    let mut head = String::new();
+    for (i, line) in req.head.split("\r\n").enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let name = line.split(':').next().unwrap_or("").trim();
+        if i > 0 && name.eq_ignore_ascii_case("connection") {
+            continue;
+        }
+        head.push_str(line);
+        head.push_str("\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut resp = Vec::new();
+    if up.write_all(head.as_bytes()).is_err()
+        || up.write_all(&req.body).is_err()
+        || up.read_to_end(&mut resp).is_err()
+    {
+        return respond(conn, "502 Bad Gateway", b"{}");
+    }
+    let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return respond(conn, "502 Bad Gateway", b"{}");
+    };
+    let status_line = String::from_utf8_lossy(&resp[..split]);
+    let status = status_line
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(' '))
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_else(|| "502 Bad Gateway".into());
+    respond(conn, &status, &resp[split + 4..]);
+}
