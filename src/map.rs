@@ -369,6 +369,13 @@ mod tests {
             ),
             ("s", r#"{"path":"/tmp"}"#, "refused variable name PATH"),
             (
+                "s",
+                r#"{"ld_library_path":"/tmp"}"#,
+                "LD_LIBRARY_PATH (from --secret 's' (key '/ld_library_path')) for 's': names \
+                 matching LD_* could take over the command; if this is intended, pass \
+                 --allow-name LD_LIBRARY_PATH or name it explicitly with LD_LIBRARY_PATH=...",
+            ),
+            (
                 "s:node_options",
                 r#"{"node_options":"--require x"}"#,
                 "refused variable name NODE_OPTIONS",

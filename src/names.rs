@@ -68,15 +68,16 @@ const REFUSED: &[&str] = &[
 /// Prefixes refused: the dynamic loaders, glibc malloc tuning, exported bash functions, the AWS
 /// SDKs' own settings, and ours.
 const REFUSED_PREFIXES: &[&str] = &[
-    "LD_",
-    "DYLD_",
-    "MALLOC_",
-    "BASH_FUNC_",
-    "AWS_",
-    "SECRET_EXEC_",
+    "LD_*",
+    "DYLD_*",
+    "MALLOC_*",
+    "BASH_FUNC_*",
+    "AWS_*",
+    "SECRET_EXEC_*",
 ];
 
-/// Why a content-derived name is refused, or `None` when it may be set.
+/// The rule (a name, or a `PREFIX*` pattern) that refuses a content-derived name, or `None`
+/// when it may be set.
 pub fn refusal(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
     if let Some(hit) = REFUSED.iter().find(|r| **r == upper) {
@@ -84,7 +85,7 @@ pub fn refusal(name: &str) -> Option<&'static str> {
     }
     REFUSED_PREFIXES
         .iter()
-        .find(|p| upper.starts_with(**p))
+        .find(|p| upper.starts_with(p.trim_end_matches('*')))
         .copied()
 }
 
@@ -217,6 +218,14 @@ mod tests {
         ];
         for name in refused {
             assert!(refusal(name).is_some(), "{name} should be refused");
+        }
+        for (name, rule) in [
+            ("ld_preload", "LD_*"),
+            ("AWS_REGION", "AWS_*"),
+            ("Path", "PATH"),
+            ("BASH_FUNC_f%%", "BASH_FUNC_*"),
+        ] {
+            assert_eq!(refusal(name), Some(rule), "{name}");
         }
         let allowed = [
             "USERNAME",
