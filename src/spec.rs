@@ -243,6 +243,9 @@ mod tests {
     fn parses_valid_specs() {
         let arn_key_stage = format!("{ARN}:password:AWSPREVIOUS:");
         let var_arn_stage = format!("P={ARN}::AWSPENDING");
+        let arn_pointer_version = format!("{ARN}:/replica/host::v9");
+        let cn = "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:app/key-Zz0011";
+        let cn_key = format!("{cn}:k");
         type Row<'a> = (
             &'a str,
             Target,
@@ -329,6 +332,24 @@ mod tests {
                 None,
             ),
             (
+                &arn_pointer_version,
+                Target::Auto,
+                ARN,
+                Some(Key::Pointer(vec!["replica".into(), "host".into()])),
+                None,
+                Some("v9"),
+            ),
+            (&cn_key, Target::Auto, cn, top("k"), None, None),
+            ("prod/db:::", Target::Auto, "prod/db", None, None, None),
+            (
+                "db_*=prod/db::AWSPREVIOUS",
+                Target::Prefix("db_".into()),
+                "prod/db",
+                None,
+                Some("AWSPREVIOUS"),
+                None,
+            ),
+            (
                 "prod/db:/replica/host",
                 Target::Auto,
                 "prod/db",
@@ -378,6 +399,14 @@ mod tests {
             ("arn:aws:s3:::bucket", "an ARN must look like"),
             ("arn:aws:secretsmanager:r:1:secret:", "no secret name"),
             ("prod/db:/a~2", "'~' not followed"),
+            ("prod/db:/a~", "'~' not followed"),
+            ("X*Y=prod/db", "not a variable name"),
+            ("**=prod/db", "prefix"),
+            (
+                "arn:aws:secretsmanager:r:1:notsecret:prod/db",
+                "an ARN must look like",
+            ),
+            ("arn:aws:secretsmanager", "an ARN must look like"),
         ];
         for (raw, want) in rows {
             let err = parse(raw).expect_err(raw);
