@@ -37,20 +37,37 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                 s.push_str(&format!(
                     "{}\t{}\t{}\t{}\t{}\t{}\n",
                     r.name,
-                    r.source.secret_id,
-                    r.source.key.as_deref().unwrap_or("-"),
-                    r.source.version_id.as_deref().unwrap_or("-"),
-                    if r.source.stage.is_empty() {
+                    field(&r.source.secret_id),
+                    field(r.source.key.as_deref().unwrap_or("-")),
+                    field(r.source.version_id.as_deref().unwrap_or("-")),
+                    field(if r.source.stage.is_empty() {
                         "-"
                     } else {
                         &r.source.stage
-                    },
+                    }),
                     if r.overrides { "yes" } else { "no" },
                 ));
             }
             s
         }
     }
+}
+
+/// One text column. JSON keys are secret content and may hold tabs, newlines or terminal escapes:
+/// escaped, they can neither break the one-line-per-variable shape nor steer a terminal.
+fn field(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\\'
+            || c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}')
+        {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -81,5 +98,38 @@ mod tests {
         assert_eq!(v[0]["name"], "USERNAME");
         assert_eq!(v[0]["overrides"], true);
         assert_eq!(v[0]["key"], "/username");
+    }
+
+    #[test]
+    fn text_columns_cannot_be_broken_by_key_names() {
+        let rows = [
+            ("/a\tb", "/a\\tb"),
+            ("/a\nb", "/a\\nb"),
+            ("/\x1b[2J", "/\\u{1b}[2J"),
+            ("/a\\b", "/a\\\\b"),
+            ("/bidi\u{202e}", "/bidi\\u{202e}"),
+            ("/é", "/é"),
+        ];
+        for (key, shown) in rows {
+            let src = Source {
+                spec: "s".into(),
+                secret_id: "s".into(),
+                key: Some(key.into()),
+                version_id: None,
+                stage: String::new(),
+                explicit: true,
+            };
+            let row = Row {
+                name: "X",
+                source: &src,
+                overrides: false,
+            };
+            let out = render(&[row], DryRunFormat::Text);
+            assert_eq!(
+                out.lines().nth(1),
+                Some(format!("X\ts\t{shown}\t-\t-\tno").as_str())
+            );
+            assert_eq!(out.lines().count(), 2, "{key:?}");
+        }
     }
 }
