@@ -640,3 +640,27 @@ fn an_environment_over_the_total_limit_is_refused_naming_the_largest_variable() 
     );
     assert!(!out.stderr.contains("big-canary-big"), "{}", out.stderr);
 }
+
+#[test]
+fn dry_run_keeps_one_line_per_variable_whatever_the_key() {
+    let (name, ..) = create(
+        "map/dry-keys",
+        r#"{"a\nb":"v1-canary","tab\there":"v2-canary","esc\u001b[2J":"v3-canary"}"#,
+    );
+    let out = se().args(["--secret", &name, "--dry-run"]).run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_no_leak(&["v1-canary", "v2-canary", "v3-canary"]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(!out.stdout.contains('\u{1b}'));
+    for (line, (var, key)) in lines[1..].iter().zip([
+        ("A_B", r"/a\nb"),
+        ("TAB_HERE", r"/tab\there"),
+        ("ESC__2J", r"/esc\u{1b}[2J"),
+    ]) {
+        assert_eq!(
+            line.split('\t').take(3).collect::<Vec<_>>(),
+            [var, &name, key]
+        );
+    }
+}
