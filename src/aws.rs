@@ -7,16 +7,18 @@ use crate::error::Error;
 use crate::spec::Spec;
 use crate::vlog;
 use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_secretsmanager::config::Region;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::time::Duration;
 
 pub type Client = aws_sdk_secretsmanager::Client;
@@ -211,17 +213,33 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
 
     let region = resolve_region(opts, specs).await?;
 
-    let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .imds_client(fast_imds())
-        .region(Region::new(region.clone()));
-    if let Some(p) = &opts.profile {
-        chain = chain.profile_name(p);
-    }
+    // Static keys in the environment are the default chain's first link, so the chain would
+    // return them anyway; building it would also build its web-identity STS client, and that
+    // reads every system root certificate even when nothing is fetched over TLS.
+    let provider = if static_keys_in_env(
+        std::env::var_os("AWS_ACCESS_KEY_ID").as_deref(),
+        std::env::var_os("AWS_SECRET_ACCESS_KEY").as_deref(),
+    ) {
+        vlog!(
+            2,
+            "credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        );
+        SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
+    } else {
+        let mut chain =
+            aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                .imds_client(fast_imds())
+                .region(Region::new(region.clone()));
+        if let Some(p) = &opts.profile {
+            chain = chain.profile_name(p);
+        }
+        SharedCredentialsProvider::new(chain.build().await)
+    };
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
         .retry_config(retry)
         .timeout_config(timeouts(opts.timeout, attempts))
-        .credentials_provider(chain.build().await);
+        .credentials_provider(provider);
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
     }
@@ -250,20 +268,67 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
     regions.push(region.clone());
     regions.sort();
     regions.dedup();
+    let endpoint = configured_endpoint(
+        opts.endpoint_url.as_deref(),
+        std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+            .ok()
+            .as_deref(),
+        std::env::var("AWS_ENDPOINT_URL").ok().as_deref(),
+        std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .ok()
+            .as_deref(),
+    );
+    // A plain-http endpoint (a local emulator, a sidecar proxy) needs no TLS: the default client
+    // would still read every system root certificate (~300 files, several ms) before the first
+    // request. Pinning the endpoint here keeps the client and the URL in step.
+    let plain = endpoint
+        .filter(|u| u.starts_with("http://"))
+        .map(|u| (u, aws_smithy_http_client::Builder::new().build_http()));
     let by_region = regions
         .into_iter()
         .map(|r| {
-            let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            let mut conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
                 .credentials_provider(creds.clone())
-                .region(Region::new(r.clone()))
-                .build();
-            (r, Client::from_conf(conf))
+                .region(Region::new(r.clone()));
+            if let Some((url, http)) = &plain {
+                conf = conf.endpoint_url(url).http_client(http.clone());
+            }
+            (r, Client::from_conf(conf.build()))
         })
         .collect();
     Ok(Clients {
         default_region: region,
         by_region,
     })
+}
+
+/// Whether the environment holds a complete static key pair (what the default chain's
+/// environment link accepts; a lone half falls through to the full chain and its diagnosis).
+fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
+    id.is_some_and(|v| !v.is_empty()) && secret.is_some_and(|v| !v.is_empty())
+}
+
+/// The Secrets Manager endpoint set by the operator, in the SDK's order: `--endpoint-url`, then
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, then `AWS_ENDPOINT_URL` (both ignored when
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true). Endpoints in profile files are left to the
+/// SDK, which then keeps its TLS-capable client.
+pub fn configured_endpoint(
+    flag: Option<&str>,
+    service_env: Option<&str>,
+    global_env: Option<&str>,
+    ignore_env: Option<&str>,
+) -> Option<String> {
+    if let Some(url) = flag {
+        return Some(url.to_string());
+    }
+    if ignore_env.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return None;
+    }
+    [service_env, global_env]
+        .into_iter()
+        .flatten()
+        .find(|u| !u.is_empty())
+        .map(str::to_string)
 }
 
 /// The last four characters of an access key id: enough to tell keys apart in `-vv` output.
@@ -325,6 +390,51 @@ mod tests {
             let got = t.operation_attempt_timeout().unwrap().as_millis();
             assert_eq!(got, attempt, "{total}/{attempts}");
             assert_eq!(t.operation_timeout(), Some(Duration::from_millis(total)));
+        }
+    }
+
+    #[test]
+    fn static_keys_need_both_halves() {
+        let rows = [
+            (Some("AKIA"), Some("s3cr3t"), true),
+            (Some("AKIA"), None, false),
+            (None, Some("s3cr3t"), false),
+            (Some(""), Some("s3cr3t"), false),
+            (Some("AKIA"), Some(""), false),
+            (None, None, false),
+        ];
+        for (id, secret, want) in rows {
+            let got = static_keys_in_env(id.map(OsStr::new), secret.map(OsStr::new));
+            assert_eq!(got, want, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn endpoint_precedence() {
+        let (f, s, g) = ("http://flag", "http://service", "https://global");
+        let rows: &[(
+            Option<&str>,
+            Option<&str>,
+            Option<&str>,
+            Option<&str>,
+            Option<&str>,
+        )] = &[
+            (None, None, None, None, None),
+            (Some(f), Some(s), Some(g), None, Some(f)),
+            (None, Some(s), Some(g), None, Some(s)),
+            (None, None, Some(g), None, Some(g)),
+            (None, Some(""), Some(g), None, Some(g)),
+            (None, Some(s), Some(g), Some("true"), None),
+            (None, Some(s), Some(g), Some("TRUE"), None),
+            (Some(f), Some(s), Some(g), Some("true"), Some(f)),
+            (None, Some(s), None, Some("false"), Some(s)),
+        ];
+        for (flag, service, global, ignore, want) in rows {
+            assert_eq!(
+                configured_endpoint(*flag, *service, *global, *ignore).as_deref(),
+                *want,
+                "{flag:?} {service:?} {global:?} {ignore:?}"
+            );
         }
     }
 
