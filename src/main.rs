@@ -2,6 +2,7 @@
 
 use secret_exec::error::{Error, Report};
 
+#[cfg(not(feature = "bench-system-allocator"))]
 #[global_allocator]
 static ALLOC: secret_exec::wipe_alloc::WipeOnFree = secret_exec::wipe_alloc::WipeOnFree;
 
