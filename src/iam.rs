@@ -1,32 +1,482 @@
-//! `--print-iam-policy`: the least-privilege policy the given SPECs need, without calling AWS.
+//! `--print-iam-policy`: the least-privilege IAM policy the given SPECs need, worked out from the
+//! SPECs alone (never an AWS call). Names become `name-??????` ARN patterns (AWS appends a random
+//! 6-character suffix), given ARNs keep their partition, region and account, and
+//! `BatchGetSecretValue` is granted only when the fetch plan will call it.
 
-use crate::spec::Spec;
+use crate::spec::{SecretRef, Spec};
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A minimal policy; the packaging work refines it (KMS, partitions).
-pub fn policy(specs: &[Spec], region: Option<&str>) -> String {
-    let region = region.unwrap_or("*");
-    let mut resources: Vec<String> = specs
+/// Where a secret lives, as far as the SPEC says, already escaped for a policy: `*` stands for
+/// "not known here" and is the only wildcard in it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    partition: String,
+    region: String,
+    account: String,
+}
+
+/// The partition a region belongs to; unknown prefixes are the commercial one.
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+/// The DNS suffix of a partition, which `kms:ViaService` values end with.
+fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        "aws-iso" => "c2s.ic.gov",
+        "aws-iso-b" => "sc2s.sgov.gov",
+        _ => "amazonaws.com",
+    }
+}
+
+/// IAM reads `*`, `?` and `${…}` in a resource as wildcards and variables; a literal one must be
+/// written as a policy variable, or the grant would silently widen.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '*' => out.push_str("${*}"),
+            '?' => out.push_str("${?}"),
+            '$' => out.push_str("${$}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// AWS's random suffix: a hyphen and six letters or digits at the end of the ARN's name field.
+/// AWS itself reads a trailing `-XXXXXX` this way (and advises against names that end so).
+fn strip_suffix(name: &str) -> &str {
+    let b = name.as_bytes();
+    let n = b.len();
+    if n > 7 && b[n - 7] == b'-' && b[n - 6..].iter().all(u8::is_ascii_alphanumeric) {
+        &name[..n - 7]
+    } else {
+        name
+    }
+}
+
+/// The `GetSecretValue` resource for one secret id, and where that secret lives.
+fn secret_resource(id: &str, region: Option<&str>) -> (String, Place) {
+    let region = region.filter(|r| !r.is_empty());
+    let known = |field: &str, fallback: Option<&str>| match (field, fallback) {
+        ("", Some(f)) => escape(f),
+        ("", None) => "*".to_string(),
+        (f, _) => escape(f),
+    };
+    let fields: Vec<&str> = id.splitn(7, ':').collect();
+    if id.starts_with("arn:") && fields.len() == 7 {
+        let place = Place {
+            partition: known(fields[1], Some("aws")),
+            // An ARN without a region is fetched from the default region.
+            region: known(fields[3], region),
+            account: known(fields[4], None),
+        };
+        // A full ARN pins one incarnation of the secret; the pattern survives a re-creation,
+        // and a partial ARN (no suffix) needs the pattern to match at all.
+        let resource = format!(
+            "arn:{}:secretsmanager:{}:{}:secret:{}-??????",
+            place.partition,
+            place.region,
+            place.account,
+            escape(strip_suffix(fields[6]))
+        );
+        return (resource, place);
+    }
+    let place = Place {
+        partition: partition_of(region.unwrap_or("")).to_string(),
+        region: known("", region),
+        account: "*".to_string(),
+    };
+    let resource = format!(
+        "arn:{}:secretsmanager:{}:{}:secret:{}-??????",
+        place.partition,
+        place.region,
+        place.account,
+        escape(id)
+    );
+    (resource, place)
+}
+
+/// Whether `fetch::fetch_all` will call `BatchGetSecretValue`: two or more distinct AWSCURRENT
+/// reads in one region. Without a known default region, names may share a region with any ARN.
+fn uses_batch(refs: &BTreeSet<&SecretRef>, region: Option<&str>) -> bool {
+    let mut by_region: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    for r in refs.iter().filter(|r| r.is_current()) {
+        *by_region.entry(r.arn_region().or(region)).or_default() += 1;
+    }
+    let unknown = by_region.get(&None).copied().unwrap_or(0);
+    let most_in_a_known_region = by_region
         .iter()
-        .map(|s| {
-            if s.secret.id.starts_with("arn:") {
-                s.secret.id.clone()
-            } else {
-                format!(
-                    "arn:aws:secretsmanager:{region}:*:secret:{}-??????",
-                    s.secret.id
-                )
+        .filter(|(k, _)| k.is_some())
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0);
+    unknown + most_in_a_known_region >= 2
+}
+
+/// A JSON value with its keys in the order written, so the policy reads the way AWS prints one.
+enum Json {
+    Str(String),
+    List(Vec<String>),
+    Obj(Vec<(&'static str, Json)>),
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn render(v: &Json, indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent + 1);
+    let close = "  ".repeat(indent);
+    match v {
+        Json::Str(s) => out.push_str(&quote(s)),
+        Json::List(items) if items.len() == 1 => out.push_str(&quote(&items[0])),
+        Json::List(items) => {
+            out.push_str("[\n");
+            for (i, s) in items.iter().enumerate() {
+                let comma = if i + 1 < items.len() { "," } else { "" };
+                out.push_str(&format!("{pad}{}{comma}\n", quote(s)));
             }
-        })
+            out.push_str(&close);
+            out.push(']');
+        }
+        Json::Obj(fields) => {
+            out.push_str("{\n");
+            for (i, (k, v)) in fields.iter().enumerate() {
+                out.push_str(&format!("{pad}{}: ", quote(k)));
+                render(v, indent + 1, out);
+                out.push_str(if i + 1 < fields.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&close);
+            out.push('}');
+        }
+    }
+}
+
+/// The policy document for `specs`, `region` being the default region when one is known.
+pub fn document(specs: &[Spec], region: Option<&str>) -> String {
+    let refs: BTreeSet<&SecretRef> = specs.iter().map(|s| &s.secret).collect();
+    let mut resources = BTreeSet::new();
+    let mut places = BTreeSet::new();
+    for r in &refs {
+        let (resource, place) = secret_resource(&r.id, region);
+        resources.insert(resource);
+        places.insert(place);
+    }
+
+    let mut statements = vec![Json::Obj(vec![
+        ("Sid", Json::Str("ReadTheNamedSecrets".into())),
+        ("Effect", Json::Str("Allow".into())),
+        ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
+        ("Resource", Json::List(resources.into_iter().collect())),
+    ])];
+    if uses_batch(&refs, region) {
+        // BatchGetSecretValue has no resource-level permissions; each secret in the batch is
+        // still checked against GetSecretValue above.
+        statements.push(Json::Obj(vec![
+            ("Sid", Json::Str("FetchSeveralInOneCall".into())),
+            ("Effect", Json::Str("Allow".into())),
+            (
+                "Action",
+                Json::Str("secretsmanager:BatchGetSecretValue".into()),
+            ),
+            ("Resource", Json::Str("*".into())),
+        ]));
+    }
+    // Secrets under the AWS managed key need no KMS grant; a customer managed key does, and
+    // kms:ViaService keeps it usable only through Secrets Manager, not as a general decryptor.
+    let keys: BTreeSet<String> = places
+        .iter()
+        .map(|p| format!("arn:{}:kms:{}:{}:key/*", p.partition, p.region, p.account))
         .collect();
-    resources.sort();
-    resources.dedup();
-    let doc = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Action": ["secretsmanager:GetSecretValue"],
-            "Resource": resources,
-        }]
-    });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    let via: BTreeSet<String> = places
+        .iter()
+        .map(|p| format!("secretsmanager.{}.{}", p.region, dns_suffix(&p.partition)))
+        .collect();
+    let operator = if via.iter().any(|v| v.contains('*')) {
+        "StringLike"
+    } else {
+        "StringEquals"
+    };
+    statements.push(Json::Obj(vec![
+        (
+            "Sid",
+            Json::Str("DecryptCustomerManagedKeysViaSecretsManager".into()),
+        ),
+        ("Effect", Json::Str("Allow".into())),
+        ("Action", Json::Str("kms:Decrypt".into())),
+        ("Resource", Json::List(keys.into_iter().collect())),
+        (
+            "Condition",
+            Json::Obj(vec![(
+                operator,
+                Json::Obj(vec![(
+                    "kms:ViaService",
+                    Json::List(via.into_iter().collect()),
+                )]),
+            )]),
+        ),
+    ]));
+
+    let mut out = String::from("{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n");
+    for (i, s) in statements.iter().enumerate() {
+        out.push_str("    ");
+        render(s, 2, &mut out);
+        out.push_str(if i + 1 < statements.len() {
+            ",\n"
+        } else {
+            "\n"
+        });
+    }
+    out.push_str("  ]\n}");
+    out
+}
+
+/// The policy a run with these SPECs needs. The default region is `--region`, else the
+/// environment's (as the run would pick it), else unknown (`*`); reading the profile's region
+/// is left to the run, so a profile-only region gives `*` here.
+pub fn policy(specs: &[Spec], region: Option<&str>) -> String {
+    let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|r| !r.trim().is_empty()));
+    document(specs, region.or(env_region.as_deref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf";
+
+    fn specs(raw: &[&str]) -> Vec<Spec> {
+        raw.iter().map(|r| spec::parse(r).unwrap()).collect()
+    }
+
+    fn parsed(specs_: &[&str], region: Option<&str>) -> serde_json::Value {
+        let text = document(&specs(specs_), region);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    fn statement<'a>(doc: &'a serde_json::Value, action: &str) -> Option<&'a serde_json::Value> {
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"] == action)
+    }
+
+    /// A Resource field as a list, whether it was written as one string or an array.
+    fn list(v: &serde_json::Value) -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => {
+                a.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+            }
+            other => panic!("not a string or list: {other}"),
+        }
+    }
+
+    #[test]
+    fn secret_resources() {
+        let rows: &[(&str, Option<&str>, &str)] = &[
+            (
+                "prod/db",
+                Some("us-east-1"),
+                "arn:aws:secretsmanager:us-east-1:*:secret:prod/db-??????",
+            ),
+            (
+                "prod/db",
+                None,
+                "arn:aws:secretsmanager:*:*:secret:prod/db-??????",
+            ),
+            (
+                "app",
+                Some("cn-north-1"),
+                "arn:aws-cn:secretsmanager:cn-north-1:*:secret:app-??????",
+            ),
+            (
+                "app",
+                Some("us-gov-west-1"),
+                "arn:aws-us-gov:secretsmanager:us-gov-west-1:*:secret:app-??????",
+            ),
+            // Full ARN: the suffix is generalised; region and account stay as given.
+            (
+                ARN,
+                Some("us-east-1"),
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-??????",
+            ),
+            // Partial ARN (no suffix): the pattern is what makes it match.
+            (
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db",
+                None,
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-??????",
+            ),
+            (
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-key",
+                None,
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-key-??????",
+            ),
+            // An ARN without a region or account: the default region, any account.
+            (
+                "arn:aws:secretsmanager:::secret:x",
+                Some("us-east-1"),
+                "arn:aws:secretsmanager:us-east-1:*:secret:x-??????",
+            ),
+            // Wildcard characters in a name are literal, never a wider grant.
+            (
+                "odd*name?",
+                Some("us-east-1"),
+                "arn:aws:secretsmanager:us-east-1:*:secret:odd${*}name${?}-??????",
+            ),
+            (
+                "${aws:username}",
+                Some("us-east-1"),
+                "arn:aws:secretsmanager:us-east-1:*:secret:${$}{aws:username}-??????",
+            ),
+        ];
+        for (id, region, want) in rows {
+            assert_eq!(secret_resource(id, *region).0, *want, "{id} {region:?}");
+        }
+    }
+
+    #[test]
+    fn suffix_stripping() {
+        let rows = [
+            ("prod/db-AbCdEf", "prod/db"),
+            ("prod/db-a1b2c3", "prod/db"),
+            ("prod/db", "prod/db"),
+            ("db-AbCdE", "db-AbCdE"),
+            ("db-AbCd_f", "db-AbCd_f"),
+            ("-AbCdEf", "-AbCdEf"),
+        ];
+        for (name, want) in rows {
+            assert_eq!(strip_suffix(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn batch_only_when_the_fetch_plan_batches() {
+        let other = "arn:aws:secretsmanager:us-west-2:123456789012:secret:x-AbCdEf";
+        let rows: &[(&[&str], Option<&str>, bool)] = &[
+            (&["a"], Some("us-east-1"), false),
+            (&["a", "b"], Some("us-east-1"), true),
+            // The same secret twice is fetched once.
+            (&["A=a:k1", "B=a:k2"], Some("us-east-1"), false),
+            // Pinned stages and versions go through GetSecretValue.
+            (&["a", "b::AWSPREVIOUS"], Some("us-east-1"), false),
+            (&["a::AWSCURRENT", "b"], Some("us-east-1"), true),
+            // Different regions: one secret each, no batch.
+            (&["a", other], Some("us-east-1"), false),
+            (&["a", other], Some("us-west-2"), true),
+            // Region unknown: the names' region may be the ARN's.
+            (&["a", other], None, true),
+            (&[ARN, other], None, false),
+        ];
+        for (raw, region, want) in rows {
+            let doc = parsed(raw, *region);
+            let got = statement(&doc, "secretsmanager:BatchGetSecretValue");
+            assert_eq!(got.is_some(), *want, "{raw:?} {region:?}");
+            if let Some(s) = got {
+                assert_eq!(s["Resource"], "*");
+            }
+        }
+    }
+
+    #[test]
+    fn every_secret_named_once() {
+        let doc = parsed(
+            &["prod/db", "P=prod/db:password", ARN, "other::AWSPREVIOUS"],
+            None,
+        );
+        let got = list(&statement(&doc, "secretsmanager:GetSecretValue").unwrap()["Resource"]);
+        assert_eq!(
+            got,
+            [
+                "arn:aws:secretsmanager:*:*:secret:other-??????",
+                "arn:aws:secretsmanager:*:*:secret:prod/db-??????",
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-??????",
+            ]
+        );
+        assert_eq!(doc["Version"], "2012-10-17");
+        for s in doc["Statement"].as_array().unwrap() {
+            assert_eq!(s["Effect"], "Allow");
+            assert!(
+                s["Action"].as_str().is_some_and(|a| !a.contains('*')),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn kms_only_through_secrets_manager() {
+        let rows: &[(&[&str], Option<&str>, &str, &[&str], &[&str])] = &[
+            (
+                &["a"],
+                Some("us-east-1"),
+                "StringEquals",
+                &["arn:aws:kms:us-east-1:*:key/*"],
+                &["secretsmanager.us-east-1.amazonaws.com"],
+            ),
+            (
+                &["a"],
+                None,
+                "StringLike",
+                &["arn:aws:kms:*:*:key/*"],
+                &["secretsmanager.*.amazonaws.com"],
+            ),
+            (
+                &[
+                    ARN,
+                    "arn:aws-cn:secretsmanager:cn-north-1:210987654321:secret:k-Zz0011",
+                ],
+                None,
+                "StringEquals",
+                &[
+                    "arn:aws-cn:kms:cn-north-1:210987654321:key/*",
+                    "arn:aws:kms:eu-west-1:123456789012:key/*",
+                ],
+                &[
+                    "secretsmanager.cn-north-1.amazonaws.com.cn",
+                    "secretsmanager.eu-west-1.amazonaws.com",
+                ],
+            ),
+        ];
+        for (raw, region, operator, keys, via) in rows {
+            let doc = parsed(raw, *region);
+            let s = statement(&doc, "kms:Decrypt").unwrap();
+            assert_eq!(list(&s["Resource"]), *keys, "{raw:?}");
+            let cond = s["Condition"].as_object().unwrap();
+            assert_eq!(cond.keys().collect::<Vec<_>>(), [operator], "{raw:?}");
+            assert_eq!(list(&cond[*operator]["kms:ViaService"]), *via, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn partitions_and_dns() {
+        let rows = [
+            ("us-east-1", "aws", "amazonaws.com"),
+            ("cn-northwest-1", "aws-cn", "amazonaws.com.cn"),
+            ("us-gov-east-1", "aws-us-gov", "amazonaws.com"),
+            ("us-iso-east-1", "aws-iso", "c2s.ic.gov"),
+            ("us-isob-east-1", "aws-iso-b", "sc2s.sgov.gov"),
+            ("*", "aws", "amazonaws.com"),
+        ];
+        for (region, partition, dns) in rows {
+            assert_eq!(partition_of(region), partition, "{region}");
+            assert_eq!(dns_suffix(partition), dns, "{region}");
+        }
+    }
 }
