@@ -83,11 +83,11 @@ fn clean_slate() {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for sig in 1..libc::SIGRTMAX() {
+        for sig in 1..=NSIG {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            libc::signal(sig, libc::SIG_DFL);
+            default_disposition(sig);
         }
         let rc = libc::syscall(
             libc::SYS_close_range,
@@ -99,6 +99,49 @@ fn clean_slate() {
             cloexec_fallback();
         }
     }
+}
+
+/// The highest signal number the kernel knows (`_NSIG - 1`): SIGRTMAX is a valid signal too.
+const NSIG: i32 = 64;
+
+/// The kernel's `struct sigaction` for rt_sigaction on x86_64 and aarch64.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets `sig` to SIG_DFL with the raw syscall: glibc's `signal`/`sigaction` refuse the signals
+/// it reserves for itself (32 and 33), yet a parent can leave those ignored and exec would pass
+/// that on. This process is single-threaded here and about to exec, so glibc no longer needs
+/// them.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+unsafe fn default_disposition(sig: i32) {
+    let act = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `act` is a valid kernel sigaction of the size passed; no old action is read.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn default_disposition(sig: i32) {
+    // SAFETY: resetting a disposition; glibc-reserved signals fail harmlessly with EINVAL.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
 }
 
 /// For kernels before 5.11: walk /proc/self/fd.
