@@ -8,3 +8,4 @@ mod faultsrv;
 mod mapping;
 mod memory;
 mod packaging;
+mod scan;
