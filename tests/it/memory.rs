@@ -259,59 +259,38 @@ fn at_execve_each_secret_is_only_in_the_env_block() {
     }
 }
 
-/// How a run fails after the values are in memory, and the exit code it must give.
-fn failure_cases(fx: &Fixture, dir: &TempDir) -> Vec<(&'static str, Vec<String>, String, i32)> {
-    let not_exec = dir.path().join("not-executable");
-    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
-    let missing_key = format!("X={}:no_such_key", fx.flat);
-    // The flattened secret gives PASSWORD; an explicit PASSWORD= from another secret collides.
-    let colliding = format!("PASSWORD={}:username", fx.flat);
-    let with = |extra: &str| {
-        let mut s = fx.specs.clone();
-        s.push(extra.to_string());
-        s
-    };
-    vec![
-        (
-            "command not found (path)",
-            fx.specs.clone(),
-            "/nonexistent/secret-exec-test-cmd".into(),
-            127,
-        ),
-        (
-            "command not found (PATH search)",
-            fx.specs.clone(),
-            "secret-exec-test-no-such-cmd".into(),
-            127,
-        ),
-        (
-            "not executable",
-            fx.specs.clone(),
-            not_exec.display().to_string(),
-            126,
-        ),
-        ("missing key", with(&missing_key), "/bin/true".into(), 65),
-        ("collision", with(&colliding), "/bin/true".into(), 65),
-    ]
-}
+/// Every way a run can end without exec (and `--dry-run`, which ends on purpose): the leak test
+/// and the exit scan both go through all of them.
+const CLASSES: &[&str] = &[
+    "not found",
+    "missing key",
+    "refused name",
+    "collision",
+    "nul",
+    "binary",
+    "command not found",
+    "command not found by path",
+    "not executable",
+    "unavailable",
+    "no credentials",
+    "dry-run",
+];
 
 #[test]
 fn at_exit_without_exec_no_secret_is_left_in_memory() {
     let fx = fixture();
     let dir = TempDir::new("mem-exit");
-    let probes = fx.probes();
-    for (what, specs, cmd, code) in failure_cases(&fx, &dir) {
+    for class in CLASSES {
+        let case = leak_case(class, &fx, &dir);
         let ctl = control();
-        let mut run = se().env(CONTROL_VAR, &ctl.env);
-        for s in &specs {
-            run = run.args(["--secret", s]);
-        }
-        let t = scan::trace(
-            run.args(["--", &cmd, &ctl.arg]).cmd,
-            Stop::ExitGroup,
-            &needles(&probes, &ctl),
-        );
-        assert_eq!(t.status.code(), Some(code), "{what}: {}", stderr(&t));
+        let probes: Vec<&str> = case.probes.iter().map(String::as_str).collect();
+        let cmd = case
+            .run(&[], &[])
+            .env(CONTROL_VAR, &ctl.env)
+            .args([&ctl.arg])
+            .cmd;
+        let t = scan::trace(cmd, Stop::ExitGroup, &needles(&probes, &ctl));
+        assert_eq!(t.status.code(), Some(case.code), "{class}: {}", stderr(&t));
         assert_controls_found(&t.scan, probes.len());
         let left: Vec<String> = probes
             .iter()
@@ -322,12 +301,12 @@ fn at_exit_without_exec_no_secret_is_left_in_memory() {
                     .canaries
                     .iter()
                     .find(|c| c.probes.iter().any(|q| q == p))
-                    .map_or("?", |c| c.var);
+                    .map_or("the class's own value", |c| c.var);
                 let at: Vec<&str> = h.iter().map(|h| h.mapping.as_str()).collect();
                 format!("{var}: {} copies in {at:?}", h.len())
             })
             .collect();
-        assert!(left.is_empty(), "{what}: values left at exit: {left:?}");
+        assert!(left.is_empty(), "{class}: values left at exit: {left:?}");
     }
 }
 
@@ -411,6 +390,10 @@ fn leak_case(class: &str, fx: &Fixture, dir: &TempDir) -> LeakCase {
             c.tail = vec!["--".into(), "secret-exec-test-no-such-cmd".into()];
             c.code = 127;
         }
+        "command not found by path" => {
+            c.tail = vec!["--".into(), "/nonexistent/secret-exec-test-cmd".into()];
+            c.code = 127;
+        }
         "not executable" => {
             let p = dir.path().join("not-executable");
             std::fs::write(&p, "#!/bin/sh\n").unwrap();
@@ -440,6 +423,27 @@ fn leak_case(class: &str, fx: &Fixture, dir: &TempDir) -> LeakCase {
     }
     c.probes.extend(fx.probes().into_iter().map(String::from));
     c
+}
+
+impl LeakCase {
+    /// secret-exec for this case, with extra flags and environment for the verbosity.
+    fn run(&self, flags: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut run = se().args(flags);
+        for s in &self.specs {
+            run = run.args(["--secret", s]);
+        }
+        for (k, v) in env
+            .iter()
+            .copied()
+            .chain(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+        {
+            run = run.env(k, v);
+        }
+        for k in &self.remove {
+            run = run.env_remove(k);
+        }
+        run.args(&self.tail)
+    }
 }
 
 /// Standard base64 with padding: the SecretBinary wire form, which must not leak either.
@@ -482,21 +486,7 @@ fn assert_no_output_leak(class: &str) {
     let dir = TempDir::new("mem-leak");
     let case = leak_case(class, &fx, &dir);
     for (level, flags, env) in VERBOSITY {
-        let mut run = se().args(*flags);
-        for s in &case.specs {
-            run = run.args(["--secret", s]);
-        }
-        for (k, v) in env
-            .iter()
-            .copied()
-            .chain(case.env.iter().map(|(k, v)| (*k, v.as_str())))
-        {
-            run = run.env(k, v);
-        }
-        for k in &case.remove {
-            run = run.env_remove(k);
-        }
-        let out = run.args(&case.tail).run();
+        let out = case.run(flags, env).run();
         assert_eq!(
             out.code(),
             Some(case.code),
@@ -526,6 +516,11 @@ fn assert_no_output_leak(class: &str) {
 macro_rules! leak_tests {
     ($($name:ident => $class:literal,)*) => {
         $(#[test] fn $name() { assert_no_output_leak($class); })*
+
+        #[test]
+        fn leak_tests_cover_every_class() {
+            assert_eq!(&[$($class),*], CLASSES);
+        }
     };
 }
 
@@ -537,6 +532,7 @@ leak_tests! {
     no_leak_on_nul => "nul",
     no_leak_on_binary => "binary",
     no_leak_when_command_not_found => "command not found",
+    no_leak_when_command_path_not_found => "command not found by path",
     no_leak_when_not_executable => "not executable",
     no_leak_when_unavailable => "unavailable",
     no_leak_without_credentials => "no credentials",
