@@ -803,3 +803,73 @@ fn not_dumpable_during_the_fetch() {
         "/proc/PID of secret-exec mid-fetch is not root-owned"
     );
 }
+
+/// SIGTERM while a fetch is still in flight (128+15): the values already fetched are in memory
+/// when the signal arrives, and gone when the process exits. The fault proxy answers the batch
+/// call and stalls the version-pinned GetSecretValue, which secret-exec sends only after the
+/// batch is in, so the stall is the moment the other values are held.
+#[test]
+fn interrupted_fetch_leaves_no_secret_at_exit() {
+    use crate::faultsrv::{FaultServer, Reply};
+    use nix::sys::signal::Signal;
+    let fx = fixture();
+    let ctl = control();
+    let proxy = std::sync::Arc::new(FaultServer::start(|action, _| {
+        if action == "GetSecretValue" {
+            Reply::Stall
+        } else {
+            Reply::Forward
+        }
+    }));
+    // The pinned secret is the one that stalls, so its value is never fetched; a multi-line
+    // value exists decoded only after mapping (on the wire its newlines are JSON escapes).
+    let batched: Vec<&str> = fx
+        .canaries
+        .iter()
+        .filter(|c| c.var != "PINNED")
+        .flat_map(|c| c.probes.iter().map(String::as_str))
+        .filter(|p| !p.contains('\n'))
+        .collect();
+    let mut run = se()
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env(CONTROL_VAR, &ctl.env)
+        .args(["--timeout", "120s"]);
+    for s in &fx.specs {
+        run = run.args(["--secret", s]);
+    }
+    let cmd = run.args(["--", "/bin/true", &ctl.arg]).cmd;
+    let waiter = proxy.clone();
+    let t = scan::trace_stops(
+        cmd,
+        &[Stop::Signal(Signal::SIGTERM), Stop::ExitGroup],
+        &needles(&batched, &ctl),
+        move |pid| {
+            std::thread::spawn(move || {
+                if waiter.wait_for("GetSecretValue", 1, HANG) {
+                    // At the main thread, which runs the fetch and is the one being traced.
+                    // SAFETY: tgkill to our own child's main thread.
+                    unsafe {
+                        nix::libc::syscall(nix::libc::SYS_tgkill, pid, pid, nix::libc::SIGTERM)
+                    };
+                }
+            });
+        },
+    );
+    assert_eq!(t.status.code(), Some(143), "{}", stderr(&t));
+    let held = &t.scans[0];
+    assert_controls_found(held, batched.len());
+    for (i, hits) in held.hits[..batched.len()].iter().enumerate() {
+        assert!(
+            !hits.is_empty(),
+            "probe {i} was not in memory during the fetch, so the exit scan proves nothing"
+        );
+    }
+    assert_controls_found(&t.scan, batched.len());
+    for (i, hits) in t.scan.hits[..batched.len()].iter().enumerate() {
+        let at: Vec<&str> = hits.iter().map(|h| h.mapping.as_str()).collect();
+        assert!(
+            hits.is_empty(),
+            "probe {i} left at exit after SIGTERM: {at:?}"
+        );
+    }
+}

@@ -22,13 +22,17 @@ pub enum Stop {
     Execve,
     /// `exit_group`: the process is leaving without having exec'd.
     ExitGroup,
+    /// The delivery of this signal to the main thread (before any handler runs); the signal is
+    /// then delivered and tracing goes on to the next stop.
+    Signal(Signal),
 }
 
 impl Stop {
-    fn nr(self) -> u64 {
+    fn nr(self) -> Option<u64> {
         match self {
-            Stop::Execve => libc::SYS_execve as u64,
-            Stop::ExitGroup => libc::SYS_exit_group as u64,
+            Stop::Execve => Some(libc::SYS_execve as u64),
+            Stop::ExitGroup => Some(libc::SYS_exit_group as u64),
+            Stop::Signal(_) => None,
         }
     }
 }
@@ -78,7 +82,10 @@ impl Scan {
 }
 
 pub struct Traced {
+    /// The scan at the last stop (the only one for [`trace`]).
     pub scan: Scan,
+    /// The scans at the stops before the last, in order.
+    pub scans: Vec<Scan>,
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -87,7 +94,18 @@ pub struct Traced {
 /// Runs `cmd` (which must start secret-exec) as a tracee, scans it for `needles` at `stop`, then
 /// lets it run to the end. Panics if the process ends without reaching `stop` (a scan that never
 /// happened must not pass).
-pub fn trace(mut cmd: Command, stop: Stop, needles: &[&[u8]]) -> Traced {
+pub fn trace(cmd: Command, stop: Stop, needles: &[&[u8]]) -> Traced {
+    trace_stops(cmd, &[stop], needles, |_| {})
+}
+
+/// [`trace`] through several stops in order, scanning at each. `started` gets the tracee's pid
+/// as soon as it runs, e.g. to have another thread signal it when some condition is met.
+pub fn trace_stops(
+    mut cmd: Command,
+    stops: &[Stop],
+    needles: &[&[u8]],
+    started: impl FnOnce(i32),
+) -> Traced {
     // SAFETY: the hook only makes the ptrace syscall, which is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -113,6 +131,7 @@ pub fn trace(mut cmd: Command, stop: Stop, needles: &[&[u8]]) -> Traced {
             b
         })
     };
+    started(pid.as_raw());
     let out_t = reader(Box::new(child.stdout.take().unwrap()));
     let err_t = reader(Box::new(child.stderr.take().unwrap()));
 
@@ -133,39 +152,49 @@ pub fn trace(mut cmd: Command, stop: Stop, needles: &[&[u8]]) -> Traced {
 
     let start = Instant::now();
     let mut deliver = 0usize;
-    let scan = loop {
-        assert!(
-            start.elapsed() < HANG,
-            "tracee did not reach {stop:?} in {HANG:?}"
-        );
-        // SAFETY: resumes our stopped tracee until the next syscall boundary.
-        let rc = unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid.as_raw(), 0usize, deliver) };
-        assert_eq!(rc, 0, "PTRACE_SYSCALL: {}", std::io::Error::last_os_error());
-        deliver = 0usize;
-        match waitpid(pid, None).expect("waitpid on the tracee") {
-            WaitStatus::PtraceSyscall(_) => {
-                let info = syscall_info(pid);
-                if info.op == libc::PTRACE_SYSCALL_INFO_ENTRY {
-                    // SAFETY: `op` says the entry member of the union is the valid one.
-                    let entry = unsafe { info.u.entry };
-                    if entry.nr == stop.nr() {
-                        let env = if stop == Stop::Execve {
-                            read_envp(pid, entry.args[2])
-                        } else {
-                            Vec::new()
-                        };
-                        break scan_memory(pid, stop, needles, env);
+    let mut scans = Vec::new();
+    for &stop in stops {
+        let scan = loop {
+            assert!(
+                start.elapsed() < HANG,
+                "tracee did not reach {stop:?} in {HANG:?}"
+            );
+            // SAFETY: resumes our stopped tracee until the next syscall boundary.
+            let rc = unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid.as_raw(), 0usize, deliver) };
+            assert_eq!(rc, 0, "PTRACE_SYSCALL: {}", std::io::Error::last_os_error());
+            deliver = 0usize;
+            match waitpid(pid, None).expect("waitpid on the tracee") {
+                WaitStatus::PtraceSyscall(_) => {
+                    let info = syscall_info(pid);
+                    if info.op == libc::PTRACE_SYSCALL_INFO_ENTRY {
+                        // SAFETY: `op` says the entry member of the union is the valid one.
+                        let entry = unsafe { info.u.entry };
+                        if Some(entry.nr) == stop.nr() {
+                            let env = if stop == Stop::Execve {
+                                read_envp(pid, entry.args[2])
+                            } else {
+                                Vec::new()
+                            };
+                            break scan_memory(pid, stop, needles, env);
+                        }
                     }
                 }
+                WaitStatus::PtraceEvent(..) => {}
+                WaitStatus::Stopped(_, sig) => {
+                    deliver = sig as usize;
+                    if stop == Stop::Signal(sig) {
+                        break scan_memory(pid, stop, needles, Vec::new());
+                    }
+                }
+                other => panic!("tracee ended before {stop:?}: {other:?}"),
             }
-            WaitStatus::PtraceEvent(..) => {}
-            WaitStatus::Stopped(_, sig) => deliver = sig as usize,
-            other => panic!("tracee ended before {stop:?}: {other:?}"),
-        }
-    };
+        };
+        scans.push(scan);
+    }
 
-    // SAFETY: detaching lets the stopped tracee continue untraced.
-    let rc = unsafe { libc::ptrace(libc::PTRACE_DETACH, pid.as_raw(), 0usize, 0usize) };
+    // SAFETY: detaching lets the stopped tracee continue untraced; `deliver` hands on a signal
+    // it was stopped for.
+    let rc = unsafe { libc::ptrace(libc::PTRACE_DETACH, pid.as_raw(), 0usize, deliver) };
     assert_eq!(rc, 0, "PTRACE_DETACH: {}", std::io::Error::last_os_error());
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait for the tracee") {
@@ -179,7 +208,8 @@ pub fn trace(mut cmd: Command, stop: Stop, needles: &[&[u8]]) -> Traced {
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     Traced {
-        scan,
+        scan: scans.pop().expect("at least one stop"),
+        scans,
         status,
         stdout: out_t.join().unwrap(),
         stderr: err_t.join().unwrap(),
