@@ -56,6 +56,13 @@ pub fn classify(code: &str) -> Class {
     }
 }
 
+/// Whether a failed `BatchGetSecretValue` is IAM refusing that action, which the per-secret
+/// `GetSecretValue` fallback can work around. Bad or expired credentials, KMS refusals and the
+/// like would fail every single call the same way, so they are reported as they are instead.
+fn is_policy_denial(code: &str) -> bool {
+    matches!(code, "AccessDeniedException" | "AccessDenied")
+}
+
 fn advice(class: Class) -> &'static str {
     match class {
         Class::NotFound => {
@@ -228,7 +235,7 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
             Ok(o) => o,
             Err(e) => {
                 if let SdkError::ServiceError(se) = &e
-                    && classify(se.err().code().unwrap_or("")) == Class::Permission
+                    && is_policy_denial(se.err().code().unwrap_or(""))
                 {
                     return BatchOutcome::Denied(refs);
                 }
@@ -461,6 +468,22 @@ mod tests {
         ];
         for (layers, want) in rows {
             assert_eq!(cause_chain(&*chain(layers)), *want, "{layers:?}");
+        }
+    }
+
+    #[test]
+    fn only_policy_denials_fall_back() {
+        let rows = [
+            ("AccessDeniedException", true),
+            ("AccessDenied", true),
+            ("ExpiredTokenException", false),
+            ("UnrecognizedClientException", false),
+            ("KMSAccessDeniedException", false),
+            ("ThrottlingException", false),
+            ("", false),
+        ];
+        for (code, want) in rows {
+            assert_eq!(is_policy_denial(code), want, "{code}");
         }
     }
 

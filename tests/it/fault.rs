@@ -168,6 +168,38 @@ fn batch_denied_falls_back_to_get_secret_value() {
 }
 
 #[test]
+fn batch_refused_for_bad_credentials_does_not_fall_back() {
+    let names: Vec<String> = (0..3)
+        .map(|i| seeded("fault/expired", &format!("ex{i}"), "v"))
+        .collect();
+    let srv = FaultServer::start(|action, _| {
+        if action == BATCH {
+            Reply::Code("ExpiredTokenException")
+        } else {
+            Reply::Forward
+        }
+    });
+    let mut run = via(&srv);
+    for n in &names {
+        run = run.args(["--secret", n]);
+    }
+    let out = run.args(["--", "/bin/true"]).run();
+    assert_eq!(out.code(), Some(77), "{}", out.stderr);
+    assert_one_clean_line(&out);
+    assert!(
+        out.stderr.contains("ExpiredTokenException"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(srv.count(BATCH), 1);
+    assert_eq!(
+        srv.count(GET),
+        0,
+        "expired credentials would fail every single call too"
+    );
+}
+
+#[test]
 fn duplicates_are_fetched_once() {
     let name = seeded("fault/dup", "user", "u1");
     let other = seeded("fault/dup2", "pass", "p1");

@@ -30,6 +30,8 @@ pub enum Reply {
     NotJson,
     /// HTTP 400 `AccessDeniedException`, as IAM answers an action the policy lacks.
     Deny,
+    /// HTTP 400 with this error code.
+    Code(&'static str),
 }
 
 type Rule = dyn Fn(&str, usize) -> Reply + Send + Sync;
@@ -210,6 +212,7 @@ fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
             "AccessDeniedException",
             &format!("User is not authorized to perform: secretsmanager:{action}"),
         ),
+        Reply::Code(code) => aws_error(&mut conn, "400 Bad Request", code, "injected error"),
         Reply::Stall => {
             // Hold the socket until the client gives up and closes it.
             let mut sink = Vec::new();
