@@ -2,8 +2,6 @@
 //! a rule picks forward, throttle, 500, stall, reset, truncated or non-JSON body, or deny; every
 //! request is counted per Secrets Manager action, and tests can wait until one has arrived.
 
-#![allow(dead_code)]
-
 use crate::support::moto;
 use std::collections::HashMap;
 use std::io::{Read, Write};
