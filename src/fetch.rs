@@ -18,6 +18,9 @@ use tokio::task::JoinSet;
 
 /// `BatchGetSecretValue` takes at most 20 ids per call.
 pub const BATCH_SIZE: usize = 20;
+/// Fewer AWSCURRENT reads than this in one region go through `GetSecretValue`: a batch of one
+/// costs the same call and needs one more IAM permission.
+pub const MIN_BATCH: usize = 2;
 /// In-flight `GetSecretValue` calls at once: enough to hide latency, few enough not to trip
 /// the account's request-rate limit when a fleet starts together.
 const CONCURRENCY: usize = 16;
@@ -168,12 +171,37 @@ fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-fn payload(s: &mut Option<String>, b: &mut Option<aws_smithy_types::Blob>) -> Option<Payload> {
-    if let Some(text) = s.take() {
-        return Some(Payload::Text(SecretText::from_owned(text)));
+/// The fields of a `GetSecretValue` answer or a batch entry, moved out of the SDK's struct so the
+/// value goes straight into a zeroizing buffer with no copy left behind.
+struct Parts {
+    name: Option<String>,
+    arn: Option<String>,
+    version_id: Option<String>,
+    stages: Option<Vec<String>>,
+    text: Option<String>,
+    binary: Option<aws_smithy_types::Blob>,
+}
+
+impl Parts {
+    fn into_fetched(self, secret: &SecretRef) -> Result<Fetched, Error> {
+        let payload = match (self.text, self.binary) {
+            (Some(text), _) => Payload::Text(SecretText::from_owned(text)),
+            (None, Some(blob)) => Payload::Binary(SecretBytes::from_owned(blob.into_inner())),
+            (None, None) => {
+                return Err(Error::Unavailable {
+                    what: format!("secret '{secret}'"),
+                    why: "the answer has neither SecretString nor SecretBinary".into(),
+                });
+            }
+        };
+        Ok(Fetched {
+            name: self.name.unwrap_or_else(|| secret.id.clone()),
+            arn: self.arn,
+            version_id: self.version_id,
+            stages: self.stages.unwrap_or_default(),
+            payload,
+        })
     }
-    b.take()
-        .map(|blob| Payload::Binary(SecretBytes::from_owned(blob.into_inner())))
 }
 
 async fn get_one(client: Client, secret: SecretRef) -> (SecretRef, Result<Fetched, Error>) {
@@ -185,19 +213,15 @@ async fn get_one(client: Client, secret: SecretRef) -> (SecretRef, Result<Fetche
         .send()
         .await;
     let result = match out {
-        Ok(mut o) => match payload(&mut o.secret_string, &mut o.secret_binary) {
-            Some(p) => Ok(Fetched {
-                name: o.name.take().unwrap_or_else(|| secret.id.clone()),
-                arn: o.arn.take(),
-                version_id: o.version_id.take(),
-                stages: o.version_stages.take().unwrap_or_default(),
-                payload: p,
-            }),
-            None => Err(Error::Unavailable {
-                what: format!("secret '{secret}'"),
-                why: "the response has neither SecretString nor SecretBinary".into(),
-            }),
-        },
+        Ok(o) => Parts {
+            name: o.name,
+            arn: o.arn,
+            version_id: o.version_id,
+            stages: o.version_stages,
+            text: o.secret_string,
+            binary: o.secret_binary,
+        }
+        .into_fetched(&secret),
         Err(e) => Err(sdk_error(&secret, e)),
     };
     (secret, result)
@@ -249,26 +273,22 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
                 );
             }
         };
-        for mut entry in out.secret_values.take().unwrap_or_default() {
+        for entry in out.secret_values.take().unwrap_or_default() {
             let Some(r) = refs.iter().find(|r| {
                 !results.contains_key(*r)
                     && answers(&r.id, entry.name.as_deref(), entry.arn.as_deref())
             }) else {
                 continue;
             };
-            let result = match payload(&mut entry.secret_string, &mut entry.secret_binary) {
-                Some(p) => Ok(Fetched {
-                    name: entry.name.take().unwrap_or_else(|| r.id.clone()),
-                    arn: entry.arn.take(),
-                    version_id: entry.version_id.take(),
-                    stages: entry.version_stages.take().unwrap_or_default(),
-                    payload: p,
-                }),
-                None => Err(Error::Unavailable {
-                    what: format!("secret '{r}'"),
-                    why: "the batch entry has neither SecretString nor SecretBinary".into(),
-                }),
-            };
+            let result = Parts {
+                name: entry.name,
+                arn: entry.arn,
+                version_id: entry.version_id,
+                stages: entry.version_stages,
+                text: entry.secret_string,
+                binary: entry.secret_binary,
+            }
+            .into_fetched(r);
             results.insert(r.clone(), result);
         }
         for e in out.errors.take().unwrap_or_default() {
@@ -344,7 +364,7 @@ pub async fn fetch_all(clients: &Clients, refs: Vec<SecretRef>) -> Results {
     let mut batches = JoinSet::new();
     for (region, (current, pinned)) in by_region {
         let client = clients.for_region(&region).clone();
-        if current.len() >= 2 {
+        if current.len() >= MIN_BATCH {
             vlog!(
                 1,
                 "fetching {} secrets from {region} with BatchGetSecretValue",
