@@ -26,17 +26,14 @@ fn rds_secret_becomes_exact_variables() {
         .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
         .run();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    let want = [
+    out.assert_vars(&[
         ("USERNAME", "admin"),
         ("PASSWORD", RDS_PASSWORD),
         ("ENGINE", "mysql"),
         ("HOST", "db.example"),
         ("PORT", "3306"),
         ("DBINSTANCEIDENTIFIER", "database-1"),
-    ];
-    for (k, v) in want {
-        assert_eq!(out.var(k).as_deref(), Some(v), "{k}");
-    }
+    ]);
     assert!(!out.stderr.contains(RDS_PASSWORD));
 }
 

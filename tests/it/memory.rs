@@ -548,12 +548,8 @@ fn from_shell(prefix: &str, run: Run) -> Command {
         .arg("sh")
         .arg(run.cmd.get_program())
         .args(run.cmd.get_args())
-        .env_clear();
-    for (k, v) in run.cmd.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
+        .env_clear()
+        .envs(run.envs());
     cmd
 }
 
@@ -781,12 +777,11 @@ fn not_dumpable_during_the_fetch() {
             "/bin/true",
         ]);
     let mut child = Command::new(&bin);
-    child.args(run.cmd.get_args()).env_clear().uid(NOBODY);
-    for (k, v) in run.cmd.get_envs() {
-        if let Some(v) = v {
-            child.env(k, v);
-        }
-    }
+    child
+        .args(run.cmd.get_args())
+        .env_clear()
+        .envs(run.envs())
+        .uid(NOBODY);
     run.cmd = child;
     let mut child = run.cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
     let reached = rx.recv_timeout(HANG);

@@ -294,6 +294,12 @@ impl Out {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
     }
+    /// Asserts that the child saw each `(name, value)` exactly (stdout of `env -0`).
+    pub fn assert_vars(&self, want: &[(&str, &str)]) {
+        for (k, v) in want {
+            assert_eq!(self.var(k).as_deref(), Some(*v), "{k}");
+        }
+    }
     /// Asserts that none of `values` appears in stdout or stderr.
     pub fn assert_no_leak(&self, values: &[&str]) {
         for v in values {
@@ -323,6 +329,10 @@ impl Run {
     pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.env(k, v);
         self
+    }
+    /// The hermetic environment this run was given, to start the binary some other way.
+    pub fn envs(&self) -> impl Iterator<Item = (&std::ffi::OsStr, &std::ffi::OsStr)> {
+        self.cmd.get_envs().filter_map(|(k, v)| Some((k, v?)))
     }
     pub fn env_remove(mut self, k: &str) -> Self {
         self.cmd.env_remove(k);
