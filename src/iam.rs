@@ -123,7 +123,7 @@ fn uses_batch(refs: &BTreeSet<&SecretRef>, region: Option<&str>) -> bool {
         .map(|(_, n)| *n)
         .max()
         .unwrap_or(0);
-    unknown + most_in_a_known_region >= crate::fetch::MIN_BATCH
+    unknown + most_in_a_known_region >= crate::source::secrets_manager::MIN_BATCH
 }
 
 /// A JSON value with its keys in the order written, so the policy reads the way AWS prints one.

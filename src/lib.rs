@@ -1,22 +1,19 @@
 //! secret-exec: fetch secrets from AWS Secrets Manager, put them in the environment, exec.
 //! The binary is a thin `main` over [`run`]; every stage is its own module (see STYLE.md).
 
-pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod dryrun;
-pub mod environ;
 pub mod error;
-pub mod exec;
-pub mod fetch;
-pub mod flatten;
 pub mod harden;
 pub mod iam;
+pub mod launch;
 pub mod log;
 pub mod map;
-pub mod names;
 pub mod run;
 pub mod secret;
+pub mod source;
 pub mod spec;
 pub mod wipe_alloc;
 

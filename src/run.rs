@@ -2,17 +2,17 @@
 //! → exec. The async runtime lives only for the fetch; the environment block is built after it
 //! is gone, so no runtime thread or buffer can hold a copy at execve.
 
-use crate::aws;
 use crate::cli::Cli;
 use crate::config::{Config, Mode};
+use crate::deliver::environ::{self, Limits};
 use crate::dryrun;
-use crate::environ::{self, Limits};
 use crate::error::Error;
-use crate::exec::{self, EnvBlock};
-use crate::fetch::{self, Results};
 use crate::harden;
+use crate::launch::exec::{self, EnvBlock};
 use crate::log;
 use crate::map::{self, Var};
+use crate::source::aws;
+use crate::source::secrets_manager::{self, Results};
 use crate::spec::SecretRef;
 use crate::vlog;
 use clap::Parser;
@@ -154,7 +154,7 @@ fn fetch_with_runtime(config: &Config, refs: Vec<SecretRef>) -> Result<Results, 
                 refs.len(),
                 clients.default_region
             );
-            Ok::<_, Error>(fetch::fetch_all(&clients, refs).await)
+            Ok::<_, Error>(secrets_manager::fetch_all(&clients, refs).await)
         };
         let signalled = |number: i32, name: &str| Error::Signal {
             number,

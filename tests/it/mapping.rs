@@ -1,7 +1,7 @@
 //! Issue 3: the mapping contract end to end against moto (SPEC forms, naming, policy, limits, --dry-run).
 
 use crate::support::*;
-use secret_exec::environ::Limits;
+use secret_exec::deliver::environ::Limits;
 
 const ENV0: [&str; 2] = ["/usr/bin/env", "-0"];
 

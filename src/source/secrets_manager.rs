@@ -3,10 +3,10 @@
 //! batch call is denied — through concurrent `GetSecretValue`. SDK strings are moved into
 //! `SecretText` the moment a response is in hand. Errors map to the SPEC classes here.
 
-use crate::aws::{Client, Clients};
 use crate::error::{Error, sanitize};
 use crate::map::{Fetched, Payload};
 use crate::secret::{SecretBytes, SecretText};
+use crate::source::aws::{Client, Clients};
 use crate::spec::SecretRef;
 use crate::vlog;
 use aws_sdk_secretsmanager::config::http::HttpResponse;

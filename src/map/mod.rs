@@ -1,10 +1,12 @@
 //! SPEC + fetched secret → named variables. Applies the naming rules and the refused-name policy;
 //! pure over plain data, so every rule is table-tested without AWS.
 
+pub mod flatten;
+pub mod names;
+
 use crate::config::MapOptions;
 use crate::error::Error;
-use crate::flatten::{self, SelectError};
-use crate::names;
+use flatten::SelectError;
 use crate::secret::{SecretBytes, SecretText};
 use crate::spec::{Key, Spec, Target};
 use std::fmt;

@@ -2,7 +2,7 @@
 //! (default signal dispositions, empty mask, only fds 0-2). The block is one zeroizing buffer so
 //! that, at execve, the only copy of a secret value in this process is the one being handed over.
 
-use crate::environ::Merged;
+use crate::deliver::environ::Merged;
 use crate::error::Error;
 use nix::errno::Errno;
 use nix::libc;
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn block_layout_and_lookup() {
-        use crate::environ::{Injected, Merged};
+        use crate::deliver::environ::{Injected, Merged};
         use crate::map::{Source, Var};
         use crate::secret::SecretText;
         let merged = Merged {

@@ -1,0 +1,3 @@
+//! Deliveries: how mapped values reach the command.
+
+pub mod environ;

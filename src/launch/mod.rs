@@ -1,0 +1,3 @@
+//! Launching the command once its deliveries are ready.
+
+pub mod exec;

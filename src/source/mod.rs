@@ -1,0 +1,4 @@
+//! Sources: one module per backend, each turning requests into fetched values.
+
+pub mod aws;
+pub mod secrets_manager;
