@@ -1,8 +1,10 @@
 //! The raw command line, as clap sees it. Nothing here is validated beyond clap's own parsing;
 //! `Config::try_from` turns it into something the rest of the program can trust.
 
+use crate::error::Error;
 use clap::{ArgAction, Parser, ValueEnum};
 use std::ffi::OsString;
+use std::time::Duration;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -11,6 +13,7 @@ Exit codes:
   65          data: a secret cannot be mapped (missing key, collision, refused name, NUL, binary, too large)
   66          not found: secret, version or stage does not exist, or is scheduled for deletion
   69          unavailable: network, throttling or timeouts after every retry
+  70          internal: a bug in secret-exec (please report it)
   77          permission: access denied, KMS decrypt refused, invalid or expired credentials
   78          configuration: no region, no credentials, invalid AWS_* settings
   126 / 127   COMMAND not executable / not found
@@ -51,8 +54,8 @@ pub struct Cli {
     pub endpoint_url: Option<String>,
 
     /// Deadline for everything before exec: credentials, every call and retry (e.g. 10, 2.5, 800ms).
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
 
     /// Attempts per AWS call, retries included (default: AWS_MAX_ATTEMPTS, else 3).
     #[arg(long, value_name = "N")]
@@ -95,10 +98,77 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
+/// `10`, `2.5`, `10s`, `800ms`, `1m`: a positive duration of at most an hour.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration '{text}' (e.g. 10, 2.5, 800ms, 1m)"))?;
+    let secs = value * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!(
+            "duration '{text}' must be more than 0 and at most an hour"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses the command line; help and version are printed here and reported as `Ok(None)`.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, Error> {
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(Some(cli)),
+        Err(e) if !e.use_stderr() => {
+            // --help / --version: not errors.
+            let _ = e.print();
+            Ok(None)
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            Err(Error::Usage(format!("{first}; see secret-exec --help")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("10", 10_000),
+            ("2.5", 2_500),
+            ("10s", 10_000),
+            ("800ms", 800),
+            ("1m", 60_000),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_millis(ms),
+                "{text}"
+            );
+        }
+        for bad in ["", "0", "-1", "abc", "2h", "NaN", "inf", "3601"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

@@ -1,6 +1,7 @@
 //! secret-exec: fetch secrets from AWS Secrets Manager, put them in the environment, exec.
 //! The binary is a thin `main` over [`run`]; every stage is its own module (see STYLE.md).
 
+pub mod arn;
 pub mod cli;
 pub mod config;
 pub mod deliver;
@@ -11,7 +12,9 @@ pub mod iam;
 pub mod launch;
 pub mod log;
 pub mod map;
+pub mod plan;
 pub mod run;
+pub mod sanitize;
 pub mod secret;
 pub mod source;
 pub mod spec;
