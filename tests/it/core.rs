@@ -1,4 +1,4 @@
-//! Issue 2: the launcher end to end — fetch from moto, flatten, exec — and its exit codes.
+//! The launcher end to end — fetch from moto, flatten, exec — and its exit codes.
 
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt;

@@ -1,4 +1,4 @@
-//! Issue 3: the mapping contract end to end against moto (SPEC forms, naming, policy, limits, --dry-run).
+//! The mapping contract end to end against moto (SPEC forms, naming, policy, limits, --dry-run).
 
 use crate::support::*;
 use secret_exec::deliver::environ::Limits;

@@ -212,6 +212,18 @@ impl Moto {
     }
 }
 
+/// Whether a test that needs root may go on. Without root it prints one line and is skipped —
+/// unless CI=true, where a test that did not run is a failure.
+pub fn have_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(!ci, "{test} needs root, and CI=true forbids skipping it");
+    eprintln!("skipped: {test} needs root");
+    false
+}
+
 /// A name no other test uses, so tests can share one moto server.
 pub fn unique(stem: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
