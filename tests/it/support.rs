@@ -276,6 +276,12 @@ pub fn se() -> Run {
     Run { cmd }
 }
 
+/// Runs secret-exec with one `--secret` and `/bin/sh -c script` as the command.
+pub fn run_sh(secret: &str, script: &str) -> Out {
+    se().args(["--secret", secret, "--", "/bin/sh", "-c", script])
+        .run()
+}
+
 pub struct Out {
     pub status: ExitStatus,
     pub stdout: String,
