@@ -6,6 +6,26 @@ use clap::{ArgAction, Parser, ValueEnum};
 use std::ffi::OsString;
 use std::time::Duration;
 
+/// Shown in `--help` after the options and rendered as the man page's EXAMPLES
+/// (examples/gen-docs.rs parses it): a command line, then its effect indented below it. SPECs
+/// with `*` are quoted: unquoted, zsh stops with "no matches found".
+pub const EXAMPLES: &str = "\
+Examples:
+  secret-exec --secret prod/db -- ./app
+      every key of the JSON secret prod/db: USERNAME, PASSWORD, HOST, PORT...
+  secret-exec --secret 'DB_*=prod/db' -- ./app
+      the same keys, prefixed: DB_USERNAME, DB_PASSWORD...
+  secret-exec --secret DATABASE_PASSWORD=prod/db:password -- ./app
+      one key, into a variable you name
+  secret-exec --secret prod/db::AWSPREVIOUS -- ./app
+      every key of the previous version (the ECS valueFrom form)
+  secret-exec --secret prod/db --dry-run
+      what would be set (names, secrets, versions), never a value
+  secret-exec --print-iam-policy --region eu-west-1 --secret prod/db
+      the least-privilege IAM policy that run needs, without calling AWS";
+
+/// Shown in `--help` after the examples and rendered as the man page's EXIT STATUS
+/// (examples/gen-docs.rs parses it): the code, two or more spaces, its meaning.
 pub const EXIT_CODES: &str = "\
 Exit codes:
   COMMAND's   after a successful exec, secret-exec *is* COMMAND
@@ -33,7 +53,7 @@ pub enum DryRunFormat {
     name = "secret-exec",
     version,
     about,
-    after_help = EXIT_CODES,
+    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
     override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... -- COMMAND [ARG]..."
 )]
 pub struct Cli {
