@@ -27,11 +27,15 @@ impl<'a> Arn<'a> {
             rest: f.next()?,
         })
     }
+}
 
-    /// The region, when the ARN names one.
-    pub fn region(&self) -> Option<&'a str> {
-        Some(self.region).filter(|r| !r.is_empty())
-    }
+/// The region field of any ARN (a parameter ARN has no seventh field, so `Arn::parse` does not
+/// take it), when it names one.
+pub fn region_of(id: &str) -> Option<&str> {
+    id.strip_prefix("arn:")?
+        .split(':')
+        .nth(2)
+        .filter(|r| !r.is_empty())
 }
 
 /// `name` without AWS's random suffix: a hyphen and six letters or digits at its end. AWS itself
@@ -75,8 +79,8 @@ mod tests {
         assert_eq!(
             Arn::parse("arn:aws:secretsmanager:::secret:x")
                 .unwrap()
-                .region(),
-            None
+                .region,
+            ""
         );
         for not in [
             "prod/db",
@@ -85,6 +89,23 @@ mod tests {
             "xarn:a:b:c:d:e:f",
         ] {
             assert_eq!(Arn::parse(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn regions_of_any_arn() {
+        let rows = [
+            (ARN, Some("us-east-1")),
+            (
+                "arn:aws:ssm:eu-west-1:1:parameter/app/db",
+                Some("eu-west-1"),
+            ),
+            ("arn:aws:ssm::1:parameter/db", None),
+            ("/app/db", None),
+            ("arn:aws", None),
+        ];
+        for (id, want) in rows {
+            assert_eq!(region_of(id), want, "{id}");
         }
     }
 

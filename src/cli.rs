@@ -41,6 +41,9 @@ Exit codes:
 
 SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)";
 
+/// Where the AWS Secrets Manager Agent listens unless told otherwise (its own default port).
+pub const DEFAULT_AGENT: &str = "http://localhost:2773";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DryRunFormat {
     Text,
@@ -69,9 +72,15 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Secrets Manager endpoint (default: AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL).
+    /// Endpoint for Secrets Manager and Parameter Store (default: AWS_ENDPOINT_URL_SECRETS_MANAGER
+    /// or AWS_ENDPOINT_URL_SSM, then AWS_ENDPOINT_URL).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+
+    /// Read secrets through the local AWS Secrets Manager Agent (default URL
+    /// http://localhost:2773; also SECRET_EXEC_AGENT). Its token comes from AWS_TOKEN.
+    #[arg(long, value_name = "URL", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_AGENT)]
+    pub agent: Option<String>,
 
     /// Deadline for everything before exec: credentials, every call and retry (e.g. 10, 2.5, 800ms).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]

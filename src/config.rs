@@ -4,6 +4,7 @@
 
 use crate::cli::{Cli, DryRunFormat};
 use crate::error::Error;
+use crate::source::agent::{self, AgentOptions};
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -28,6 +29,10 @@ pub struct AwsOptions {
     /// The Secrets Manager endpoint the operator set, by flag or environment (see
     /// [`configured_endpoint`]).
     pub endpoint: Option<String>,
+    /// The Parameter Store endpoint, the same way (`AWS_ENDPOINT_URL_SSM`).
+    pub ssm_endpoint: Option<String>,
+    /// `--agent` / `SECRET_EXEC_AGENT`: Secrets Manager reads go to the local agent.
+    pub agent: Option<AgentOptions>,
     pub timeout: Duration,
     /// `--max-attempts`, else `AWS_MAX_ATTEMPTS`, else 3.
     pub max_attempts: u32,
@@ -200,7 +205,11 @@ impl Config {
             text("AWS_MAX_ATTEMPTS").as_deref(),
             text("AWS_RETRY_MODE").as_deref(),
         )?;
-        for var in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"] {
+        for var in [
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            "AWS_ENDPOINT_URL_SSM",
+            "AWS_ENDPOINT_URL",
+        ] {
             if let Some(v) = text(var)
                 && !v.is_empty()
                 && !(v.starts_with("http://") || v.starts_with("https://"))
@@ -216,6 +225,37 @@ impl Config {
             text("AWS_ENDPOINT_URL").as_deref(),
             text("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref(),
         );
+        let ssm_endpoint = configured_endpoint(
+            cli.endpoint_url.as_deref(),
+            text("AWS_ENDPOINT_URL_SSM").as_deref(),
+            text("AWS_ENDPOINT_URL").as_deref(),
+            text("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref(),
+        );
+        let agent_url = match (&cli.agent, text("SECRET_EXEC_AGENT")) {
+            (Some(flag), _) => Some(
+                agent::parse_url(flag)
+                    .map_err(|why| Error::Usage(format!("--agent='{flag}': {why}")))?,
+            ),
+            (None, Some(env)) if !env.is_empty() => {
+                Some(agent::parse_url(&env).map_err(|why| {
+                    Error::Config(format!("SECRET_EXEC_AGENT='{env}': {why}; fix or unset it"))
+                })?)
+            }
+            _ => None,
+        };
+        let agent = match agent_url {
+            Some(url) => {
+                let token = agent::token_from(&|name| text(name));
+                if token.is_none() && !matches!(mode, Mode::PrintIamPolicy) {
+                    return Err(Error::Config(format!(
+                        "--agent needs the agent's token and none is set: put it in AWS_TOKEN \
+                         (or AWS_TOKEN=file://PATH), as the agent at {url} reads it"
+                    )));
+                }
+                Some(AgentOptions { url, token })
+            }
+            None => None,
+        };
         let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
             .iter()
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
@@ -228,6 +268,8 @@ impl Config {
                 profile: cli.profile,
                 endpoint_url: cli.endpoint_url,
                 endpoint,
+                ssm_endpoint,
+                agent,
                 timeout: cli.timeout,
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,

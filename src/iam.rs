@@ -97,6 +97,82 @@ fn secret_resource(id: &str, region: Option<&str>) -> (String, Place) {
     (resource, place)
 }
 
+/// The ARN of a parameter (or, for a path ending in `/`, of the path with that `/`), and where it
+/// lives. Hierarchical names start with `/`, which the ARN's `parameter/` already supplies.
+fn parameter_resource(id: &str, region: Option<&str>) -> (String, Place) {
+    let region = region.filter(|r| !r.is_empty());
+    if id.starts_with("arn:") {
+        let f: Vec<&str> = id.splitn(6, ':').collect();
+        let field =
+            |i: usize, fallback: Option<&str>| match (f.get(i).copied().unwrap_or(""), fallback) {
+                ("", Some(d)) => escape(d),
+                ("", None) => "*".to_string(),
+                (v, _) => escape(v),
+            };
+        let place = Place {
+            partition: field(1, Some("aws")),
+            region: field(3, region),
+            account: field(4, None),
+        };
+        let resource = format!(
+            "arn:{}:ssm:{}:{}:{}",
+            place.partition,
+            place.region,
+            place.account,
+            escape(f.get(5).copied().unwrap_or(""))
+        );
+        return (resource, place);
+    }
+    let place = Place {
+        partition: partition_of(region.unwrap_or("")).to_string(),
+        region: region.map_or_else(|| "*".to_string(), escape),
+        account: "*".to_string(),
+    };
+    let name = id.strip_prefix('/').unwrap_or(id);
+    let resource = format!(
+        "arn:{}:ssm:{}:{}:parameter/{}",
+        place.partition,
+        place.region,
+        place.account,
+        escape(name)
+    );
+    (resource, place)
+}
+
+/// `kms:Decrypt` on customer managed keys where the values live, usable only through `service`
+/// (`kms:ViaService`), never as a general decryptor.
+fn decrypt_via(sid: &str, service: &str, places: &BTreeSet<Place>) -> Json {
+    let keys: BTreeSet<String> = places
+        .iter()
+        .map(|p| format!("arn:{}:kms:{}:{}:key/*", p.partition, p.region, p.account))
+        .collect();
+    let via: BTreeSet<String> = places
+        .iter()
+        .map(|p| format!("{service}.{}.{}", p.region, dns_suffix(&p.partition)))
+        .collect();
+    let operator = if via.iter().any(|v| v.contains('*')) {
+        "StringLike"
+    } else {
+        "StringEquals"
+    };
+    Json::Obj(vec![
+        ("Sid", Json::Str(sid.to_string())),
+        ("Effect", Json::Str("Allow".into())),
+        ("Action", Json::Str("kms:Decrypt".into())),
+        ("Resource", Json::List(keys.into_iter().collect())),
+        (
+            "Condition",
+            Json::Obj(vec![(
+                operator,
+                Json::Obj(vec![(
+                    "kms:ViaService",
+                    Json::List(via.into_iter().collect()),
+                )]),
+            )]),
+        ),
+    ])
+}
+
 /// A JSON value with its keys in the order written, so the policy reads the way AWS prints one.
 enum Json {
     Str(String),
@@ -142,18 +218,40 @@ fn render(v: &Json, indent: usize, out: &mut String) {
 pub fn document(plan: &Plan, region: Option<&str>) -> String {
     let mut resources = BTreeSet::new();
     let mut places = BTreeSet::new();
-    for r in plan.secrets(Backend::SecretsManager) {
+    // Through the agent the same reads happen, made by the agent's role: the policy is for it.
+    for r in plan
+        .secrets(Backend::SecretsManager)
+        .chain(plan.secrets(Backend::Agent))
+    {
         let (resource, place) = secret_resource(&r.id, region);
         resources.insert(resource);
         places.insert(place);
     }
+    let mut parameters = BTreeSet::new();
+    let mut paths = BTreeSet::new();
+    let mut parameter_places = BTreeSet::new();
+    for r in plan.secrets(Backend::ParameterStore) {
+        let (resource, place) = parameter_resource(&r.id, region);
+        if r.is_ssm_path() {
+            // AWS authorises GetParametersByPath against the path itself, and each parameter it
+            // returns against that parameter's own ARN.
+            paths.insert(resource.trim_end_matches('/').to_string());
+            paths.insert(format!("{}*", resource));
+        } else {
+            parameters.insert(resource);
+        }
+        parameter_places.insert(place);
+    }
 
-    let mut statements = vec![Json::Obj(vec![
-        ("Sid", Json::Str("ReadTheNamedSecrets".into())),
-        ("Effect", Json::Str("Allow".into())),
-        ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
-        ("Resource", Json::List(resources.into_iter().collect())),
-    ])];
+    let mut statements = Vec::new();
+    if !resources.is_empty() {
+        statements.push(Json::Obj(vec![
+            ("Sid", Json::Str("ReadTheNamedSecrets".into())),
+            ("Effect", Json::Str("Allow".into())),
+            ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
+            ("Resource", Json::List(resources.into_iter().collect())),
+        ]));
+    }
     if plan.may_batch(region) {
         // BatchGetSecretValue has no resource-level permissions; each secret in the batch is
         // still checked against GetSecretValue above.
@@ -167,40 +265,38 @@ pub fn document(plan: &Plan, region: Option<&str>) -> String {
             ("Resource", Json::Str("*".into())),
         ]));
     }
-    // Secrets under the AWS managed key need no KMS grant; a customer managed key does, and
-    // kms:ViaService keeps it usable only through Secrets Manager, not as a general decryptor.
-    let keys: BTreeSet<String> = places
-        .iter()
-        .map(|p| format!("arn:{}:kms:{}:{}:key/*", p.partition, p.region, p.account))
-        .collect();
-    let via: BTreeSet<String> = places
-        .iter()
-        .map(|p| format!("secretsmanager.{}.{}", p.region, dns_suffix(&p.partition)))
-        .collect();
-    let operator = if via.iter().any(|v| v.contains('*')) {
-        "StringLike"
-    } else {
-        "StringEquals"
-    };
-    statements.push(Json::Obj(vec![
-        (
-            "Sid",
-            Json::Str("DecryptCustomerManagedKeysViaSecretsManager".into()),
-        ),
-        ("Effect", Json::Str("Allow".into())),
-        ("Action", Json::Str("kms:Decrypt".into())),
-        ("Resource", Json::List(keys.into_iter().collect())),
-        (
-            "Condition",
-            Json::Obj(vec![(
-                operator,
-                Json::Obj(vec![(
-                    "kms:ViaService",
-                    Json::List(via.into_iter().collect()),
-                )]),
-            )]),
-        ),
-    ]));
+    if !places.is_empty() {
+        // Secrets under the AWS managed key need no KMS grant; a customer managed key does, and
+        // kms:ViaService keeps it usable only through Secrets Manager, not as a general decryptor.
+        statements.push(decrypt_via(
+            "DecryptCustomerManagedKeysViaSecretsManager",
+            "secretsmanager",
+            &places,
+        ));
+    }
+    if !parameters.is_empty() {
+        statements.push(Json::Obj(vec![
+            ("Sid", Json::Str("ReadTheNamedParameters".into())),
+            ("Effect", Json::Str("Allow".into())),
+            ("Action", Json::Str("ssm:GetParameters".into())),
+            ("Resource", Json::List(parameters.into_iter().collect())),
+        ]));
+    }
+    if !paths.is_empty() {
+        statements.push(Json::Obj(vec![
+            ("Sid", Json::Str("ReadEveryParameterBelowThePaths".into())),
+            ("Effect", Json::Str("Allow".into())),
+            ("Action", Json::Str("ssm:GetParametersByPath".into())),
+            ("Resource", Json::List(paths.into_iter().collect())),
+        ]));
+    }
+    if !parameter_places.is_empty() {
+        statements.push(decrypt_via(
+            "DecryptSecureStringsViaParameterStore",
+            "ssm",
+            &parameter_places,
+        ));
+    }
 
     let mut out = String::from("{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n");
     for (i, s) in statements.iter().enumerate() {
@@ -225,7 +321,7 @@ mod tests {
 
     fn parsed(raw: &[&str], region: Option<&str>) -> serde_json::Value {
         let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
-        let text = document(&Plan::new(&specs), region);
+        let text = document(&Plan::new(&specs, false), region);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
@@ -406,6 +502,76 @@ mod tests {
             assert_eq!(cond.keys().collect::<Vec<_>>(), [operator], "{raw:?}");
             assert_eq!(list(&cond[*operator]["kms:ViaService"]), *via, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn parameter_store_grants() {
+        let arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/shared/key";
+        let doc = parsed(
+            &[
+                "ssm:/app/db/password",
+                "X=ssm:/app/db/password:3",
+                "ssm:flat",
+                arn,
+                "ssm:/app/prod/",
+            ],
+            Some("us-east-1"),
+        );
+        assert!(
+            statement(&doc, "secretsmanager:GetSecretValue").is_none(),
+            "{doc}"
+        );
+        assert_eq!(
+            list(&statement(&doc, "ssm:GetParameters").unwrap()["Resource"]),
+            [
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/shared/key",
+                "arn:aws:ssm:us-east-1:*:parameter/app/db/password",
+                "arn:aws:ssm:us-east-1:*:parameter/flat",
+            ]
+        );
+        assert_eq!(
+            list(&statement(&doc, "ssm:GetParametersByPath").unwrap()["Resource"]),
+            [
+                "arn:aws:ssm:us-east-1:*:parameter/app/prod",
+                "arn:aws:ssm:us-east-1:*:parameter/app/prod/*",
+            ]
+        );
+        let kms = statement(&doc, "kms:Decrypt").unwrap();
+        assert_eq!(kms["Sid"], "DecryptSecureStringsViaParameterStore");
+        assert_eq!(
+            list(&kms["Condition"]["StringEquals"]["kms:ViaService"]),
+            ["ssm.eu-west-1.amazonaws.com", "ssm.us-east-1.amazonaws.com"]
+        );
+
+        // Both stores: each keeps its own statements and its own ViaService.
+        let doc = parsed(&["prod/db", "ssm:/app/db"], None);
+        let sids: Vec<&str> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "ReadTheNamedSecrets",
+                "DecryptCustomerManagedKeysViaSecretsManager",
+                "ReadTheNamedParameters",
+                "DecryptSecureStringsViaParameterStore",
+            ]
+        );
+    }
+
+    #[test]
+    fn through_the_agent_the_agent_role_reads_one_by_one() {
+        let specs: Vec<_> = ["a", "b"].iter().map(|r| spec::parse(r).unwrap()).collect();
+        let doc: serde_json::Value =
+            serde_json::from_str(&document(&Plan::new(&specs, true), Some("us-east-1"))).unwrap();
+        assert!(statement(&doc, "secretsmanager:BatchGetSecretValue").is_none());
+        assert_eq!(
+            list(&statement(&doc, "secretsmanager:GetSecretValue").unwrap()["Resource"]).len(),
+            2
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 /// `BatchGetSecretValue` takes at most 20 ids per call.
 pub const BATCH_SIZE: usize = 20;
+/// `GetParameters` takes at most 10 names per call.
+pub const PARAMETERS_PER_CALL: usize = 10;
 /// Fewer AWSCURRENT reads than this in one region go through `GetSecretValue`: a batch of one
 /// costs the same call and needs one more IAM permission.
 pub const MIN_BATCH: usize = 2;
@@ -16,6 +18,9 @@ pub const MIN_BATCH: usize = 2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Backend {
     SecretsManager,
+    ParameterStore,
+    /// Secrets Manager reads through the node-local AWS Secrets Manager Agent (`--agent`).
+    Agent,
 }
 
 /// One secret version to fetch, and who fetches it.
@@ -28,9 +33,12 @@ pub struct Entry {
 /// One call a backend will make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
-    /// Several AWSCURRENT reads in one `BatchGetSecretValue` (at most `BATCH_SIZE`).
+    /// Several reads in one call: AWSCURRENT secrets in one `BatchGetSecretValue` (at most
+    /// `BATCH_SIZE`), or parameters in one `GetParameters` (at most `PARAMETERS_PER_CALL`, each
+    /// parameter name at most once, so every answer matches its request by name alone).
     Batch(Vec<SecretRef>),
-    /// One `GetSecretValue`.
+    /// One `GetSecretValue` (direct or through the agent), or one paginated
+    /// `GetParametersByPath`.
     One(SecretRef),
 }
 
@@ -49,17 +57,36 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(specs: &[Spec]) -> Plan {
+    /// With `agent`, Secrets Manager reads go through the local agent; parameters still go to
+    /// Parameter Store (the agent serves secrets only).
+    pub fn new(specs: &[Spec], agent: bool) -> Plan {
         let mut entries: Vec<Entry> = Vec::with_capacity(specs.len());
         for s in specs {
             if !entries.iter().any(|e| e.secret == s.secret) {
+                let backend = if s.secret.is_ssm() {
+                    Backend::ParameterStore
+                } else if agent {
+                    Backend::Agent
+                } else {
+                    Backend::SecretsManager
+                };
                 entries.push(Entry {
-                    backend: Backend::SecretsManager,
+                    backend,
                     secret: s.secret.clone(),
                 });
             }
         }
         Plan { entries }
+    }
+
+    /// Whether any entry needs AWS credentials and a region (everything but the agent's).
+    pub fn needs_aws(&self) -> bool {
+        self.entries.iter().any(|e| e.backend != Backend::Agent)
+    }
+
+    /// The entries AWS serves directly; the agent's region is its own business.
+    fn aws_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.backend != Backend::Agent)
     }
 
     /// The secrets one backend serves.
@@ -73,7 +100,7 @@ impl Plan {
     /// The region to use when none is configured: the ARNs' region, when every secret is named
     /// by an ARN that has one (the first such ARN's, in plan order).
     pub fn region_from_arns(&self) -> Option<&str> {
-        let mut regions = self.entries.iter().map(|e| e.secret.arn_region());
+        let mut regions = self.aws_entries().map(|e| e.secret.arn_region());
         let first = regions.next()??;
         regions.all(|r| r.is_some()).then_some(first)
     }
@@ -81,8 +108,7 @@ impl Plan {
     /// Every region a client is needed in: each ARN's, and the default.
     pub fn regions(&self, default: &str) -> Vec<String> {
         let mut regions: Vec<String> = self
-            .entries
-            .iter()
+            .aws_entries()
             .filter_map(|e| e.secret.arn_region())
             .chain([default])
             .map(str::to_string)
@@ -95,8 +121,57 @@ impl Plan {
     /// The calls for one backend, by region: per region, plain AWSCURRENT reads are batched when
     /// there are at least `MIN_BATCH` of them; the rest go one by one.
     pub fn calls(&self, backend: Backend, default_region: &str) -> Vec<RegionCalls> {
+        match backend {
+            Backend::SecretsManager => self.secret_calls(default_region),
+            Backend::ParameterStore => self.parameter_calls(default_region),
+            // The agent has its own region; every read is one request to it.
+            Backend::Agent => vec![RegionCalls {
+                region: default_region.to_string(),
+                calls: self.secrets(backend).cloned().map(Call::One).collect(),
+            }],
+        }
+    }
+
+    /// Per region: single parameters packed into `GetParameters` calls of at most
+    /// `PARAMETERS_PER_CALL`, a name at most once per call (`/a` and `/a:1` go in different
+    /// calls); each path one `GetParametersByPath`.
+    fn parameter_calls(&self, default_region: &str) -> Vec<RegionCalls> {
+        let mut by_region: BTreeMap<&str, (Vec<Vec<SecretRef>>, Vec<SecretRef>)> = BTreeMap::new();
+        let mut refs: Vec<&SecretRef> = self.secrets(Backend::ParameterStore).collect();
+        refs.sort();
+        for r in refs {
+            let slot = by_region
+                .entry(r.arn_region().unwrap_or(default_region))
+                .or_default();
+            if r.is_ssm_path() {
+                slot.1.push(r.clone());
+                continue;
+            }
+            let name = r.ssm_name();
+            let fits = slot.0.iter_mut().find(|call| {
+                call.len() < PARAMETERS_PER_CALL && call.iter().all(|c| c.ssm_name() != name)
+            });
+            match fits {
+                Some(call) => call.push(r.clone()),
+                None => slot.0.push(vec![r.clone()]),
+            }
+        }
+        by_region
+            .into_iter()
+            .map(|(region, (groups, paths))| RegionCalls {
+                region: region.to_string(),
+                calls: groups
+                    .into_iter()
+                    .map(Call::Batch)
+                    .chain(paths.into_iter().map(Call::One))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn secret_calls(&self, default_region: &str) -> Vec<RegionCalls> {
         let mut by_region: BTreeMap<&str, (Vec<SecretRef>, Vec<SecretRef>)> = BTreeMap::new();
-        let mut secrets: Vec<&SecretRef> = self.secrets(backend).collect();
+        let mut secrets: Vec<&SecretRef> = self.secrets(Backend::SecretsManager).collect();
         secrets.sort();
         for r in secrets {
             let slot = by_region
@@ -154,7 +229,7 @@ mod tests {
 
     fn plan(raw: &[&str]) -> Plan {
         let specs: Vec<Spec> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
-        Plan::new(&specs)
+        Plan::new(&specs, false)
     }
 
     fn ids(call: &Call) -> Vec<&str> {
@@ -211,6 +286,58 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn parameter_calls_hold_ten_distinct_names() {
+        let names: Vec<String> = (0..23).map(|i| format!("ssm:/p/{i:02}")).collect();
+        let mut raw: Vec<&str> = names.iter().map(String::as_str).collect();
+        raw.extend(["ssm:/p/00:2", "ssm:/p/00:label", "ssm:/dir/", "X=ssm:/p/01"]);
+        let p = plan(&raw);
+        assert!(
+            p.entries
+                .iter()
+                .all(|e| e.backend == Backend::ParameterStore)
+        );
+        let got = p.calls(Backend::ParameterStore, "r");
+        assert_eq!(got.len(), 1);
+        let shape: Vec<(bool, usize)> = got[0]
+            .calls
+            .iter()
+            .map(|c| (matches!(c, Call::Batch(_)), ids(c).len()))
+            .collect();
+        assert_eq!(shape, [(true, 10), (true, 10), (true, 5), (false, 1)]);
+        for c in &got[0].calls {
+            if let Call::Batch(rs) = c {
+                let mut names: Vec<String> = rs.iter().map(SecretRef::ssm_name).collect();
+                names.sort();
+                let n = names.len();
+                names.dedup();
+                assert_eq!(names.len(), n, "{rs:?}");
+            }
+        }
+        let arn = "arn:aws:ssm:eu-west-1:1:parameter/app/db";
+        let got = plan(&["ssm:/a", arn]).calls(Backend::ParameterStore, "us-east-1");
+        let regions: Vec<&str> = got.iter().map(|rc| rc.region.as_str()).collect();
+        assert_eq!(regions, ["eu-west-1", "us-east-1"]);
+    }
+
+    #[test]
+    fn the_agent_serves_secrets_only() {
+        let specs: Vec<Spec> = ["a", "b", "ssm:/c"]
+            .iter()
+            .map(|r| spec::parse(r).unwrap())
+            .collect();
+        let p = Plan::new(&specs, true);
+        let backends: Vec<Backend> = p.entries.iter().map(|e| e.backend).collect();
+        assert_eq!(
+            backends,
+            [Backend::Agent, Backend::Agent, Backend::ParameterStore]
+        );
+        assert!(p.needs_aws());
+        assert!(!Plan::new(&specs[..2], true).needs_aws());
+        let calls = &p.calls(Backend::Agent, "")[0].calls;
+        assert!(calls.iter().all(|c| matches!(c, Call::One(_))) && calls.len() == 2);
     }
 
     #[test]

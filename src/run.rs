@@ -28,7 +28,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     };
     let config = Config::new(cli, &|name| std::env::var_os(name))?;
     log::set_level(config.verbosity);
-    let plan = Plan::new(&config.specs);
+    let plan = Plan::new(&config.specs, config.aws.agent.is_some());
 
     match &config.mode {
         Mode::PrintIamPolicy => {

@@ -1,5 +1,6 @@
 //! The `--secret` SPEC grammar: `[TARGET=]REF`, REF being the ECS `valueFrom` form
-//! `ID[:KEY[:STAGE[:VERSION_ID]]]`. Parsing is pure and total: every input either yields a
+//! `ID[:KEY[:STAGE[:VERSION_ID]]]`, or a Parameter Store ID (`ssm:NAME[:SELECTOR]`, `ssm:/PATH/`,
+//! a parameter ARN) that takes no KEY. Parsing is pure and total: every input either yields a
 //! `Spec` or a usage message; nothing past this module re-checks the raw text.
 
 use crate::arn::Arn;
@@ -41,29 +42,101 @@ impl Key {
     }
 }
 
+/// Which store an id names. Parameter Store ids keep no `ssm:` prefix in `SecretRef::id`: the
+/// id is the parameter name (or ARN) exactly as the API takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Store {
+    SecretsManager,
+    /// One parameter; `selector` is a version number or label (SSM's `NAME:SELECTOR`).
+    Parameter {
+        selector: Option<String>,
+    },
+    /// Every parameter below a path; the id ends with `/`.
+    ParameterPath,
+}
+
 /// One secret version to fetch. Two SPECs with equal `SecretRef`s share one fetch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SecretRef {
     pub id: String,
     pub stage: Option<String>,
     pub version_id: Option<String>,
+    pub store: Store,
 }
 
 impl SecretRef {
+    /// A Secrets Manager reference.
+    pub fn secret(
+        id: impl Into<String>,
+        stage: Option<String>,
+        version_id: Option<String>,
+    ) -> Self {
+        SecretRef {
+            id: id.into(),
+            stage,
+            version_id,
+            store: Store::SecretsManager,
+        }
+    }
+
     /// The region named in a full ARN, if the id is one.
     pub fn arn_region(&self) -> Option<&str> {
-        Arn::parse(&self.id).and_then(|a| a.region())
+        crate::arn::region_of(&self.id)
     }
 
     /// Plain AWSCURRENT reads are the ones `BatchGetSecretValue` can serve.
     pub fn is_current(&self) -> bool {
-        self.version_id.is_none() && self.stage.as_deref().is_none_or(|s| s == "AWSCURRENT")
+        self.store == Store::SecretsManager
+            && self.version_id.is_none()
+            && self.stage.as_deref().is_none_or(|s| s == "AWSCURRENT")
+    }
+
+    /// Whether Parameter Store serves it (one parameter or a path).
+    pub fn is_ssm(&self) -> bool {
+        self.store != Store::SecretsManager
+    }
+
+    /// Whether it is a Parameter Store path (`ssm:/PATH/`), which yields many values.
+    pub fn is_ssm_path(&self) -> bool {
+        self.store == Store::ParameterPath
+    }
+
+    /// The parameter name as `GetParameters` takes it: `NAME[:SELECTOR]` (or the ARN's).
+    pub fn ssm_request_name(&self) -> String {
+        match &self.store {
+            Store::Parameter { selector: Some(s) } => format!("{}:{s}", self.id),
+            _ => self.id.clone(),
+        }
+    }
+
+    /// The parameter's name without its ARN: `arn:…:parameter/app/db` is `/app/db`.
+    pub fn ssm_name(&self) -> String {
+        ssm_name_of(&self.id)
+    }
+}
+
+/// A parameter name from a name or a parameter ARN. Hierarchical names start with `/`, and
+/// their ARN drops that `/` (`parameter/app/db`); a flat name's ARN is `parameter/db`.
+pub fn ssm_name_of(id: &str) -> String {
+    match id
+        .strip_prefix("arn:")
+        .and_then(|_| id.split_once(":parameter/"))
+    {
+        Some((_, tail)) if tail.contains('/') => format!("/{tail}"),
+        Some((_, tail)) => tail.to_string(),
+        None => id.to_string(),
     }
 }
 
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_ssm() && !self.id.starts_with("arn:") {
+            f.write_str("ssm:")?;
+        }
         f.write_str(&self.id)?;
+        if let Store::Parameter { selector: Some(s) } = &self.store {
+            write!(f, ":{s}")?;
+        }
         if let Some(stage) = &self.stage {
             write!(f, " (stage {stage})")?;
         }
@@ -150,6 +223,106 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// SSM's own rule for parameter names: letters, digits and `_.-/`, at most 2048 characters; a
+/// name with a `/` in it is a hierarchy and starts with one.
+fn check_parameter_name(raw: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(usage(raw, "no parameter name after 'ssm:'"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c)))
+    {
+        return Err(usage(
+            raw,
+            format_args!(
+                "'{c}' cannot be in a parameter name (letters, digits and _.-/ only); \
+                 Parameter Store IDs take no KEY: the form is ssm:NAME[:SELECTOR] or ssm:/PATH/"
+            ),
+        ));
+    }
+    if name.contains('/') && !name.starts_with('/') {
+        return Err(usage(
+            raw,
+            "a parameter name with '/' in it is a path and starts with '/'",
+        ));
+    }
+    if name.len() > 2048 {
+        return Err(usage(raw, "a parameter name is at most 2048 characters"));
+    }
+    Ok(())
+}
+
+/// The part after `ssm:`, or a whole parameter ARN: `NAME[:SELECTOR]`, or a path ending in `/`.
+fn parse_ssm(raw: &str, id: &str) -> Result<SecretRef, String> {
+    let (name, selector) = if id.starts_with("arn:") {
+        // arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME[:SELECTOR]
+        let resource = id.splitn(6, ':').nth(5).unwrap_or("");
+        let Some(tail) = resource.strip_prefix("parameter/") else {
+            return Err(usage(
+                raw,
+                "a parameter ARN must look like arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME",
+            ));
+        };
+        let (tail, selector) = match tail.split_once(':') {
+            Some((t, s)) => (t, Some(s)),
+            None => (tail, None),
+        };
+        let name_end = id.len() - resource.len() + "parameter/".len() + tail.len();
+        let name = &id[..name_end];
+        check_parameter_name(raw, &ssm_name_of(name))?;
+        (name, selector)
+    } else {
+        let (name, selector) = match id.split_once(':') {
+            Some((n, s)) => (n, Some(s)),
+            None => (id, None),
+        };
+        check_parameter_name(raw, name)?;
+        (name, selector)
+    };
+    let selector = selector.filter(|s| !s.is_empty());
+    if let Some(s) = selector
+        && (s.contains(':')
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+    {
+        return Err(usage(
+            raw,
+            format_args!(
+                "'{s}' is not a version number or label; Parameter Store IDs take no KEY: \
+                 the form is ssm:NAME[:SELECTOR] or ssm:/PATH/"
+            ),
+        ));
+    }
+    if name.ends_with('/') {
+        if selector.is_some() || name.starts_with("arn:") {
+            return Err(usage(
+                raw,
+                "a path (ssm:/PATH/) takes every parameter below it, so it takes no selector",
+            ));
+        }
+        return Ok(SecretRef {
+            id: name.to_string(),
+            stage: None,
+            version_id: None,
+            store: Store::ParameterPath,
+        });
+    }
+    Ok(SecretRef {
+        id: name.to_string(),
+        stage: None,
+        version_id: None,
+        store: Store::Parameter {
+            selector: selector.map(str::to_string),
+        },
+    })
+}
+
+fn is_parameter_arn(reference: &str) -> bool {
+    reference.starts_with("arn:") && reference.split(':').nth(2) == Some("ssm")
+}
+
 pub fn parse(raw: &str) -> Result<Spec, String> {
     if raw.is_empty() {
         return Err(usage(raw, "empty"));
@@ -158,6 +331,21 @@ pub fn parse(raw: &str) -> Result<Spec, String> {
         Some((t, r)) => (parse_target(raw, t)?, r),
         None => (Target::Auto, raw),
     };
+
+    let ssm = match reference.strip_prefix("ssm:") {
+        Some(id) => Some(parse_ssm(raw, id)?),
+        None if is_parameter_arn(reference) => Some(parse_ssm(raw, reference)?),
+        None => None,
+    };
+    if let Some(secret) = ssm {
+        return Ok(Spec {
+            raw: raw.to_string(),
+            target,
+            secret,
+            key: None,
+            key_text: None,
+        });
+    }
 
     // An ARN's own colons belong to the id: the REF fields start after its 7th field.
     let (id, rest) = match Arn::parse(reference) {
@@ -211,11 +399,7 @@ pub fn parse(raw: &str) -> Result<Spec, String> {
     Ok(Spec {
         raw: raw.to_string(),
         target,
-        secret: SecretRef {
-            id: id.to_string(),
-            stage: non_empty(field(1)),
-            version_id: non_empty(field(2)),
-        },
+        secret: SecretRef::secret(id, non_empty(field(1)), non_empty(field(2))),
         key,
         key_text,
     })
@@ -401,6 +585,108 @@ mod tests {
             ("arn:aws:secretsmanager", "an ARN must look like"),
         ];
         for (raw, want) in rows {
+            let err = parse(raw).expect_err(raw);
+            assert!(err.contains(want), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn parameter_store_ids() {
+        let arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/app/db";
+        let arn_sel = format!("V={arn}:2");
+        let rows: Vec<(&str, Target, &str, Store, &str)> = vec![
+            (
+                "ssm:/app/prod/db/password",
+                Target::Auto,
+                "/app/prod/db/password",
+                Store::Parameter { selector: None },
+                "ssm:/app/prod/db/password",
+            ),
+            (
+                "ssm:/app/db:3",
+                Target::Auto,
+                "/app/db",
+                Store::Parameter {
+                    selector: Some("3".into()),
+                },
+                "ssm:/app/db:3",
+            ),
+            (
+                "P=ssm:/app/db:prod-label",
+                Target::Var("P".into()),
+                "/app/db",
+                Store::Parameter {
+                    selector: Some("prod-label".into()),
+                },
+                "ssm:/app/db:prod-label",
+            ),
+            (
+                "ssm:flat.name_1",
+                Target::Auto,
+                "flat.name_1",
+                Store::Parameter { selector: None },
+                "ssm:flat.name_1",
+            ),
+            (
+                "ssm:/app/db:",
+                Target::Auto,
+                "/app/db",
+                Store::Parameter { selector: None },
+                "ssm:/app/db",
+            ),
+            (
+                "APP_*=ssm:/app/prod/",
+                Target::Prefix("APP_".into()),
+                "/app/prod/",
+                Store::ParameterPath,
+                "ssm:/app/prod/",
+            ),
+            (
+                arn,
+                Target::Auto,
+                arn,
+                Store::Parameter { selector: None },
+                arn,
+            ),
+            (
+                &arn_sel,
+                Target::Var("V".into()),
+                arn,
+                Store::Parameter {
+                    selector: Some("2".into()),
+                },
+                &arn_sel[2..],
+            ),
+        ];
+        for (raw, target, id, store, shown) in rows {
+            let s = parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(s.target, target, "{raw}");
+            assert_eq!(s.secret.id, id, "{raw}");
+            assert_eq!(s.secret.store, store, "{raw}");
+            assert_eq!(s.secret.to_string(), shown, "{raw}");
+            assert_eq!(s.key, None, "{raw}");
+            assert!(s.secret.is_ssm() && !s.secret.is_current(), "{raw}");
+        }
+        assert!(parse("ssm:/app/prod/").unwrap().secret.is_ssm_path());
+        assert!(!parse("ssm:/app/db").unwrap().secret.is_ssm_path());
+        assert!(!parse("prod/db").unwrap().secret.is_ssm());
+        let s = parse(arn).unwrap().secret;
+        assert_eq!(
+            (s.arn_region(), s.ssm_name().as_str()),
+            (Some("eu-west-1"), "/app/db")
+        );
+        assert_eq!(parse("ssm:/a:3").unwrap().secret.ssm_request_name(), "/a:3");
+        assert_eq!(ssm_name_of("arn:aws:ssm:r:1:parameter/flat"), "flat");
+
+        for (raw, want) in [
+            ("ssm:", "no parameter name"),
+            ("ssm:/a/b:key:AWSPREVIOUS", "take no KEY"),
+            ("ssm:/a b", "cannot be in a parameter name"),
+            ("ssm:app/db", "starts with '/'"),
+            ("ssm:/app/prod/:3", "takes no selector"),
+            ("ssm:/a:x/y", "not a version number or label"),
+            ("arn:aws:ssm:r:1:document/x", "parameter ARN must look like"),
+        ] {
             let err = parse(raw).expect_err(raw);
             assert!(err.contains(want), "{raw}: {err}");
         }

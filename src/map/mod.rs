@@ -71,9 +71,17 @@ fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
 
 /// Maps one SPEC over its fetched secret to variables, applying names and policy.
 pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec<Var>, Error> {
+    if spec.secret.is_ssm() {
+        return map_parameters(spec, fetched, opts);
+    }
     let id = &spec.secret.id;
     let text = match &fetched.payload {
         Payload::Text(t) => t,
+        Payload::Tree(_) => {
+            return Err(Error::Internal(format!(
+                "a secret answered with many values for '{id}'"
+            )));
+        }
         Payload::Binary(_) => {
             return Err(Error::data(
                 id,
@@ -160,6 +168,82 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
                 });
             }
         },
+    }
+    if !matches!(spec.target, Target::Var(_)) {
+        for v in &vars {
+            check_refused(spec, v, opts)?;
+        }
+    }
+    Ok(vars)
+}
+
+/// Parameters are text, never flattened (a JSON-looking value stays one variable): one parameter
+/// is named after its last path segment; a path's parameters after the rest of their path below
+/// it (`/` → `_`). `PREFIX*=` prefixes either; `VAR=` names a single parameter.
+fn map_parameters(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec<Var>, Error> {
+    let shown = spec.secret.to_string();
+    let origin = |key: Option<String>| Origin {
+        spec: spec.raw.clone(),
+        secret_id: shown.clone(),
+        key,
+        version_id: fetched.version_id.clone(),
+        stage: match &spec.secret.store {
+            crate::spec::Store::Parameter { selector: Some(s) } => s.clone(),
+            _ => String::new(),
+        },
+        explicit: matches!(spec.target, Target::Var(_)),
+    };
+    let prefix = match &spec.target {
+        Target::Prefix(p) => p.as_str(),
+        _ => "",
+    };
+    let empty_name = || {
+        Error::data(
+            &shown,
+            format!("--secret '{}'", spec.raw),
+            "a parameter name gives an empty variable name; name it with VAR=",
+        )
+    };
+    let mut vars = Vec::new();
+    match (&fetched.payload, &spec.target) {
+        (Payload::Text(t), Target::Var(name)) => vars.push(Var {
+            name: name.clone(),
+            value: SecretText::copy_of(t.expose()),
+            origin: origin(None),
+        }),
+        (Payload::Text(t), _) => vars.push(Var {
+            name: names::from_key(prefix, names::last_segment(&fetched.name), opts.keep_case)
+                .ok_or_else(empty_name)?,
+            value: SecretText::copy_of(t.expose()),
+            origin: origin(None),
+        }),
+        (Payload::Tree(_), Target::Var(_)) => {
+            return Err(Error::data(
+                &shown,
+                format!("--secret '{}'", spec.raw),
+                "a path takes many parameters, so it cannot go into one variable; use PREFIX*= \
+                 or name one parameter",
+            ));
+        }
+        (Payload::Tree(params), _) => {
+            let base = spec.secret.id.as_str();
+            for p in params {
+                let rest = p
+                    .name
+                    .strip_prefix(base)
+                    .unwrap_or_else(|| p.name.trim_start_matches('/'));
+                vars.push(Var {
+                    name: names::from_key(prefix, rest, opts.keep_case).ok_or_else(empty_name)?,
+                    value: SecretText::copy_of(p.value.expose()),
+                    origin: origin(Some(p.name.clone())),
+                });
+            }
+        }
+        (Payload::Binary(_), _) => {
+            return Err(Error::Internal(format!(
+                "Parameter Store answered binary for '{shown}'"
+            )));
+        }
     }
     if !matches!(spec.target, Target::Var(_)) {
         for v in &vars {
@@ -421,6 +505,100 @@ mod tests {
         let err = map_spec(&s, &f, &MapOptions::default()).unwrap_err();
         assert_eq!(err.exit_code(), 65);
         assert!(err.to_string().contains("SecretBinary"));
+    }
+
+    #[test]
+    fn parameters_table() {
+        let one = |name: &str, value: &str| Fetched {
+            name: name.into(),
+            version_id: Some("3".into()),
+            stages: Vec::new(),
+            payload: Payload::Text(SecretText::copy_of(value)),
+        };
+        let tree = |items: &[(&str, &str)]| Fetched {
+            name: "/app/prod/".into(),
+            version_id: None,
+            stages: Vec::new(),
+            payload: Payload::Tree(
+                items
+                    .iter()
+                    .map(|(n, v)| crate::source::Named {
+                        name: n.to_string(),
+                        value: SecretText::copy_of(v),
+                    })
+                    .collect(),
+            ),
+        };
+        let o = MapOptions::default();
+        let run = |raw: &str, f: &Fetched| -> Result<Vec<(String, String)>, Error> {
+            let s = spec::parse(raw).unwrap();
+            Ok(map_spec(&s, f, &o)?
+                .into_iter()
+                .map(|v| (v.name, v.value.expose().to_string()))
+                .collect())
+        };
+        let json = one("/app/prod/db-config", r#"{"user":"u"}"#);
+        let db = one("/app/prod/db/password", "pw");
+        let path = tree(&[
+            ("/app/prod/db/password", "pw"),
+            ("/app/prod/api.key", "k"),
+            ("/app/prod/1st", "x"),
+        ]);
+        let rows: &[(&str, &Fetched, &[(&str, &str)])] = &[
+            ("ssm:/app/prod/db/password", &db, &[("PASSWORD", "pw")]),
+            ("ssm:/app/prod/db/password:3", &db, &[("PASSWORD", "pw")]),
+            ("P=ssm:/app/prod/db/password", &db, &[("P", "pw")]),
+            (
+                "DB_*=ssm:/app/prod/db/password",
+                &db,
+                &[("DB_PASSWORD", "pw")],
+            ),
+            // Never flattened: a JSON-looking parameter is one variable.
+            (
+                "ssm:/app/prod/db-config",
+                &json,
+                &[("DB_CONFIG", r#"{"user":"u"}"#)],
+            ),
+            (
+                "ssm:/app/prod/",
+                &path,
+                &[("DB_PASSWORD", "pw"), ("API_KEY", "k"), ("_1ST", "x")],
+            ),
+            (
+                "APP_*=ssm:/app/prod/",
+                &path,
+                &[
+                    ("APP_DB_PASSWORD", "pw"),
+                    ("APP_API_KEY", "k"),
+                    ("APP_1ST", "x"),
+                ],
+            ),
+        ];
+        for (raw, f, want) in rows {
+            assert_eq!(run(raw, f).unwrap(), pairs(want), "{raw}");
+        }
+        let refused = tree(&[("/app/prod/ld_preload", "/x.so")]);
+        for (raw, f, want) in [
+            (
+                "ssm:/app/prod/",
+                &refused,
+                "refused variable name LD_PRELOAD",
+            ),
+            (
+                "ssm:/app/path",
+                &one("/app/path", "/x"),
+                "refused variable name PATH",
+            ),
+            ("X=ssm:/app/prod/", &path, "cannot go into one variable"),
+        ] {
+            let e = run(raw, f).unwrap_err();
+            assert_eq!(e.exit_code(), 65, "{raw}");
+            assert!(e.to_string().contains(want), "{raw}: {e}");
+        }
+        assert_eq!(
+            run("PATH=ssm:/app/path", &one("/app/path", "/x")).unwrap(),
+            pairs(&[("PATH", "/x")])
+        );
     }
 
     #[test]

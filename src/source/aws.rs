@@ -1,10 +1,11 @@
-//! AWS set-up: region, credentials and the Secrets Manager clients, all bounded by the overall
-//! deadline. Credentials are resolved once, up front, so their failure is diagnosed on its own
+//! AWS set-up: region, credentials and the service clients (Secrets Manager, Parameter Store),
+//! all bounded by the overall deadline. Every client is built by `service_client!`, so both
+//! services share one HTTP client, endpoint rule and configuration. Credentials are resolved once, up front, so their failure is diagnosed on its own
 //! (exit 78/77) instead of surfacing as an opaque request error, and so IMDS is asked once.
 
 use crate::config::AwsOptions;
 use crate::error::Error;
-use crate::plan::Plan;
+use crate::plan::{Backend, Plan};
 use crate::vlog;
 use aws_config::BehaviorVersion;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
@@ -21,18 +22,48 @@ use std::time::Duration;
 
 pub type Client = aws_sdk_secretsmanager::Client;
 
-/// One client per region the secrets live in; the default region is `default`.
+pub type SsmClient = aws_sdk_ssm::Client;
+
+/// One client per service and region the plan reads from; the default region is `default`.
 pub struct Clients {
     pub default_region: String,
     by_region: BTreeMap<String, Client>,
+    ssm_by_region: BTreeMap<String, SsmClient>,
+}
+
+/// The client for `region`, else the default region's. Only asked for regions the plan listed,
+/// all of which were built.
+fn pick<'a, C>(map: &'a BTreeMap<String, C>, region: &str, default: &str) -> &'a C {
+    map.get(region)
+        .or_else(|| map.get(default))
+        .or_else(|| map.values().next())
+        .expect("a client for every planned region")
 }
 
 impl Clients {
     pub fn for_region(&self, region: &str) -> &Client {
-        self.by_region
-            .get(region)
-            .unwrap_or_else(|| &self.by_region[&self.default_region])
+        pick(&self.by_region, region, &self.default_region)
     }
+
+    pub fn ssm_for_region(&self, region: &str) -> &SsmClient {
+        pick(&self.ssm_by_region, region, &self.default_region)
+    }
+}
+
+/// A service client from the shared SDK configuration, for one region, with the resolved
+/// credentials; a plain-http endpoint is pinned with its plain-http client. The one place a
+/// client is built, so whatever one service's client gets (HTTP client, interceptors), every
+/// service's client gets.
+macro_rules! service_client {
+    ($service:ident, $sdk:expr, $creds:expr, $region:expr, $plain:expr) => {{
+        let mut conf = $service::config::Builder::from($sdk)
+            .credentials_provider($creds.clone())
+            .region(Region::new($region.to_string()));
+        if let Some((url, http)) = $plain {
+            conf = conf.endpoint_url(url.as_str()).http_client(http.clone());
+        }
+        $service::Client::from_conf(conf.build())
+    }};
 }
 
 /// IMDS answers in milliseconds when it is there; when its packets are dropped (a container
@@ -191,28 +222,33 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
     );
 
     let regions = plan.regions(&region);
-    let endpoint = opts.endpoint.clone();
     // A plain-http endpoint (a local emulator, a sidecar proxy) needs no TLS: the default client
     // would still read every system root certificate (~300 files, several ms) before the first
     // request. Pinning the endpoint here keeps the client and the URL in step.
-    let plain = endpoint
-        .filter(|u| u.starts_with("http://"))
-        .map(|u| (u, aws_smithy_http_client::Builder::new().build_http()));
-    let by_region = regions
-        .into_iter()
-        .map(|r| {
-            let mut conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
-                .credentials_provider(creds.clone())
-                .region(Region::new(r.clone()));
-            if let Some((url, http)) = &plain {
-                conf = conf.endpoint_url(url).http_client(http.clone());
-            }
-            (r, Client::from_conf(conf.build()))
-        })
-        .collect();
+    let plain = |endpoint: &Option<String>| {
+        endpoint
+            .clone()
+            .filter(|u| u.starts_with("http://"))
+            .map(|u| (u, aws_smithy_http_client::Builder::new().build_http()))
+    };
+    let (sm_plain, ssm_plain) = (plain(&opts.endpoint), plain(&opts.ssm_endpoint));
+    let wants = |backend: Backend| plan.entries.iter().any(|e| e.backend == backend);
+    let mut by_region = BTreeMap::new();
+    let mut ssm_by_region = BTreeMap::new();
+    for r in regions {
+        if wants(Backend::SecretsManager) {
+            let c = service_client!(aws_sdk_secretsmanager, &sdk, creds, r, &sm_plain);
+            by_region.insert(r.clone(), c);
+        }
+        if wants(Backend::ParameterStore) {
+            let c = service_client!(aws_sdk_ssm, &sdk, creds, r, &ssm_plain);
+            ssm_by_region.insert(r, c);
+        }
+    }
     Ok(Clients {
         default_region: region,
         by_region,
+        ssm_by_region,
     })
 }
 

@@ -3,20 +3,34 @@
 //! `Failure` once per call. The types here are the seam a new backend plugs into: add a
 //! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
 
+pub mod agent;
 pub mod aws;
+pub mod parameter_store;
+mod sdk;
 pub mod secrets_manager;
 pub mod window;
 
+use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::{Backend, Plan};
 use crate::secret::{SecretBytes, SecretText};
 use crate::spec::SecretRef;
 use std::collections::BTreeMap;
 
+/// One value of many, named by the backend (a parameter below a path).
+#[derive(Debug)]
+pub struct Named {
+    /// The full name, e.g. `/app/prod/db/password`: metadata, safe to print.
+    pub name: String,
+    pub value: SecretText,
+}
+
 /// The value a backend returned for one secret version.
 #[derive(Debug)]
 pub enum Payload {
     Text(SecretText),
+    /// Every parameter below an `ssm:/PATH/`, in the order the service listed them.
+    Tree(Vec<Named>),
     Binary(
         #[expect(dead_code, reason = "held to be wiped; no delivery reads bytes yet")] SecretBytes,
     ),
@@ -78,20 +92,37 @@ impl Failure {
     }
 }
 
-/// Fetches every entry of the plan from its backend.
-pub async fn fetch_all(clients: &aws::Clients, plan: &Plan) -> Results {
-    let mut results = Results::new();
-    let backends: std::collections::BTreeSet<Backend> =
-        plan.entries.iter().map(|e| e.backend).collect();
-    for backend in backends {
-        let calls = plan.calls(backend, &clients.default_region);
-        match backend {
-            Backend::SecretsManager => {
-                results.extend(secrets_manager::fetch(clients, calls).await);
-            }
+/// Fetches every entry of the plan from its backend, the backends side by side. `clients` is
+/// there whenever the plan needs AWS (`Plan::needs_aws`); the agent needs none.
+pub async fn fetch_all(clients: Option<&aws::Clients>, opts: &AwsOptions, plan: &Plan) -> Results {
+    let region = clients.map_or("", |c| c.default_region.as_str());
+    let run = |backend: Backend| async move {
+        if !plan.entries.iter().any(|e| e.backend == backend) {
+            return Vec::new();
         }
-    }
-    results
+        let calls = plan.calls(backend, region);
+        match (backend, clients, &opts.agent) {
+            (Backend::SecretsManager, Some(c), _) => secrets_manager::fetch(c, calls).await,
+            (Backend::ParameterStore, Some(c), _) => parameter_store::fetch(c, calls).await,
+            (Backend::Agent, _, Some(agent)) => {
+                agent::fetch(agent, opts.timeout, opts.max_attempts, calls).await
+            }
+            // The plan and the caller disagree: a bug, reported per secret, never a panic.
+            _ => plan
+                .secrets(backend)
+                .map(|r| {
+                    let err = Error::Internal(format!("no source set up for '{r}'"));
+                    (r.clone(), Err(err))
+                })
+                .collect(),
+        }
+    };
+    let (sm, ssm, agent) = tokio::join!(
+        run(Backend::SecretsManager),
+        run(Backend::ParameterStore),
+        run(Backend::Agent)
+    );
+    sm.into_iter().chain(ssm).chain(agent).collect()
 }
 
 #[cfg(test)]
@@ -103,11 +134,7 @@ mod tests {
     fn a_shared_failure_names_each_secret() {
         let refs: Vec<SecretRef> = ["prod/a", "prod/b"]
             .iter()
-            .map(|id| SecretRef {
-                id: id.to_string(),
-                stage: None,
-                version_id: None,
-            })
+            .map(|id| SecretRef::secret(*id, None, None))
             .collect();
         for (class, code) in [
             (Class::NotFound, 66),

@@ -4,10 +4,10 @@
 //! classified here, once per call, into a `Failure`.
 
 use super::aws::{Client, Clients};
+use super::sdk::{Rules, is_denial_or_credentials};
 use super::{Class, Failure, Fetched, Payload};
 use crate::error::Error;
 use crate::plan::{Call, RegionCalls};
-use crate::sanitize::one_line;
 use crate::secret::{SecretBytes, SecretText};
 use crate::spec::SecretRef;
 use crate::vlog;
@@ -29,21 +29,11 @@ type Outcome = (SecretRef, Result<Fetched, Error>);
 fn classify(code: &str) -> Class {
     match code {
         "ResourceNotFoundException" | "InvalidRequestException" => Class::NotFound,
-        "AccessDeniedException"
-        | "AccessDenied"
-        | "DecryptionFailure"
+        "DecryptionFailure"
         | "KMSAccessDeniedException"
         | "KMSDisabledException"
-        | "KMSInvalidStateException"
-        | "UnrecognizedClientException"
-        | "InvalidClientTokenId"
-        | "InvalidSignatureException"
-        | "SignatureDoesNotMatch"
-        | "IncompleteSignature"
-        | "MissingAuthenticationToken"
-        | "ExpiredToken"
-        | "ExpiredTokenException"
-        | "RequestExpired" => Class::Permission,
+        | "KMSInvalidStateException" => Class::Permission,
+        c if is_denial_or_credentials(c) => Class::Permission,
         "InvalidParameterException" | "ValidationException" => Class::Rejected,
         _ => Class::Unavailable,
     }
@@ -72,70 +62,22 @@ fn advice(class: Class) -> &'static str {
     }
 }
 
-fn failure(class: Class, what: String) -> Failure {
-    Failure {
-        service: SERVICE,
-        class,
-        why: format!("{what}; {}", advice(class)),
-    }
-}
+const RULES: Rules = Rules {
+    service: SERVICE,
+    classify,
+    advice,
+};
 
 /// The failure an AWS error code (and its remote message, sanitised) stands for.
-fn coded(code: &str, message: Option<&str>) -> Failure {
-    match message {
-        Some(m) if !m.is_empty() => failure(classify(code), format!("{code}: {}", one_line(m))),
-        _ => failure(classify(code), code.to_string()),
-    }
+pub(super) fn coded(code: &str, message: Option<&str>) -> Failure {
+    RULES.coded(code, message)
 }
 
 fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let unavailable = |what: String| failure(Class::Unavailable, what);
-    match err {
-        SdkError::ServiceError(se) => match se.err().code() {
-            Some(code) => coded(code, se.err().message()),
-            // No `__type`: whatever answered is not Secrets Manager (a proxy page, a stub).
-            None => unavailable(format!(
-                "the reply (HTTP {}) is not a Secrets Manager response",
-                se.raw().status().as_u16()
-            )),
-        },
-        SdkError::TimeoutError(_) => unavailable("timed out after every attempt".into()),
-        SdkError::DispatchFailure(df) => {
-            let kind = if df.is_timeout() {
-                "connection timed out"
-            } else if df.is_io() {
-                "connection failed"
-            } else {
-                "request could not be sent"
-            };
-            // The connector's error chain names hosts and OS errors, never bodies.
-            unavailable(format!("{kind} ({})", cause_chain(err)))
-        }
-        // A body that does not parse may hold anything, so its parser's message is not shown.
-        SdkError::ResponseError(_) => unavailable(
-            "the response could not be read (truncated or not Secrets Manager JSON)".into(),
-        ),
-        SdkError::ConstructionFailure(_) => failure(Class::Config, cause_chain(err)),
-        _ => unavailable("unexpected SDK error".into()),
-    }
-}
-
-/// The `Display` texts of an error and its sources, deduplicated, joined with ": ". Unlike the
-/// SDK's `DisplayErrorContext` it never appends a `Debug` dump of the whole chain.
-fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    one_line(&parts.join(": "))
+    RULES.sdk(err)
 }
 
 /// The fields of a `GetSecretValue` answer or a batch entry, moved out of the SDK's struct so the
@@ -351,11 +293,7 @@ mod tests {
             ("SomethingNew", Class::Unavailable, 69),
             ("InvalidParameterException", Class::Rejected, 64),
         ];
-        let r = SecretRef {
-            id: "prod/db".into(),
-            stage: None,
-            version_id: None,
-        };
+        let r = SecretRef::secret("prod/db", None, None);
         for (code, class, exit) in rows {
             assert_eq!(classify(code), class, "{code}");
             let e = coded(code, Some("msg\x1b[2J")).for_secret(&r);
@@ -363,46 +301,6 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains("prod/db") && text.contains(code), "{text}");
             assert!(!text.contains('\x1b'), "{text:?}");
-        }
-    }
-
-    #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
-    impl std::fmt::Display for Layer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-    impl std::error::Error for Layer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|l| l as _)
-        }
-    }
-
-    #[test]
-    fn cause_chain_is_display_only() {
-        let chain = |texts: &[&'static str]| {
-            texts
-                .iter()
-                .rev()
-                .fold(None, |inner, t| Some(Box::new(Layer(t, inner))))
-                .unwrap()
-        };
-        let rows: &[(&[&'static str], &str)] = &[
-            (&["dispatch failure"], "dispatch failure"),
-            (
-                &[
-                    "dispatch failure",
-                    "io error",
-                    "Connection reset by peer (os error 104)",
-                ],
-                "dispatch failure: io error: Connection reset by peer (os error 104)",
-            ),
-            // A layer that repeats its source's text adds nothing.
-            (&["timeout: read", "read", ""], "timeout: read"),
-        ];
-        for (layers, want) in rows {
-            assert_eq!(cause_chain(&*chain(layers)), *want, "{layers:?}");
         }
     }
 

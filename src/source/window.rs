@@ -28,14 +28,20 @@ pub fn fetch(aws: &AwsOptions, plan: &Plan) -> Result<Results, Error> {
             watch(Signal::SIGHUP)?,
         );
         let work = async {
-            let clients = aws::clients(aws, plan).await?;
-            vlog!(
-                1,
-                "fetching {} secret(s), default region {}",
-                plan.entries.len(),
-                clients.default_region
-            );
-            Ok::<_, Error>(super::fetch_all(&clients, plan).await)
+            // The agent alone needs no region, credentials or TLS: none of them is touched.
+            let clients = if plan.needs_aws() {
+                let clients = aws::clients(aws, plan).await?;
+                vlog!(
+                    1,
+                    "fetching {} secret(s), default region {}",
+                    plan.entries.len(),
+                    clients.default_region
+                );
+                Some(clients)
+            } else {
+                None
+            };
+            Ok::<_, Error>(super::fetch_all(clients.as_ref(), aws, plan).await)
         };
         tokio::select! {
             r = tokio::time::timeout(aws.timeout, work) => r.unwrap_or_else(|_| Err(Error::TimedOut {

@@ -1,0 +1,744 @@
+//! The AWS Secrets Manager Agent as the source (`--agent`): every Secrets Manager read becomes
+//! `GET /secretsmanager/get?secretId=…` to the node-local agent over plain loopback HTTP, with
+//! the agent's SSRF token in `X-Aws-Parameters-Secrets-Token`. No AWS credentials, region or TLS
+//! are involved: the agent holds those. The HTTP exchange is a single bounded HTTP/1.1 GET on a
+//! fresh connection (`Connection: close`), so a misbehaving listener can cost at most one bounded
+//! read per attempt. The token is secret: it is only ever written to the socket.
+
+use super::secrets_manager::coded;
+use super::{Class, Failure, Fetched, Payload};
+use crate::error::Error;
+use crate::plan::{Call, RegionCalls};
+use crate::sanitize::one_line;
+use crate::secret::{SecretBytes, SecretText};
+use crate::spec::SecretRef;
+use crate::vlog;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use zeroize::Zeroizing;
+
+const SERVICE: &str = "Secrets Manager Agent";
+/// Requests in flight at once: the agent's own default limit is 800 connections.
+const CONCURRENCY: usize = 16;
+/// A secret is at most 64 KiB; as base64 in JSON with its metadata it stays far below this.
+const MAX_RESPONSE: usize = 1 << 20;
+/// A token file holds one token; anything larger is not one.
+const MAX_TOKEN_FILE: u64 = 4096;
+/// Where the agent answers, in the order it reads them itself.
+const TOKEN_VARS: [&str; 3] = [
+    "AWS_TOKEN",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
+type Outcome = (SecretRef, Result<Fetched, Error>);
+
+/// `http://HOST[:PORT]`: where the agent listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentUrl {
+    /// As written in a URL (an IPv6 address keeps its brackets), for the Host header.
+    pub host: String,
+    pub port: u16,
+}
+
+impl AgentUrl {
+    /// The host to connect to (an IPv6 address without its brackets).
+    fn connect_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+impl fmt::Display for AgentUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
+
+/// Parses `http://HOST[:PORT][/]`. Only plain HTTP: the agent listens on loopback and serves no
+/// TLS, and a path or query would be silently dropped, so both are refused.
+pub fn parse_url(text: &str) -> Result<AgentUrl, String> {
+    let rest = text.strip_prefix("http://").ok_or(
+        "the agent URL must be http://HOST[:PORT] (the agent serves plain HTTP on loopback)",
+    )?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err("the agent URL takes no path, query or user; give http://HOST[:PORT]".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && (!h.contains(':') || h.ends_with(']')) => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("'{p}' is not a port number"))?;
+            (h, port)
+        }
+        _ => (authority, 80),
+    };
+    let ok_host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    if !ok_host {
+        return Err(format!("'{host}' is not a host name or address"));
+    }
+    Ok(AgentUrl {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The agent's SSRF token: a value, or a file to read it from (`file://PATH`, as the agent does).
+pub enum Token {
+    Value {
+        var: &'static str,
+        value: SecretText,
+    },
+    File {
+        var: &'static str,
+        path: PathBuf,
+    },
+}
+
+impl Clone for Token {
+    fn clone(&self) -> Self {
+        match self {
+            Token::Value { var, value } => Token::Value {
+                var,
+                value: SecretText::copy_of(value.expose()),
+            },
+            Token::File { var, path } => Token::File {
+                var,
+                path: path.clone(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Token::Value { var, .. } => write!(f, "Token({var}: [redacted])"),
+            Token::File { var, path } => write!(f, "Token({var}: file {})", path.display()),
+        }
+    }
+}
+
+/// The first non-empty token variable, in the agent's own order.
+pub fn token_from(env: &dyn Fn(&str) -> Option<String>) -> Option<Token> {
+    TOKEN_VARS.iter().find_map(|var| {
+        let value = env(var).filter(|v| !v.is_empty())?;
+        Some(match value.strip_prefix("file://") {
+            Some(path) => Token::File {
+                var,
+                path: PathBuf::from(path),
+            },
+            None => Token::Value {
+                var,
+                value: SecretText::from_owned(value),
+            },
+        })
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    pub url: AgentUrl,
+    /// `None` only when nothing is fetched (`--print-iam-policy`); `Config` refuses it otherwise.
+    pub token: Option<Token>,
+}
+
+/// The token's text, read from its file when it is one, and checked to be one header value.
+fn token_text(token: Option<&Token>) -> Result<SecretText, Error> {
+    let (var, text) = match token {
+        None => return Err(Error::Config("no agent token; set AWS_TOKEN".into())),
+        Some(Token::Value { var, value }) => (*var, SecretText::copy_of(value.expose())),
+        Some(Token::File { var, path }) => {
+            use std::io::Read as _;
+            let unreadable = |why: String| {
+                Error::Config(format!(
+                    "cannot read the agent token from {var}=file://{}: {why}; check the path and its permissions",
+                    path.display()
+                ))
+            };
+            let mut buf = Zeroizing::new(Vec::with_capacity(MAX_TOKEN_FILE as usize + 1));
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_TOKEN_FILE + 1).read_to_end(&mut buf))
+                .map_err(|e| unreadable(e.to_string()))?;
+            if buf.len() as u64 > MAX_TOKEN_FILE {
+                return Err(unreadable(format!("longer than {MAX_TOKEN_FILE} bytes")));
+            }
+            let text = std::str::from_utf8(&buf).map_err(|_| unreadable("not UTF-8".into()))?;
+            (*var, SecretText::copy_of(text.trim()))
+        }
+    };
+    if text.expose().trim().is_empty() || text.expose().chars().any(|c| c.is_control()) {
+        return Err(Error::Config(format!(
+            "the agent token in {var} is empty or holds control characters; it must be one line"
+        )));
+    }
+    Ok(text)
+}
+
+/// RFC 3986 percent-encoding of a query value: everything but the unreserved characters.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The request target for one secret version.
+fn target(secret: &SecretRef) -> String {
+    let mut t = format!("/secretsmanager/get?secretId={}", encode(&secret.id));
+    if let Some(stage) = &secret.stage {
+        t.push_str(&format!("&versionStage={}", encode(stage)));
+    }
+    if let Some(v) = &secret.version_id {
+        t.push_str(&format!("&versionId={}", encode(v)));
+    }
+    t
+}
+
+/// A parsed HTTP response: status and the (de-chunked) body, in a buffer wiped on drop.
+struct Response {
+    status: u16,
+    body: Zeroizing<Vec<u8>>,
+}
+
+/// Where the header block ends (the index after `\r\n\r\n`).
+fn header_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Splits a complete response (read to its end) into status and body. Handles a
+/// Content-Length body, a chunked one, and one delimited by the connection closing.
+fn parse_response(raw: &[u8]) -> Result<Response, &'static str> {
+    let end = header_end(raw).ok_or("the answer has no complete HTTP header")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the HTTP header is not text")?;
+    let status = head
+        .strip_prefix("HTTP/1.")
+        .and_then(|s| s.get(2..5))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or("the answer is not HTTP/1.x")?;
+    let rest = &raw[end..];
+    let mut body = Zeroizing::new(Vec::with_capacity(rest.len()));
+    if header(head, "transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        let mut at = 0;
+        loop {
+            let line_end = rest[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or("a chunked body ends early")?;
+            let size_text = std::str::from_utf8(&rest[at..at + line_end])
+                .map_err(|_| "a chunk size is not text")?;
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| "a chunk size is not a number")?;
+            at += line_end + 2;
+            if size == 0 {
+                break;
+            }
+            let chunk = rest.get(at..at + size).ok_or("a chunked body ends early")?;
+            body.extend_from_slice(chunk);
+            at += size + 2;
+        }
+    } else if let Some(len) = header(head, "content-length") {
+        let len: usize = len.parse().map_err(|_| "Content-Length is not a number")?;
+        body.extend_from_slice(
+            rest.get(..len)
+                .ok_or("the body is shorter than its Content-Length")?,
+        );
+    } else {
+        body.extend_from_slice(rest);
+    }
+    Ok(Response { status, body })
+}
+
+/// Whether a partial read already holds the whole response (so a listener that keeps the
+/// connection open despite `Connection: close` costs nothing).
+fn complete(buf: &[u8]) -> bool {
+    let Some(end) = header_end(buf) else {
+        return false;
+    };
+    let Ok(head) = std::str::from_utf8(&buf[..end]) else {
+        return false;
+    };
+    header(head, "content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|len| buf.len() >= end + len)
+}
+
+/// One GET on a fresh connection, read to the end of the response (at most `MAX_RESPONSE`).
+async fn get(url: &AgentUrl, target: &str, token: &SecretText) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect((url.connect_host(), url.port)).await?;
+    stream.set_nodelay(true)?;
+    let mut req = Zeroizing::new(Vec::with_capacity(256 + target.len() + token.len()));
+    write!(
+        req,
+        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nX-Aws-Parameters-Secrets-Token: {}\r\n\
+         User-Agent: secret-exec/{}\r\nConnection: close\r\n\r\n",
+        url.host,
+        url.port,
+        token.expose(),
+        env!("CARGO_PKG_VERSION")
+    )?;
+    stream.write_all(&req).await?;
+    drop(req);
+    let mut buf = Zeroizing::new(Vec::with_capacity(16 * 1024));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        let n = stream.read(&mut chunk[..]).await?;
+        if n == 0 {
+            break;
+        }
+        if buf.len() + n > MAX_RESPONSE {
+            return Err(std::io::Error::other(format!(
+                "the answer is larger than {MAX_RESPONSE} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if complete(&buf) {
+            break;
+        }
+    }
+    parse_response(&buf).map_err(std::io::Error::other)
+}
+
+fn failure(class: Class, why: String) -> Failure {
+    Failure {
+        service: SERVICE,
+        class,
+        why,
+    }
+}
+
+/// What one answer means.
+#[derive(Debug)]
+enum Verdict {
+    /// 200: the body is a `GetSecretValue` answer.
+    Value,
+    /// Worth another attempt (the agent's connection limit).
+    Retry(String),
+    Fail(Failure),
+}
+
+const TOKEN_HINT: &str = "set AWS_TOKEN (or AWS_TOKEN=file://PATH) to the token the agent reads, \
+                          and reach the agent directly, not through a proxy (add it to NO_PROXY)";
+
+/// Maps the agent's answers: upstream errors come back with the upstream status and `__type`
+/// (classified as the direct Secrets Manager path does); the agent's own refusals are plain text.
+fn verdict(status: u16, body: &[u8]) -> Verdict {
+    if status == 200 {
+        return Verdict::Value;
+    }
+    let typed = serde_json::from_slice::<BTreeMap<String, &RawValue>>(body)
+        .ok()
+        .and_then(|m| {
+            let text = |k: &str| {
+                m.get(k)
+                    .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+            };
+            Some((text("__type")?, text("message").or_else(|| text("Message"))))
+        });
+    let plain = || one_line(&String::from_utf8_lossy(&body[..body.len().min(200)]));
+    match (status, typed) {
+        (429, _) => Verdict::Retry("the agent is at its connection limit (HTTP 429)".into()),
+        (_, Some((code, message))) => Verdict::Fail(coded(&code, message.as_deref())),
+        (403, None) => Verdict::Fail(failure(
+            Class::Permission,
+            format!(
+                "the agent refused the token (HTTP 403 {}); {TOKEN_HINT}",
+                plain()
+            ),
+        )),
+        (400, None) if body.trim_ascii() == b"Forwarded" => Verdict::Fail(failure(
+            Class::Permission,
+            format!("the agent refused a forwarded request (HTTP 400 Forwarded); {TOKEN_HINT}"),
+        )),
+        (502 | 504, None) => Verdict::Fail(failure(
+            Class::Unavailable,
+            format!(
+                "the agent could not reach Secrets Manager (HTTP {status}); check the agent's \
+                 network path and logs, or raise --timeout"
+            ),
+        )),
+        (_, None) => Verdict::Fail(failure(
+            Class::Unavailable,
+            format!(
+                "the answer (HTTP {status}) is not a Secrets Manager Agent response; check the \
+                 --agent URL"
+            ),
+        )),
+    }
+}
+
+/// Moves a 200 body's fields into a `Fetched`; the value goes straight into a wiped buffer.
+fn fetched(body: &[u8], secret: &SecretRef) -> Result<Fetched, Error> {
+    let bad = |why: &str| Error::Unavailable {
+        secret: secret.to_string(),
+        why: format!("the agent's answer {why}"),
+    };
+    let m: BTreeMap<String, &RawValue> =
+        serde_json::from_slice(body).map_err(|_| bad("is not a JSON object"))?;
+    let text = |k: &str| -> Option<String> {
+        m.get(k).and_then(|v| {
+            serde_json::from_str::<Option<String>>(v.get())
+                .ok()
+                .flatten()
+        })
+    };
+    let stages = m
+        .get("VersionStages")
+        .and_then(|v| serde_json::from_str::<Vec<String>>(v.get()).ok())
+        .unwrap_or_default();
+    let payload = match (text("SecretString"), text("SecretBinary")) {
+        (Some(s), _) => Payload::Text(SecretText::from_owned(s)),
+        (None, Some(b64)) => {
+            let b64 = Zeroizing::new(b64);
+            let bytes = aws_smithy_types::base64::decode(b64.as_str())
+                .map_err(|_| bad("has a SecretBinary that is not base64"))?;
+            Payload::Binary(SecretBytes::from_owned(bytes))
+        }
+        (None, None) => return Err(bad("has neither SecretString nor SecretBinary")),
+    };
+    Ok(Fetched {
+        name: text("Name").unwrap_or_else(|| secret.id.clone()),
+        version_id: text("VersionId"),
+        stages,
+        payload,
+    })
+}
+
+/// Backoff before attempt `n + 1`: 100 ms doubling to 2 s, with jitter so a herd of launches
+/// turned away together does not come back together.
+fn backoff(n: u32) -> Duration {
+    let base = Duration::from_millis(100) * 2u32.saturating_pow(n.saturating_sub(1));
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 100)
+        .unwrap_or(0);
+    base.min(Duration::from_secs(2)) + Duration::from_millis(u64::from(jitter))
+}
+
+async fn get_one(
+    url: Arc<AgentUrl>,
+    token: Arc<SecretText>,
+    secret: SecretRef,
+    attempts: u32,
+    per_attempt: Duration,
+) -> Outcome {
+    let target = target(&secret);
+    let mut last = String::new();
+    for n in 1..=attempts {
+        if n > 1 {
+            tokio::time::sleep(backoff(n - 1)).await;
+        }
+        match tokio::time::timeout(per_attempt, get(&url, &target, &token)).await {
+            Err(_) => last = format!("the agent at {url} did not answer within {per_attempt:?}"),
+            Ok(Err(e)) => {
+                last = format!(
+                    "cannot reach the agent at {url}: {}",
+                    one_line(&e.to_string())
+                )
+            }
+            Ok(Ok(resp)) => match verdict(resp.status, &resp.body) {
+                Verdict::Value => {
+                    let result = fetched(&resp.body, &secret);
+                    return (secret, result);
+                }
+                Verdict::Retry(why) => last = why,
+                Verdict::Fail(f) => {
+                    let err = f.for_secret(&secret);
+                    return (secret, Err(err));
+                }
+            },
+        }
+        vlog!(2, "agent attempt {n}/{attempts} for {secret}: {last}");
+    }
+    let why = format!(
+        "{last} (after {attempts} attempts); check that the agent runs and listens there \
+         (it serves 127.0.0.1 only: share its network namespace), or raise --timeout"
+    );
+    let err = failure(Class::Unavailable, why).for_secret(&secret);
+    (secret, Err(err))
+}
+
+/// Reads every secret of the plan through the agent, concurrently (at most `CONCURRENCY`).
+pub async fn fetch(
+    opts: &AgentOptions,
+    timeout: Duration,
+    attempts: u32,
+    plan: Vec<RegionCalls>,
+) -> Vec<Outcome> {
+    let secrets: Vec<SecretRef> = plan
+        .into_iter()
+        .flat_map(|rc| rc.calls)
+        .flat_map(|c| match c {
+            Call::One(r) => vec![r],
+            Call::Batch(rs) => rs,
+        })
+        .collect();
+    let token = match token_text(opts.token.as_ref()) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            let why = e.to_string();
+            return secrets
+                .into_iter()
+                .map(|s| (s, Err(Error::Config(why.clone()))))
+                .collect();
+        }
+    };
+    vlog!(
+        1,
+        "reading {} secret(s) through the agent at {}",
+        secrets.len(),
+        opts.url
+    );
+    let per_attempt = (timeout / attempts.max(1)).max(Duration::from_millis(500));
+    let url = Arc::new(opts.url.clone());
+    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut set = JoinSet::new();
+    for s in secrets {
+        let (url, token, limit) = (url.clone(), token.clone(), limit.clone());
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            get_one(url, token, s, attempts, per_attempt).await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(o) = joined {
+            out.push(o);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_table() {
+        let ok = [
+            ("http://localhost:2773", "localhost", 2773),
+            ("http://127.0.0.1:2773/", "127.0.0.1", 2773),
+            ("http://agent", "agent", 80),
+            ("http://[::1]:2773", "[::1]", 2773),
+        ];
+        for (text, host, port) in ok {
+            let u = parse_url(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((u.host.as_str(), u.port), (host, port), "{text}");
+        }
+        assert_eq!(parse_url("http://[::1]:1").unwrap().connect_host(), "::1");
+        for bad in [
+            "https://localhost:2773",
+            "localhost:2773",
+            "http://",
+            "http://:2773",
+            "http://h:0",
+            "http://h:99999",
+            "http://h:x",
+            "http://h/secretsmanager",
+            "http://u@h",
+            "http://h?x",
+            "http://h_h",
+            "http://[nope]:1",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_order_and_file_form() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let t = token_from(&env(&[("AWS_SESSION_TOKEN", "b"), ("AWS_TOKEN", "a")]));
+        assert!(matches!(
+            t,
+            Some(Token::Value {
+                var: "AWS_TOKEN",
+                ..
+            })
+        ));
+        let t = token_from(&env(&[
+            ("AWS_TOKEN", ""),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "c"),
+        ]));
+        assert!(matches!(
+            t,
+            Some(Token::Value {
+                var: "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                ..
+            })
+        ));
+        let t = token_from(&env(&[("AWS_TOKEN", "file:///run/token")])).unwrap();
+        assert!(
+            matches!(&t, Token::File { path, .. } if path == std::path::Path::new("/run/token"))
+        );
+        assert!(token_from(&env(&[])).is_none());
+        let v = token_from(&env(&[("AWS_TOKEN", "s3cr3t-token")])).unwrap();
+        assert!(!format!("{v:?}").contains("s3cr3t"));
+        for bad in ["a\r\nX-Forwarded-For: 1", " "] {
+            let t = Token::Value {
+                var: "AWS_TOKEN",
+                value: SecretText::copy_of(bad),
+            };
+            let err = token_text(Some(&t)).unwrap_err();
+            assert_eq!(err.exit_code(), 78);
+            assert!(!err.to_string().contains("Forwarded"), "{err}");
+        }
+    }
+
+    #[test]
+    fn targets_are_encoded() {
+        let r = SecretRef::secret(
+            "arn:aws:secretsmanager:us-east-1:1:secret:a/b+c d-AbCdEf",
+            Some("AWSPREVIOUS".into()),
+            Some("v&1".into()),
+        );
+        assert_eq!(
+            target(&r),
+            "/secretsmanager/get?secretId=arn%3Aaws%3Asecretsmanager%3Aus-east-1%3A1%3Asecret%3Aa%2Fb%2Bc%20d-AbCdEf&versionStage=AWSPREVIOUS&versionId=v%261"
+        );
+    }
+
+    #[test]
+    fn responses_parse() {
+        let rows: &[(&[u8], u16, &[u8])] = &[
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", 200, b"{}"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}extra", 200, b"{}"),
+            (b"HTTP/1.0 403 Forbidden\r\n\r\nBad Token", 403, b"Bad Token"),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+                200,
+                b"abcde",
+            ),
+        ];
+        for (raw, status, body) in rows {
+            let r = parse_response(raw).unwrap();
+            assert_eq!((r.status, r.body.as_slice()), (*status, *body));
+        }
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        ] {
+            assert!(parse_response(bad).is_err(), "{bad:?}");
+        }
+        assert!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
+        assert!(!complete(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}"));
+    }
+
+    #[test]
+    fn verdict_table() {
+        let r = SecretRef::secret("prod/db", None, None);
+        let rows: &[(u16, &str, Option<i32>, &str)] = &[
+            (200, "{}", None, ""),
+            (429, "Connection limit exceeded", None, "connection limit"),
+            (403, "Bad Token", Some(77), "AWS_TOKEN"),
+            (400, "Forwarded", Some(77), "forwarded"),
+            (
+                400,
+                r#"{"__type":"ResourceNotFoundException","message":"no such secret"}"#,
+                Some(66),
+                "ResourceNotFoundException: no such secret",
+            ),
+            (
+                403,
+                r#"{"__type":"AccessDeniedException","message":"not allowed"}"#,
+                Some(77),
+                "AccessDeniedException",
+            ),
+            (
+                502,
+                r#"{"__type":"ConnectionError","message":"Read Error"}"#,
+                Some(69),
+                "ConnectionError",
+            ),
+            (504, "", Some(69), "could not reach Secrets Manager"),
+            (502, "Bad Gateway", Some(69), "HTTP 502"),
+            (
+                500,
+                r#"{"__type":"InternalFailure"}"#,
+                Some(69),
+                "InternalFailure",
+            ),
+            (
+                404,
+                "Not found",
+                Some(69),
+                "not a Secrets Manager Agent response",
+            ),
+            (
+                400,
+                r#"{"__type":"InvalidParameterException","message":"bad"}"#,
+                Some(64),
+                "InvalidParameterException",
+            ),
+        ];
+        for (status, body, code, want) in rows {
+            match (verdict(*status, body.as_bytes()), code) {
+                (Verdict::Value, None) => assert_eq!(*status, 200),
+                (Verdict::Retry(why), None) => assert!(why.contains(want), "{why}"),
+                (Verdict::Fail(f), Some(code)) => {
+                    let e = f.for_secret(&r);
+                    assert_eq!(e.exit_code(), *code, "{status} {body}: {e}");
+                    assert!(e.to_string().contains(want), "{status} {body}: {e}");
+                    assert!(e.to_string().contains("'prod/db'"), "{e}");
+                }
+                (v, _) => panic!("{status} {body}: {v:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn answers_become_fetched() {
+        let r = SecretRef::secret("prod/db", None, None);
+        let body = br#"{"ARN":"arn:x","Name":"prod/db","VersionId":"v1","SecretString":"{\"a\":\"b\"}","VersionStages":["AWSCURRENT"],"CreatedDate":"1700000000.5"}"#;
+        let f = fetched(body, &r).unwrap();
+        assert_eq!(
+            (f.name.as_str(), f.version_id.as_deref()),
+            ("prod/db", Some("v1"))
+        );
+        assert_eq!(f.stages, ["AWSCURRENT"]);
+        assert!(matches!(&f.payload, Payload::Text(t) if t.expose() == r#"{"a":"b"}"#));
+        let bin = fetched(br#"{"Name":"b","SecretBinary":"AAEC"}"#, &r).unwrap();
+        assert!(matches!(bin.payload, Payload::Binary(_)));
+        for bad in [&b"[]"[..], b"{}", b"{\"SecretBinary\":\"**\"}", b"not json"] {
+            let e = fetched(bad, &r).unwrap_err();
+            assert_eq!(e.exit_code(), 69);
+        }
+    }
+}
