@@ -71,7 +71,7 @@ impl FaultServer {
     }
 
     /// Requests seen so far for `action` (e.g. "GetSecretValue"); `"<action> ids"` counts the
-    /// ids those requests listed in `SecretIdList`.
+    /// ids those requests listed in `SecretIdList` (or, for Parameter Store, `Names`).
     pub fn count(&self, action: &str) -> usize {
         self.shared
             .counts
@@ -181,7 +181,9 @@ fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
         return;
     }
     if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body)
-        && let Some(ids) = body["SecretIdList"].as_array()
+        && let Some(ids) = body["SecretIdList"]
+            .as_array()
+            .or_else(|| body["Names"].as_array())
     {
         *shared
             .counts

@@ -10,3 +10,4 @@ mod mapping;
 mod memory;
 mod packaging;
 mod scan;
+mod ssm;

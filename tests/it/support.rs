@@ -177,6 +177,38 @@ impl Moto {
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Calls a Parameter Store action on moto (same port, same unchecked signatures).
+    pub fn ssm(&self, action: &str, body: &serde_json::Value) -> serde_json::Value {
+        let target = format!("AmazonSSM.{action}");
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ssm/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let (status, text) = http(
+            self.port,
+            "POST",
+            "/",
+            &[
+                ("X-Amz-Target", &target),
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("Authorization", &auth),
+            ],
+            &body.to_string(),
+        )
+        .expect("moto answers");
+        assert_eq!(status, 200, "{action} failed: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Puts a parameter (`String`, `SecureString` or `StringList`), overwriting: each put is a
+    /// new version. Returns the version.
+    pub fn put_parameter(&self, name: &str, kind: &str, value: &str) -> i64 {
+        let r = self.ssm(
+            "PutParameter",
+            &serde_json::json!({"Name": name, "Type": kind, "Value": value, "Overwrite": true}),
+        );
+        r["Version"].as_i64().expect("Version")
+    }
+
     /// Creates a secret with a SecretString; returns its ARN.
     pub fn create(&self, name: &str, value: &str) -> String {
         let r = self.call(
