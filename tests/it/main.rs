@@ -2,6 +2,7 @@
 
 mod support;
 
+mod agent;
 mod core;
 mod fault;
 mod faultsrv;
