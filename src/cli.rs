@@ -19,6 +19,10 @@ Examples:
       one key, into a variable you name
   secret-exec --secret prod/db::AWSPREVIOUS -- ./app
       every key of the previous version (the ECS valueFrom form)
+  secret-exec --secret ssm:/app/prod/ -- ./app
+      every Parameter Store parameter below /app/prod/: /app/prod/db/password is DB_PASSWORD
+  secret-exec --agent --secret prod/db -- ./app
+      read through the local Secrets Manager Agent (its token from AWS_TOKEN)
   secret-exec --secret prod/db --dry-run
       what would be set (names, secrets, versions), never a value
   secret-exec --print-iam-policy --region eu-west-1 --secret prod/db
@@ -39,7 +43,8 @@ Exit codes:
   126 / 127   COMMAND not executable / not found
   128+n       interrupted by signal n before exec
 
-SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)";
+SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)
+      | [VAR= | PREFIX*=] ssm:NAME[:SELECTOR] | ssm:/PATH/ | parameter ARN   (Parameter Store)";
 
 /// Where the AWS Secrets Manager Agent listens unless told otherwise (its own default port).
 pub const DEFAULT_AGENT: &str = "http://localhost:2773";
