@@ -3,22 +3,19 @@
 //! (exit 78/77) instead of surfacing as an opaque request error, and so IMDS is asked once.
 
 use crate::config::AwsOptions;
+use crate::credentials;
 use crate::error::Error;
 use crate::spec::Spec;
 use crate::vlog;
 use aws_config::BehaviorVersion;
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_secretsmanager::config::Region;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::time::Duration;
 
 pub type Client = aws_sdk_secretsmanager::Client;
@@ -86,16 +83,6 @@ fn check_endpoint_env() -> Result<(), Error> {
     Ok(())
 }
 
-/// IMDS answers in milliseconds when it is there; when its packets are dropped (a container
-/// behind an IMDSv2 hop limit of 1) the SDK's defaults would wait seconds per attempt.
-fn fast_imds() -> aws_config::imds::Client {
-    aws_config::imds::Client::builder()
-        .connect_timeout(Duration::from_millis(300))
-        .read_timeout(Duration::from_millis(500))
-        .max_attempts(1)
-        .build()
-}
-
 /// Per-attempt and connect bounds derived from the overall deadline, so retries fit inside it.
 pub fn timeouts(total: Duration, attempts: u32) -> TimeoutConfig {
     let attempt = (total / attempts.max(1))
@@ -109,51 +96,6 @@ pub fn timeouts(total: Duration, attempts: u32) -> TimeoutConfig {
         .build()
 }
 
-fn in_container() -> bool {
-    std::path::Path::new("/.dockerenv").exists()
-        || std::path::Path::new("/run/.containerenv").exists()
-        || std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some()
-        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-        || std::fs::read_to_string("/proc/1/cgroup")
-            .map(|c| {
-                ["docker", "kubepods", "containerd", "ecs"]
-                    .iter()
-                    .any(|k| c.contains(k))
-            })
-            .unwrap_or(false)
-}
-
-fn credentials_error(e: CredentialsError) -> Error {
-    match e {
-        CredentialsError::CredentialsNotLoaded(_) => {
-            let mut msg = String::from(
-                "no AWS credentials found (tried: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the \
-                 shared config and credentials files for AWS_PROFILE, web identity token \
-                 (AWS_WEB_IDENTITY_TOKEN_FILE), the ECS container endpoint, EC2 instance \
-                 metadata); provide one of them",
-            );
-            if in_container() {
-                msg.push_str(
-                    ". In a container on EC2, IMDSv2 needs a hop limit of 2 to be reachable: \
-                     aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2",
-                );
-            }
-            Error::Config(msg)
-        }
-        CredentialsError::ProviderError(_) => Error::Permission {
-            what: "AWS credentials are invalid or expired".into(),
-            why: format!(
-                "{}; refresh them (e.g. aws sso login) and retry",
-                DisplayErrorContext(&e)
-            ),
-        },
-        other => Error::Config(format!(
-            "cannot load AWS credentials: {}",
-            DisplayErrorContext(&other)
-        )),
-    }
-}
-
 /// The region of the first ARN among the specs, if any.
 fn arn_region(specs: &[Spec]) -> Option<String> {
     specs
@@ -162,7 +104,11 @@ fn arn_region(specs: &[Spec]) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn resolve_region(opts: &AwsOptions, specs: &[Spec]) -> Result<String, Error> {
+async fn resolve_region(
+    opts: &AwsOptions,
+    specs: &[Spec],
+    imds: &aws_config::imds::Client,
+) -> Result<String, Error> {
     if let Some(r) = &opts.region {
         return Ok(r.clone());
     }
@@ -181,7 +127,7 @@ async fn resolve_region(opts: &AwsOptions, specs: &[Spec]) -> Result<String, Err
         return Ok(r);
     }
     let imds = aws_config::imds::region::ImdsRegionProvider::builder()
-        .imds_client(fast_imds())
+        .imds_client(imds.clone())
         .build();
     if let Some(r) = imds.region().await {
         vlog!(1, "region {r} from instance metadata");
@@ -211,35 +157,21 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(2));
 
-    let region = resolve_region(opts, specs).await?;
-
-    // Static keys in the environment are the default chain's first link, so the chain would
-    // return them anyway; building it would also build its web-identity STS client, and that
-    // reads every system root certificate even when nothing is fetched over TLS.
-    let provider = if static_keys_in_env(
-        std::env::var_os("AWS_ACCESS_KEY_ID").as_deref(),
-        std::env::var_os("AWS_SECRET_ACCESS_KEY").as_deref(),
-    ) {
-        vlog!(
-            2,
-            "credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        );
-        SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
-    } else {
-        let mut chain =
-            aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                .imds_client(fast_imds())
-                .region(Region::new(region.clone()));
-        if let Some(p) = &opts.profile {
-            chain = chain.profile_name(p);
-        }
-        SharedCredentialsProvider::new(chain.build().await)
-    };
+    // One IMDS client for region and credentials: one session token serves both.
+    let imds = credentials::imds_client();
+    let region = resolve_region(opts, specs, &imds).await?;
+    let settings = credentials::Settings::from_env(opts.profile.as_deref());
+    let (source, creds) = credentials::resolve(&settings, &region, &imds).await?;
+    vlog!(
+        2,
+        "credentials from {source:?} (access key id ending …{})",
+        tail(creds.access_key_id())
+    );
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
         .retry_config(retry)
         .timeout_config(timeouts(opts.timeout, attempts))
-        .credentials_provider(provider);
+        .credentials_provider(SharedCredentialsProvider::new(creds.clone()));
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
     }
@@ -247,19 +179,6 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
         loader = loader.endpoint_url(url);
     }
     let sdk = loader.load().await;
-
-    let provider = sdk
-        .credentials_provider()
-        .ok_or_else(|| Error::Internal("no credentials provider configured".into()))?;
-    let creds = provider
-        .provide_credentials()
-        .await
-        .map_err(credentials_error)?;
-    vlog!(
-        2,
-        "credentials loaded (access key id ending …{})",
-        tail(creds.access_key_id())
-    );
 
     let mut regions: Vec<String> = specs
         .iter()
@@ -300,12 +219,6 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
         default_region: region,
         by_region,
     })
-}
-
-/// Whether the environment holds a complete static key pair (what the default chain's
-/// environment link accepts; a lone half falls through to the full chain and its diagnosis).
-fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
-    id.is_some_and(|v| !v.is_empty()) && secret.is_some_and(|v| !v.is_empty())
 }
 
 /// The Secrets Manager endpoint set by the operator, in the SDK's order: `--endpoint-url`, then
@@ -390,22 +303,6 @@ mod tests {
             let got = t.operation_attempt_timeout().unwrap().as_millis();
             assert_eq!(got, attempt, "{total}/{attempts}");
             assert_eq!(t.operation_timeout(), Some(Duration::from_millis(total)));
-        }
-    }
-
-    #[test]
-    fn static_keys_need_both_halves() {
-        let rows = [
-            (Some("AKIA"), Some("s3cr3t"), true),
-            (Some("AKIA"), None, false),
-            (None, Some("s3cr3t"), false),
-            (Some(""), Some("s3cr3t"), false),
-            (Some("AKIA"), Some(""), false),
-            (None, None, false),
-        ];
-        for (id, secret, want) in rows {
-            let got = static_keys_in_env(id.map(OsStr::new), secret.map(OsStr::new));
-            assert_eq!(got, want, "{id:?}");
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod dryrun;
 pub mod environ;
 pub mod error;
