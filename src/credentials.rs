@@ -18,6 +18,7 @@ use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, SharedRetryClassifier,
 };
+use aws_smithy_types::retry::ErrorKind;
 use container::{ContainerError, Target, TokenSource};
 use std::ffi::OsStr;
 use std::time::Duration;
@@ -294,11 +295,21 @@ impl ClassifyRetry for HerdRetry {
     }
 
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        // The SDK's standard backoff waits up to a full second; a fixed short pause keeps the
+        // retry inside the ~1 s an IMDS operation is allowed.
+        let quick = RetryAction::retryable_error_with_explicit_delay(
+            ErrorKind::ServerError,
+            Duration::from_millis(50),
+        );
         match ctx.response().map(|r| r.status().as_u16()) {
-            Some(s) if s >= 500 || s == 429 || s == 401 => RetryAction::server_error(),
+            Some(s) if s >= 500 || s == 429 || s == 401 => quick,
             Some(_) => RetryAction::NoActionIndicated,
-            None if ctx.output_or_error().is_some() => RetryAction::server_error(),
-            None => RetryAction::NoActionIndicated,
+            // No answer at all (timeout, refused, reset); not a failed token fetch, which has
+            // had its own retry already.
+            None => match ctx.output_or_error() {
+                Some(Err(e)) if e.is_timeout_error() || e.is_connector_error() => quick,
+                _ => RetryAction::NoActionIndicated,
+            },
         }
     }
 }
