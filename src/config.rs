@@ -11,6 +11,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum Mode {
     Exec(Vec<OsString>),
+    /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec (`Config::supervise`).
+    Supervise(Vec<OsString>),
     DryRun(DryRunFormat),
     PrintIamPolicy,
 }
@@ -45,6 +47,8 @@ pub struct Config {
     pub env: EnvOptions,
     pub mode: Mode,
     pub verbosity: u8,
+    /// Set under `--init`/`--watch`.
+    pub supervise: Option<crate::launch::supervise::Options>,
 }
 
 /// `10`, `2.5`, `10s`, `800ms`, `1m`: a positive duration of at most an hour.
@@ -80,6 +84,33 @@ fn check_name(flag: &str, name: &str) -> Result<(), Error> {
             "{flag} '{name}' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
         )))
     }
+}
+
+/// `--init`, `--watch` and their settings; `None` when neither is given.
+fn supervise_options(cli: &Cli) -> Result<Option<crate::launch::supervise::Options>, Error> {
+    use crate::launch::{supervise, watch};
+    if !cli.init && cli.watch.is_none() {
+        return Ok(None);
+    }
+    let watch = cli
+        .watch
+        .as_deref()
+        .map(|w| watch::parse_interval(w).map_err(|e| Error::Usage(format!("--watch: {e}"))))
+        .transpose()?;
+    let stop_signal = match &cli.stop_signal {
+        Some(s) => {
+            supervise::parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?
+        }
+        None => nix::libc::SIGTERM,
+    };
+    let stop_timeout = parse_duration(cli.stop_timeout.as_deref().unwrap_or("10s"))
+        .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
+    Ok(Some(supervise::Options {
+        watch,
+        on_change: cli.on_change.unwrap_or(crate::cli::OnChange::Restart),
+        stop_signal,
+        stop_timeout,
+    }))
 }
 
 impl TryFrom<Cli> for Config {
@@ -125,6 +156,7 @@ impl TryFrom<Cli> for Config {
             check_name("--allow-name", n)?;
         }
 
+        let supervise = supervise_options(&cli)?;
         let mode = if cli.print_iam_policy {
             Mode::PrintIamPolicy
         } else if let Some(format) = cli.dry_run {
@@ -134,6 +166,8 @@ impl TryFrom<Cli> for Config {
                 "no COMMAND given; put it after '--', e.g. secret-exec --secret prod/db -- ./app"
                     .into(),
             ));
+        } else if supervise.is_some() {
+            Mode::Supervise(cli.command)
         } else {
             Mode::Exec(cli.command)
         };
@@ -158,6 +192,7 @@ impl TryFrom<Cli> for Config {
             },
             mode,
             verbosity: cli.verbose,
+            supervise,
         })
     }
 }
@@ -212,12 +247,62 @@ mod tests {
             (&["-s", "a", "--allow-name", "", "--", "x"], "--allow-name"),
             (&["-s", "1=a", "--", "x"], "invalid --secret"),
             (&["-s", "a", "--region", "", "--", "x"], "--region"),
+            (&["-s", "a", "--watch=0s", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=500ms", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=abc", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=25h", "--", "x"], "--watch"),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "0", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "x", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-signal", "FOO", "--", "x"],
+                "--stop-signal",
+            ),
         ];
         for (args, want) in rows {
             let err = config(args).expect_err(&format!("{args:?}"));
             assert_eq!(err.exit_code(), 64);
             assert!(err.to_string().contains(want), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn supervise_settings() {
+        let c = config(&["-s", "a", "--watch", "--", "x"]).unwrap();
+        assert!(matches!(c.mode, Mode::Supervise(_)));
+        let o = c.supervise.unwrap();
+        assert_eq!(o.watch, Some(Duration::from_secs(300)));
+        assert_eq!(o.on_change, crate::cli::OnChange::Restart);
+        assert_eq!(
+            (o.stop_signal, o.stop_timeout),
+            (15, Duration::from_secs(10))
+        );
+        let c = config(&["-s", "a", "--init", "--", "x"]).unwrap();
+        assert!(matches!(c.mode, Mode::Supervise(_)));
+        assert_eq!(c.supervise.unwrap().watch, None);
+        let c = config(&[
+            "-s",
+            "a",
+            "--watch=30s",
+            "--on-change=exit",
+            "--stop-signal",
+            "INT",
+            "--stop-timeout",
+            "2s",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        let o = c.supervise.unwrap();
+        assert_eq!(o.watch, Some(Duration::from_secs(30)));
+        assert_eq!(o.on_change, crate::cli::OnChange::Exit);
+        assert_eq!((o.stop_signal, o.stop_timeout), (2, Duration::from_secs(2)));
+        assert!(config(&["-s", "a", "--", "x"]).unwrap().supervise.is_none());
     }
 
     #[test]

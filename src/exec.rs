@@ -50,7 +50,7 @@ impl EnvBlock {
         EnvBlock { buf, offsets }
     }
 
-    fn value_of(&self, name: &[u8]) -> Option<&[u8]> {
+    pub(crate) fn value_of(&self, name: &[u8]) -> Option<&[u8]> {
         // Later entries win, as the injected ones come last and override.
         self.offsets.iter().rev().find_map(|&o| {
             let entry = &self.buf[o..];
@@ -62,7 +62,7 @@ impl EnvBlock {
         })
     }
 
-    fn pointers(&self) -> Vec<*const libc::c_char> {
+    pub(crate) fn pointers(&self) -> Vec<*const libc::c_char> {
         let base = self.buf.as_ptr();
         let mut p: Vec<*const libc::c_char> = self
             .offsets
@@ -76,28 +76,48 @@ impl EnvBlock {
 }
 
 /// Resets what a child would otherwise inherit from us: blocked and ignored signals (exec keeps
-/// both), and every fd above 2 (marked close-on-exec, so they stay usable if exec fails).
+/// both), and every fd above 2 but the socket-activation range (marked close-on-exec, so they
+/// stay usable if exec fails).
 fn clean_slate() {
+    let first = 3 + crate::launch::listen::from_env();
     // SAFETY: plain syscalls on this process's own signal state and fds, single-threaded here.
     unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        reset_signals();
+        for fd in 3..first {
+            let flags = libc::fcntl(fd as i32, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd as i32, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+        }
+        let rc = libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if rc != 0 {
+            cloexec_fallback(first as i32);
+        }
+    }
+}
+
+/// Every signal back to its default disposition, then an empty mask. Raw syscalls only, so a
+/// forked child of a multi-threaded parent may call it too.
+///
+/// # Safety
+/// Changes the whole process's signal state; call only right before exec.
+pub(crate) unsafe fn reset_signals() {
+    // SAFETY: see the function's contract.
+    unsafe {
         for sig in 1..=NSIG {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
             default_disposition(sig);
         }
-        let rc = libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        if rc != 0 {
-            cloexec_fallback();
-        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 }
 
@@ -145,13 +165,13 @@ unsafe fn default_disposition(sig: i32) {
 }
 
 /// For kernels before 5.11: walk /proc/self/fd.
-fn cloexec_fallback() {
+fn cloexec_fallback(first: i32) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
     let fds: Vec<i32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
+        .filter(|fd| *fd >= first)
         .collect();
     for fd in fds {
         // SAFETY: F_SETFD on an fd number; a stale one (the dir's own) just fails with EBADF.

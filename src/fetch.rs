@@ -103,7 +103,7 @@ pub fn coded_error(secret: &SecretRef, code: &str, message: Option<&str>) -> Err
     }
 }
 
-fn sdk_error<E>(secret: &SecretRef, err: SdkError<E, HttpResponse>) -> Error
+pub(crate) fn sdk_error<E>(secret: &SecretRef, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

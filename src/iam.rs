@@ -167,6 +167,11 @@ fn render(v: &Json, indent: usize, out: &mut String) {
 
 /// The policy document for `specs`, `region` being the default region when one is known.
 pub fn document(specs: &[Spec], region: Option<&str>) -> String {
+    document_for(specs, region, false)
+}
+
+/// [`document`], plus `DescribeSecret` on the secrets `--watch` polls when `watch` is set.
+pub fn document_for(specs: &[Spec], region: Option<&str>, watch: bool) -> String {
     let refs: BTreeSet<&SecretRef> = specs.iter().map(|s| &s.secret).collect();
     let mut resources = BTreeSet::new();
     let mut places = BTreeSet::new();
@@ -182,6 +187,19 @@ pub fn document(specs: &[Spec], region: Option<&str>) -> String {
         ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
         ("Resource", Json::List(resources.into_iter().collect())),
     ])];
+    let watched: BTreeSet<String> = crate::launch::watch::watched(specs)
+        .iter()
+        .map(|r| secret_resource(&r.id, region).0)
+        .collect();
+    if watch && !watched.is_empty() {
+        // Metadata only: which version holds which stage. Version-pinned secrets are not polled.
+        statements.push(Json::Obj(vec![
+            ("Sid", Json::Str("WatchForRotation".into())),
+            ("Effect", Json::Str("Allow".into())),
+            ("Action", Json::Str("secretsmanager:DescribeSecret".into())),
+            ("Resource", Json::List(watched.into_iter().collect())),
+        ]));
+    }
     if uses_batch(&refs, region) {
         // BatchGetSecretValue has no resource-level permissions; each secret in the batch is
         // still checked against GetSecretValue above.
@@ -248,10 +266,15 @@ pub fn document(specs: &[Spec], region: Option<&str>) -> String {
 /// environment's (as the run would pick it), else unknown (`*`); reading the profile's region
 /// is left to the run, so a profile-only region gives `*` here.
 pub fn policy(specs: &[Spec], region: Option<&str>) -> String {
+    policy_for(specs, region, false)
+}
+
+/// [`policy`], with what `--watch` needs when `watch` is set.
+pub fn policy_for(specs: &[Spec], region: Option<&str>, watch: bool) -> String {
     let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|r| !r.trim().is_empty()));
-    document(specs, region.or(env_region.as_deref()))
+    document_for(specs, region.or(env_region.as_deref()), watch)
 }
 
 #[cfg(test)]
@@ -287,6 +310,25 @@ mod tests {
             }
             other => panic!("not a string or list: {other}"),
         }
+    }
+
+    #[test]
+    fn watch_adds_describe_secret_for_unpinned_secrets() {
+        let ss = specs(&["prod/db", "old/db:::v1"]);
+        let plain: serde_json::Value =
+            serde_json::from_str(&document(&ss, Some("us-east-1"))).unwrap();
+        assert!(statement(&plain, "secretsmanager:DescribeSecret").is_none());
+        let doc: serde_json::Value =
+            serde_json::from_str(&document_for(&ss, Some("us-east-1"), true)).unwrap();
+        let s = statement(&doc, "secretsmanager:DescribeSecret").expect("DescribeSecret");
+        assert_eq!(
+            list(&s["Resource"]),
+            ["arn:aws:secretsmanager:us-east-1:*:secret:prod/db-??????"]
+        );
+        let pinned = specs(&["old/db:::v1"]);
+        let doc: serde_json::Value =
+            serde_json::from_str(&document_for(&pinned, Some("us-east-1"), true)).unwrap();
+        assert!(statement(&doc, "secretsmanager:DescribeSecret").is_none());
     }
 
     #[test]

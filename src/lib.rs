@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod describe;
 pub mod dryrun;
 pub mod environ;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod fetch;
 pub mod flatten;
 pub mod harden;
 pub mod iam;
+pub mod launch;
 pub mod log;
 pub mod map;
 pub mod names;

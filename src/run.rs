@@ -6,7 +6,7 @@ use crate::aws;
 use crate::cli::Cli;
 use crate::config::{Config, Mode};
 use crate::dryrun;
-use crate::environ::{self, Limits};
+use crate::environ::{self, Limits, Merged};
 use crate::error::Error;
 use crate::exec::{self, EnvBlock};
 use crate::fetch::{self, Results};
@@ -16,7 +16,7 @@ use crate::map::{self, Var};
 use crate::spec::SecretRef;
 use crate::vlog;
 use clap::Parser;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -52,11 +52,60 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     log::set_level(config.verbosity);
 
     if let Mode::PrintIamPolicy = config.mode {
-        let policy = crate::iam::policy(&config.specs, config.aws.region.as_deref());
+        let watch = config.supervise.as_ref().is_some_and(|s| s.watch.is_some());
+        let policy = crate::iam::policy_for(&config.specs, config.aws.region.as_deref(), watch);
         println!("{policy}");
         return Ok(0);
     }
 
+    match &config.mode {
+        Mode::DryRun(format) => {
+            let (merged, _) = fetch_and_merge(&config)?;
+            // A dry run refuses what the real run would: an oversized variable included.
+            environ::check_limits(&merged, &[], Limits::current())?;
+            let rows: Vec<dryrun::Row> = merged
+                .injected
+                .iter()
+                .map(|i| dryrun::Row {
+                    name: &i.var.name,
+                    source: &i.var.source,
+                    overrides: i.overrides,
+                })
+                .collect();
+            let out = dryrun::render(&rows, *format);
+            std::io::stdout()
+                .write_all(out.as_bytes())
+                .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
+            Ok(0)
+        }
+        Mode::Exec(argv) => {
+            let (block, _) = env_block(&config, argv)?;
+            vlog!(
+                1,
+                "exec {} with the injected variables",
+                argv[0].to_string_lossy()
+            );
+            Err(exec::exec(argv, &block))
+        }
+        Mode::Supervise(argv) => {
+            let argv = argv.clone();
+            let (block, versions) = env_block(&config, &argv)?;
+            let opts = config
+                .supervise
+                .clone()
+                .ok_or_else(|| Error::Internal("supervise mode without its options".into()))?;
+            crate::launch::supervise::run(config, argv, opts, block, versions)
+        }
+        Mode::PrintIamPolicy => unreachable!("handled above"),
+    }
+}
+
+/// The version id each fetched reference got: what `--watch` compares the live stages with.
+pub type Versions = BTreeMap<SecretRef, Option<String>>;
+
+/// Fetch, map and merge every secret with every rule of a normal start: all-or-nothing,
+/// refusals, collisions.
+fn fetch_and_merge(config: &Config) -> Result<(Merged, Versions), Error> {
     let refs: Vec<SecretRef> = config
         .specs
         .iter()
@@ -64,7 +113,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut results = fetch_with_runtime(&config, refs)?;
+    let mut results = fetch_with_runtime(config, refs)?;
 
     // All-or-nothing, reported in SPEC order so the same failure always gives the same message.
     let mut vars: Vec<Var> = Vec::new();
@@ -81,6 +130,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
         };
         vars.extend(map::map_spec(spec, fetched, &config.map)?);
     }
+    let versions: Versions = results
+        .iter()
+        .map(|(r, f)| {
+            (
+                r.clone(),
+                f.as_ref().ok().and_then(|f| f.version_id.clone()),
+            )
+        })
+        .collect();
     // Every SDK-provided buffer is wiped here; only the mapped values remain.
     drop(results);
 
@@ -88,39 +146,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     for inj in merged.injected.iter().filter(|i| i.overrides) {
         vlog!(1, "{} overrides an inherited variable", inj.var.name);
     }
+    Ok((merged, versions))
+}
 
-    let argv = match config.mode {
-        Mode::DryRun(format) => {
-            // A dry run refuses what the real run would: an oversized variable included.
-            environ::check_limits(&merged, &[], Limits::current())?;
-            let rows: Vec<dryrun::Row> = merged
-                .injected
-                .iter()
-                .map(|i| dryrun::Row {
-                    name: &i.var.name,
-                    source: &i.var.source,
-                    overrides: i.overrides,
-                })
-                .collect();
-            let out = dryrun::render(&rows, format);
-            std::io::stdout()
-                .write_all(out.as_bytes())
-                .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
-            return Ok(0);
-        }
-        Mode::Exec(argv) => argv,
-        Mode::PrintIamPolicy => unreachable!("handled above"),
-    };
-
-    environ::check_limits(&merged, &argv, Limits::current())?;
-    vlog!(
-        1,
-        "exec {} with {} injected variables",
-        argv[0].to_string_lossy(),
-        merged.injected.len()
-    );
-    let block = EnvBlock::build(merged);
-    Err(exec::exec(&argv, &block))
+/// The environment block COMMAND is started with, checked against the kernel's limits for
+/// `argv`. `--watch` calls this again for every re-fetch.
+pub fn env_block(config: &Config, argv: &[OsString]) -> Result<(EnvBlock, Versions), Error> {
+    let (merged, versions) = fetch_and_merge(config)?;
+    environ::check_limits(&merged, argv, Limits::current())?;
+    vlog!(2, "{} injected variables", merged.injected.len());
+    Ok((EnvBlock::build(merged), versions))
 }
 
 /// Runs the fetch on a current-thread runtime under one deadline, and lets SIGTERM, SIGINT and
