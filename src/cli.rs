@@ -111,15 +111,15 @@ pub struct Cli {
     pub watch: Option<String>,
 
     /// On a change: restart COMMAND (default), or stop it and exit 75.
-    #[arg(long, value_name = "ACTION", value_enum, requires = "watch")]
+    #[arg(long, value_name = "ACTION", value_enum)]
     pub on_change: Option<OnChange>,
 
     /// Signal that stops COMMAND on a change (default SIGTERM).
-    #[arg(long, value_name = "SIGNAL", requires = "watch")]
+    #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
 
     /// How long COMMAND has to stop before SIGKILL (default 10s).
-    #[arg(long, value_name = "DURATION", requires = "watch")]
+    #[arg(long, value_name = "DURATION")]
     pub stop_timeout: Option<String>,
 
     /// The program to run, and its arguments.

@@ -89,6 +89,18 @@ fn check_name(flag: &str, name: &str) -> Result<(), Error> {
 /// `--init`, `--watch` and their settings; `None` when neither is given.
 fn supervise_options(cli: &Cli) -> Result<Option<crate::launch::supervise::Options>, Error> {
     use crate::launch::{supervise, watch};
+    if cli.watch.is_none() {
+        let given = [
+            ("--on-change", cli.on_change.is_some()),
+            ("--stop-signal", cli.stop_signal.is_some()),
+            ("--stop-timeout", cli.stop_timeout.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(Error::Usage(format!(
+                "{flag} acts when a watched secret changes, so it needs --watch"
+            )));
+        }
+    }
     if !cli.init && cli.watch.is_none() {
         return Ok(None);
     }
