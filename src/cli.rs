@@ -1,9 +1,33 @@
 //! The raw command line, as clap sees it. Nothing here is validated beyond clap's own parsing;
 //! `Config::try_from` turns it into something the rest of the program can trust.
 
+use crate::error::Error;
 use clap::{ArgAction, Parser, ValueEnum};
 use std::ffi::OsString;
+use std::time::Duration;
 
+/// Shown in `--help` after the options and rendered as the man page's EXAMPLES
+/// (examples/gen-docs.rs parses it): a command line, then its effect indented below it. SPECs
+/// with `*` are quoted: unquoted, zsh stops with "no matches found".
+pub const EXAMPLES: &str = "\
+Examples:
+  secret-exec --secret prod/db -- ./app
+      every key of the JSON secret prod/db: USERNAME, PASSWORD, HOST, PORT...
+  secret-exec --secret 'DB_*=prod/db' -- ./app
+      the same keys, prefixed: DB_USERNAME, DB_PASSWORD...
+  secret-exec --secret DATABASE_PASSWORD=prod/db:password -- ./app
+      one key, into a variable you name
+  secret-exec --secret prod/db::AWSPREVIOUS -- ./app
+      every key of the previous version (the ECS valueFrom form)
+  secret-exec --secret prod/db --dry-run
+      what would be set (names, secrets, versions), never a value
+  secret-exec --watch=1m --secret prod/db -- ./app
+      stay resident; restart ./app with the new value when prod/db rotates
+  secret-exec --print-iam-policy --region eu-west-1 --secret prod/db
+      the least-privilege IAM policy that run needs, without calling AWS";
+
+/// Shown in `--help` after the examples and rendered as the man page's EXIT STATUS
+/// (examples/gen-docs.rs parses it): the code, two or more spaces, its meaning.
 pub const EXIT_CODES: &str = "\
 Exit codes:
   COMMAND's   after a successful exec, secret-exec *is* COMMAND
@@ -11,6 +35,7 @@ Exit codes:
   65          data: a secret cannot be mapped (missing key, collision, refused name, NUL, binary, too large)
   66          not found: secret, version or stage does not exist, or is scheduled for deletion
   69          unavailable: network, throttling or timeouts after every retry
+  70          internal: a bug in secret-exec (please report it)
   75          --watch --on-change=exit: a watched secret changed; restart me
   77          permission: access denied, KMS decrypt refused, invalid or expired credentials
   78          configuration: no region, no credentials, invalid AWS_* settings
@@ -22,9 +47,11 @@ SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar
 /// What `--watch` does once the changed secrets are fetched and valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnChange {
-    /// Stop COMMAND and start it again with the new environment.
+    // Plain comments, not doc comments: a documented value would switch --help to its long,
+    // one-option-per-paragraph layout.
+    // Stop COMMAND and start it again with the new environment.
     Restart,
-    /// Stop COMMAND and exit 75, for the orchestrator to restart the task.
+    // Stop COMMAND and exit 75, for the orchestrator to restart the task.
     Exit,
 }
 
@@ -40,8 +67,8 @@ pub enum DryRunFormat {
     name = "secret-exec",
     version,
     about,
-    after_help = EXIT_CODES,
-    override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... -- COMMAND [ARG]..."
+    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
+    override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
 )]
 pub struct Cli {
     /// Secret to inject: [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]. Repeatable.
@@ -61,8 +88,8 @@ pub struct Cli {
     pub endpoint_url: Option<String>,
 
     /// Deadline for everything before exec: credentials, every call and retry (e.g. 10, 2.5, 800ms).
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
 
     /// Attempts per AWS call, retries included (default: AWS_MAX_ATTEMPTS, else 3).
     #[arg(long, value_name = "N")]
@@ -107,7 +134,7 @@ pub struct Cli {
 
     /// Restart COMMAND when a watched secret's version changes, checking every INTERVAL (1s to
     /// 24h, units s/m/h, ±10 % jitter; default 5m). Implies --init.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = "5m")]
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = crate::launch::watch::DEFAULT_INTERVAL)]
     pub watch: Option<String>,
 
     /// On a change: restart COMMAND (default), or stop it and exit 75.
@@ -127,10 +154,77 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
+/// `10`, `2.5`, `10s`, `800ms`, `1m`: a positive duration of at most an hour.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration '{text}' (e.g. 10, 2.5, 800ms, 1m)"))?;
+    let secs = value * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!(
+            "duration '{text}' must be more than 0 and at most an hour"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses the command line; help and version are printed here and reported as `Ok(None)`.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, Error> {
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(Some(cli)),
+        Err(e) if !e.use_stderr() => {
+            // --help / --version: not errors.
+            let _ = e.print();
+            Ok(None)
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            Err(Error::Usage(format!("{first}; see secret-exec --help")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("10", 10_000),
+            ("2.5", 2_500),
+            ("10s", 10_000),
+            ("800ms", 800),
+            ("1m", 60_000),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_millis(ms),
+                "{text}"
+            );
+        }
+        for bad in ["", "0", "-1", "abc", "2h", "NaN", "inf", "3601"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

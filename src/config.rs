@@ -1,29 +1,54 @@
-//! The validated configuration. Built once from `Cli` (and nothing else); every field is already
-//! checked, so later stages never see raw flag text.
+//! The validated configuration. Built once from `Cli` and the `AWS_*` variables secret-exec
+//! reads itself (the SDK reads its own); every field is already checked, so later stages never
+//! see raw flag text and nothing else reads an `AWS_*` variable.
 
-use crate::cli::{Cli, DryRunFormat};
+use crate::cli::{self, Cli, DryRunFormat, OnChange};
 use crate::error::Error;
+use crate::launch::{supervise, watch};
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 #[derive(Debug)]
 pub enum Mode {
     Exec(Vec<OsString>),
-    /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec (`Config::supervise`).
-    Supervise(Vec<OsString>),
+    /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec.
+    Supervise(Vec<OsString>, supervise::Options),
     DryRun(DryRunFormat),
-    PrintIamPolicy,
+    /// `watch`: the run would poll with `--watch`, so the policy grants `DescribeSecret`.
+    PrintIamPolicy {
+        watch: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub struct AwsOptions {
+    /// `--region`.
     pub region: Option<String>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION` (blank counts as unset).
+    pub env_region: Option<String>,
     pub profile: Option<String>,
+    /// `--endpoint-url`.
     pub endpoint_url: Option<String>,
+    /// The Secrets Manager endpoint the operator set, by flag or environment (see
+    /// [`configured_endpoint`]).
+    pub endpoint: Option<String>,
     pub timeout: Duration,
-    pub max_attempts: Option<u32>,
+    /// `--max-attempts`, else `AWS_MAX_ATTEMPTS`, else 3.
+    pub max_attempts: u32,
+    /// `AWS_RETRY_MODE=adaptive`.
+    pub adaptive_retry: bool,
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set.
+    pub static_keys: bool,
+}
+
+impl AwsOptions {
+    /// The default region as far as flags and environment say (the profile and instance
+    /// metadata are the run's to ask).
+    pub fn known_region(&self) -> Option<&str> {
+        self.region.as_deref().or(self.env_region.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -47,33 +72,6 @@ pub struct Config {
     pub env: EnvOptions,
     pub mode: Mode,
     pub verbosity: u8,
-    /// Set under `--init`/`--watch`.
-    pub supervise: Option<crate::launch::supervise::Options>,
-}
-
-/// `10`, `2.5`, `10s`, `800ms`, `1m`: a positive duration of at most an hour.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration '{text}' (e.g. 10, 2.5, 800ms, 1m)"))?;
-    let secs = value * scale;
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
-        return Err(format!(
-            "duration '{text}' must be more than 0 and at most an hour"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn check_name(flag: &str, name: &str) -> Result<(), Error> {
@@ -87,8 +85,7 @@ fn check_name(flag: &str, name: &str) -> Result<(), Error> {
 }
 
 /// `--init`, `--watch` and their settings; `None` when neither is given.
-fn supervise_options(cli: &Cli) -> Result<Option<crate::launch::supervise::Options>, Error> {
-    use crate::launch::{supervise, watch};
+fn supervise_options(cli: &Cli) -> Result<Option<supervise::Options>, Error> {
     if cli.watch.is_none() {
         let given = [
             ("--on-change", cli.on_change.is_some()),
@@ -115,20 +112,83 @@ fn supervise_options(cli: &Cli) -> Result<Option<crate::launch::supervise::Optio
         }
         None => nix::libc::SIGTERM,
     };
-    let stop_timeout = parse_duration(cli.stop_timeout.as_deref().unwrap_or("10s"))
+    let stop_timeout = cli::parse_duration(cli.stop_timeout.as_deref().unwrap_or("10s"))
         .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
     Ok(Some(supervise::Options {
         watch,
-        on_change: cli.on_change.unwrap_or(crate::cli::OnChange::Restart),
+        on_change: cli.on_change.unwrap_or(OnChange::Restart),
         stop_signal,
         stop_timeout,
     }))
 }
 
-impl TryFrom<Cli> for Config {
-    type Error = Error;
+/// Settings read from AWS_* variables that the SDK would otherwise panic on or ignore.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EnvRetry {
+    pub max_attempts: Option<u32>,
+    pub adaptive: bool,
+}
 
-    fn try_from(cli: Cli) -> Result<Self, Error> {
+/// Validates AWS_MAX_ATTEMPTS and AWS_RETRY_MODE (the SDK panics on some invalid values).
+pub fn env_retry(max_attempts: Option<&str>, mode: Option<&str>) -> Result<EnvRetry, Error> {
+    let max_attempts = match max_attempts.map(str::trim) {
+        None | Some("") => None,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=20).contains(&n) => Some(n),
+            _ => {
+                return Err(Error::Config(format!(
+                    "AWS_MAX_ATTEMPTS='{v}' is not a whole number from 1 to 20; fix or unset it"
+                )));
+            }
+        },
+    };
+    let adaptive = match mode.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("standard") | Some("legacy") => false,
+        Some("adaptive") => true,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "AWS_RETRY_MODE='{other}' is not 'standard' or 'adaptive'; fix or unset it"
+            )));
+        }
+    };
+    Ok(EnvRetry {
+        max_attempts,
+        adaptive,
+    })
+}
+
+/// Whether the environment holds a complete static key pair (what the default chain's
+/// environment link accepts; a lone half falls through to the full chain and its diagnosis).
+pub fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
+    id.is_some_and(|v| !v.is_empty()) && secret.is_some_and(|v| !v.is_empty())
+}
+
+/// The Secrets Manager endpoint set by the operator, in the SDK's order: `--endpoint-url`, then
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, then `AWS_ENDPOINT_URL` (both ignored when
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true). Endpoints in profile files are left to the
+/// SDK, which then keeps its TLS-capable client.
+pub fn configured_endpoint(
+    flag: Option<&str>,
+    service_env: Option<&str>,
+    global_env: Option<&str>,
+    ignore_env: Option<&str>,
+) -> Option<String> {
+    if let Some(url) = flag {
+        return Some(url.to_string());
+    }
+    if ignore_env.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return None;
+    }
+    [service_env, global_env]
+        .into_iter()
+        .flatten()
+        .find(|u| !u.is_empty())
+        .map(str::to_string)
+}
+
+impl Config {
+    /// Validates the command line, then the `AWS_*` variables read through `env`.
+    pub fn new(cli: Cli, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
         if cli.secrets.is_empty() {
             return Err(Error::Usage(
                 "no --secret given; e.g. secret-exec --secret prod/db -- ./app".into(),
@@ -140,8 +200,6 @@ impl TryFrom<Cli> for Config {
             .map(|s| spec::parse(s).map_err(Error::Usage))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let timeout =
-            parse_duration(&cli.timeout).map_err(|e| Error::Usage(format!("--timeout: {e}")))?;
         if let Some(n) = cli.max_attempts
             && !(1..=20).contains(&n)
         {
@@ -170,7 +228,9 @@ impl TryFrom<Cli> for Config {
 
         let supervise = supervise_options(&cli)?;
         let mode = if cli.print_iam_policy {
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy {
+                watch: supervise.as_ref().is_some_and(|s| s.watch.is_some()),
+            }
         } else if let Some(format) = cli.dry_run {
             Mode::DryRun(format)
         } else if cli.command.is_empty() {
@@ -178,20 +238,52 @@ impl TryFrom<Cli> for Config {
                 "no COMMAND given; put it after '--', e.g. secret-exec --secret prod/db -- ./app"
                     .into(),
             ));
-        } else if supervise.is_some() {
-            Mode::Supervise(cli.command)
+        } else if let Some(opts) = supervise {
+            Mode::Supervise(cli.command, opts)
         } else {
             Mode::Exec(cli.command)
         };
+
+        let text = |name: &str| env(name).map(|v| v.to_string_lossy().into_owned());
+        let retry = env_retry(
+            text("AWS_MAX_ATTEMPTS").as_deref(),
+            text("AWS_RETRY_MODE").as_deref(),
+        )?;
+        for var in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"] {
+            if let Some(v) = text(var)
+                && !v.is_empty()
+                && !(v.starts_with("http://") || v.starts_with("https://"))
+            {
+                return Err(Error::Config(format!(
+                    "{var}='{v}' must start with http:// or https://"
+                )));
+            }
+        }
+        let endpoint = configured_endpoint(
+            cli.endpoint_url.as_deref(),
+            text("AWS_ENDPOINT_URL_SECRETS_MANAGER").as_deref(),
+            text("AWS_ENDPOINT_URL").as_deref(),
+            text("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref(),
+        );
+        let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
 
         Ok(Config {
             specs,
             aws: AwsOptions {
                 region: cli.region,
+                env_region,
                 profile: cli.profile,
                 endpoint_url: cli.endpoint_url,
-                timeout,
-                max_attempts: cli.max_attempts,
+                endpoint,
+                timeout: cli.timeout,
+                max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
+                adaptive_retry: retry.adaptive,
+                static_keys: static_keys_in_env(
+                    env("AWS_ACCESS_KEY_ID").as_deref(),
+                    env("AWS_SECRET_ACCESS_KEY").as_deref(),
+                ),
             },
             map: MapOptions {
                 keep_case: cli.keep_case,
@@ -204,7 +296,6 @@ impl TryFrom<Cli> for Config {
             },
             mode,
             verbosity: cli.verbose,
-            supervise,
         })
     }
 }
@@ -212,33 +303,19 @@ impl TryFrom<Cli> for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    fn config(args: &[&str]) -> Result<Config, Error> {
-        let mut full = vec!["secret-exec"];
-        full.extend_from_slice(args);
-        Config::try_from(Cli::try_parse_from(full).unwrap())
+    fn config_in(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Error> {
+        let full = ["secret-exec"].iter().chain(args).map(OsString::from);
+        let cli = crate::cli::parse(full)?.expect("not --help or --version");
+        let env: Vec<(String, OsString)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        Config::new(cli, &|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
     }
 
-    #[test]
-    fn durations() {
-        let ok = [
-            ("10", 10_000),
-            ("2.5", 2_500),
-            ("10s", 10_000),
-            ("800ms", 800),
-            ("1m", 60_000),
-        ];
-        for (text, ms) in ok {
-            assert_eq!(
-                parse_duration(text).unwrap(),
-                Duration::from_millis(ms),
-                "{text}"
-            );
-        }
-        for bad in ["", "0", "-1", "abc", "2h", "NaN", "inf", "3601"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
+    fn config(args: &[&str]) -> Result<Config, Error> {
+        config_in(args, &[])
     }
 
     #[test]
@@ -283,21 +360,25 @@ mod tests {
         }
     }
 
+    fn supervise(args: &[&str]) -> Option<supervise::Options> {
+        match config(args).unwrap().mode {
+            Mode::Supervise(_, o) => Some(o),
+            _ => None,
+        }
+    }
+
     #[test]
     fn supervise_settings() {
-        let c = config(&["-s", "a", "--watch", "--", "x"]).unwrap();
-        assert!(matches!(c.mode, Mode::Supervise(_)));
-        let o = c.supervise.unwrap();
+        let o = supervise(&["-s", "a", "--watch", "--", "x"]).expect("supervised");
         assert_eq!(o.watch, Some(Duration::from_secs(300)));
-        assert_eq!(o.on_change, crate::cli::OnChange::Restart);
+        assert_eq!(o.on_change, OnChange::Restart);
         assert_eq!(
             (o.stop_signal, o.stop_timeout),
             (15, Duration::from_secs(10))
         );
-        let c = config(&["-s", "a", "--init", "--", "x"]).unwrap();
-        assert!(matches!(c.mode, Mode::Supervise(_)));
-        assert_eq!(c.supervise.unwrap().watch, None);
-        let c = config(&[
+        let o = supervise(&["-s", "a", "--init", "--", "x"]).expect("supervised");
+        assert_eq!(o.watch, None);
+        let o = supervise(&[
             "-s",
             "a",
             "--watch=30s",
@@ -309,12 +390,21 @@ mod tests {
             "--",
             "x",
         ])
-        .unwrap();
-        let o = c.supervise.unwrap();
+        .expect("supervised");
         assert_eq!(o.watch, Some(Duration::from_secs(30)));
-        assert_eq!(o.on_change, crate::cli::OnChange::Exit);
+        assert_eq!(o.on_change, OnChange::Exit);
         assert_eq!((o.stop_signal, o.stop_timeout), (2, Duration::from_secs(2)));
-        assert!(config(&["-s", "a", "--", "x"]).unwrap().supervise.is_none());
+        assert!(supervise(&["-s", "a", "--", "x"]).is_none());
+        for (args, want) in [
+            (&["-s", "a", "--print-iam-policy"][..], false),
+            (&["-s", "a", "--print-iam-policy", "--init"], false),
+            (&["-s", "a", "--print-iam-policy", "--watch"], true),
+        ] {
+            assert!(
+                matches!(config(args).unwrap().mode, Mode::PrintIamPolicy { watch } if watch == want),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]
@@ -329,7 +419,136 @@ mod tests {
         ));
         assert!(matches!(
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy { .. }
         ));
+    }
+    #[test]
+    fn env_retry_table() {
+        let ok: &[(Option<&str>, Option<&str>, Option<u32>, bool)] = &[
+            (None, None, None, false),
+            (Some("5"), None, Some(5), false),
+            (Some(""), Some("adaptive"), None, true),
+            (None, Some("Standard"), None, false),
+            (None, Some("legacy"), None, false),
+        ];
+        for (m, r, want_m, want_a) in ok {
+            let got = env_retry(*m, *r).unwrap();
+            assert_eq!(
+                got,
+                EnvRetry {
+                    max_attempts: *want_m,
+                    adaptive: *want_a
+                }
+            );
+        }
+        for (m, r) in [
+            (Some("0"), None),
+            (Some("x"), None),
+            (Some("-1"), None),
+            (Some("99"), None),
+            (None, Some("fast")),
+        ] {
+            let err = env_retry(m, r).unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{m:?} {r:?}");
+        }
+    }
+
+    #[test]
+    fn static_keys_need_both_halves() {
+        let rows = [
+            (Some("AKIA"), Some("s3cr3t"), true),
+            (Some("AKIA"), None, false),
+            (None, Some("s3cr3t"), false),
+            (Some(""), Some("s3cr3t"), false),
+            (Some("AKIA"), Some(""), false),
+            (None, None, false),
+        ];
+        for (id, secret, want) in rows {
+            let got = static_keys_in_env(id.map(OsStr::new), secret.map(OsStr::new));
+            assert_eq!(got, want, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn endpoint_precedence() {
+        let (f, s, g) = ("http://flag", "http://service", "https://global");
+        let rows: &[(
+            Option<&str>,
+            Option<&str>,
+            Option<&str>,
+            Option<&str>,
+            Option<&str>,
+        )] = &[
+            (None, None, None, None, None),
+            (Some(f), Some(s), Some(g), None, Some(f)),
+            (None, Some(s), Some(g), None, Some(s)),
+            (None, None, Some(g), None, Some(g)),
+            (None, Some(""), Some(g), None, Some(g)),
+            (None, Some(s), Some(g), Some("true"), None),
+            (None, Some(s), Some(g), Some("TRUE"), None),
+            (Some(f), Some(s), Some(g), Some("true"), Some(f)),
+            (None, Some(s), None, Some("false"), Some(s)),
+        ];
+        for (flag, service, global, ignore, want) in rows {
+            assert_eq!(
+                configured_endpoint(*flag, *service, *global, *ignore).as_deref(),
+                *want,
+                "{flag:?} {service:?} {global:?} {ignore:?}"
+            );
+        }
+    }
+
+    /// Every AWS_* variable secret-exec reads lands in `AwsOptions`, or is refused with 78.
+    #[test]
+    fn aws_variables_are_read_here() {
+        let args = ["-s", "a", "--", "x"];
+        let c = config_in(
+            &args,
+            &[
+                ("AWS_REGION", " "),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_MAX_ATTEMPTS", "7"),
+                ("AWS_RETRY_MODE", "adaptive"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+                ("AWS_ACCESS_KEY_ID", "AKIA"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.aws.known_region(), Some("eu-west-1"));
+        assert_eq!(c.aws.max_attempts, 7);
+        assert!(c.aws.adaptive_retry && c.aws.static_keys);
+        assert_eq!(c.aws.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+
+        let c = config_in(
+            &[
+                "--region",
+                "us-east-1",
+                "--max-attempts",
+                "2",
+                "-s",
+                "a",
+                "--",
+                "x",
+            ],
+            &[("AWS_REGION", "eu-west-1"), ("AWS_MAX_ATTEMPTS", "7")],
+        )
+        .unwrap();
+        assert_eq!(c.aws.known_region(), Some("us-east-1"));
+        assert_eq!(c.aws.max_attempts, 2);
+        let c = config(&args).unwrap();
+        assert_eq!((c.aws.max_attempts, c.aws.static_keys), (3, false));
+        assert_eq!(c.aws.known_region(), None);
+
+        for (var, value) in [
+            ("AWS_MAX_ATTEMPTS", "0"),
+            ("AWS_RETRY_MODE", "fast"),
+            ("AWS_ENDPOINT_URL", "localhost:4566"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "ftp://x"),
+        ] {
+            let err = config_in(&args, &[(var, value)]).expect_err(var);
+            assert_eq!(err.exit_code(), 78, "{var}");
+            assert!(err.to_string().contains(var), "{err}");
+        }
     }
 }

@@ -1,12 +1,15 @@
-//! `--dry-run` output: one line (or JSON object) per variable with its provenance. It receives
-//! only `Source`s and names — no value can reach it.
+//! `--dry-run` output: one line (or JSON object) per variable with its origin. It receives
+//! only `Origin`s and names — no value can reach it. JSON keys are secret content and may hold
+//! tabs, newlines or terminal escapes: escaped, they can neither break the one-line-per-variable
+//! shape nor steer a terminal.
 
 use crate::cli::DryRunFormat;
-use crate::map::Source;
+use crate::map::Origin;
+use crate::sanitize::escaped;
 
 pub struct Row<'a> {
     pub name: &'a str,
-    pub source: &'a Source,
+    pub origin: &'a Origin,
     pub overrides: bool,
 }
 
@@ -18,12 +21,12 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                 .map(|r| {
                     serde_json::json!({
                         "name": r.name,
-                        "secret": r.source.secret_id,
-                        "key": r.source.key,
-                        "version_id": r.source.version_id,
-                        "stage": r.source.stage,
+                        "secret": r.origin.secret_id,
+                        "key": r.origin.key,
+                        "version_id": r.origin.version_id,
+                        "stage": r.origin.stage,
                         "overrides": r.overrides,
-                        "explicit": r.source.explicit,
+                        "explicit": r.origin.explicit,
                     })
                 })
                 .collect();
@@ -37,13 +40,13 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                 s.push_str(&format!(
                     "{}\t{}\t{}\t{}\t{}\t{}\n",
                     r.name,
-                    field(&r.source.secret_id),
-                    field(r.source.key.as_deref().unwrap_or("-")),
-                    field(r.source.version_id.as_deref().unwrap_or("-")),
-                    field(if r.source.stage.is_empty() {
+                    escaped(&r.origin.secret_id),
+                    escaped(r.origin.key.as_deref().unwrap_or("-")),
+                    escaped(r.origin.version_id.as_deref().unwrap_or("-")),
+                    escaped(if r.origin.stage.is_empty() {
                         "-"
                     } else {
-                        &r.source.stage
+                        &r.origin.stage
                     }),
                     if r.overrides { "yes" } else { "no" },
                 ));
@@ -53,30 +56,13 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
     }
 }
 
-/// One text column. JSON keys are secret content and may hold tabs, newlines or terminal escapes:
-/// escaped, they can neither break the one-line-per-variable shape nor steer a terminal.
-fn field(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c == '\\'
-            || c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}')
-        {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn both_formats() {
-        let src = Source {
+        let src = Origin {
             spec: "prod/db".into(),
             secret_id: "prod/db".into(),
             key: Some("/username".into()),
@@ -86,7 +72,7 @@ mod tests {
         };
         let rows = [Row {
             name: "USERNAME",
-            source: &src,
+            origin: &src,
             overrides: true,
         }];
         assert_eq!(
@@ -111,7 +97,7 @@ mod tests {
             ("/é", "/é"),
         ];
         for (key, shown) in rows {
-            let src = Source {
+            let src = Origin {
                 spec: "s".into(),
                 secret_id: "s".into(),
                 key: Some(key.into()),
@@ -121,7 +107,7 @@ mod tests {
             };
             let row = Row {
                 name: "X",
-                source: &src,
+                origin: &src,
                 overrides: false,
             };
             let out = render(&[row], DryRunFormat::Text);

@@ -2,7 +2,10 @@
 //! place the SPEC exit-code table lives. Variants carry secret ids, variable names and causes —
 //! never a secret value — so `Display` is always safe to print.
 
+use crate::sanitize::one_line;
+use nix::sys::signal::Signal;
 use std::fmt;
+use std::time::Duration;
 
 /// What went wrong, in the SPEC's exit-code classes. The message is complete: it says what,
 /// for which secret, and what to do.
@@ -11,6 +14,13 @@ pub enum Error {
     /// Bad flags or SPEC (64).
     #[error("{0}")]
     Usage(String),
+    /// The backend refused the request itself as malformed (64).
+    #[error("{service} rejected secret '{secret}': {why}")]
+    Rejected {
+        service: &'static str,
+        secret: String,
+        why: String,
+    },
     /// Secret content cannot be mapped to the environment (65).
     #[error("{what} for '{secret}': {why}")]
     Data {
@@ -24,12 +34,28 @@ pub enum Error {
     /// Secret, version or stage does not exist or is scheduled for deletion (66).
     #[error("secret '{secret}' not found: {why}")]
     NotFound { secret: String, why: String },
-    /// Network, throttling or timeouts after every retry (69).
-    #[error("{what}: {why}")]
-    Unavailable { what: String, why: String },
-    /// Access denied, KMS decrypt refused, invalid or expired credentials (77).
-    #[error("{what}: {why}")]
-    Permission { what: String, why: String },
+    /// Network, throttling or a malformed answer after every retry (69).
+    #[error("cannot fetch secret '{secret}': {why}")]
+    Unavailable { secret: String, why: String },
+    /// The overall deadline passed before every secret was in (69).
+    #[error(
+        "timed out after {after:?} fetching {}: credentials and every call must finish within \
+         --timeout; check the network path to Secrets Manager, or raise --timeout",
+        quoted(.secrets)
+    )]
+    TimedOut {
+        after: Duration,
+        secrets: Vec<String>,
+    },
+    /// A bug in secret-exec (70); reported without any payload that could hold a value.
+    #[error("{0}")]
+    Internal(String),
+    /// Access denied or KMS decrypt refused for one secret (77).
+    #[error("access denied to secret '{secret}': {why}")]
+    Permission { secret: String, why: String },
+    /// The credentials were found but are invalid or expired (77).
+    #[error("AWS credentials are invalid or expired: {why}")]
+    BadCredentials { why: String },
     /// No region, no credentials, invalid AWS_* settings (78).
     #[error("{0}")]
     Config(String),
@@ -40,27 +66,29 @@ pub enum Error {
     #[error("command '{command}' not found{why}")]
     CommandNotFound { command: String, why: String },
     /// Interrupted by a signal before exec (128+n).
-    #[error("interrupted by signal {name} before exec; the command was not started")]
-    Signal { number: i32, name: String },
-    /// A bug in secret-exec (70); reported without any payload that could hold a value.
-    #[error("{0}")]
-    Internal(String),
+    #[error("interrupted by signal {} before exec; the command was not started", .0.as_str())]
+    Signal(Signal),
+}
+
+fn quoted(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
+    quoted.join(", ")
 }
 
 impl Error {
     /// The SPEC exit-code table. Nothing else in the program decides an exit status.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 64,
+            Error::Usage(_) | Error::Rejected { .. } => 64,
             Error::Data { .. } | Error::DataGeneral(_) => 65,
             Error::NotFound { .. } => 66,
-            Error::Unavailable { .. } => 69,
+            Error::Unavailable { .. } | Error::TimedOut { .. } => 69,
             Error::Internal(_) => 70,
-            Error::Permission { .. } => 77,
+            Error::Permission { .. } | Error::BadCredentials { .. } => 77,
             Error::Config(_) => 78,
             Error::NotExecutable { .. } => 126,
             Error::CommandNotFound { .. } => 127,
-            Error::Signal { number, .. } => 128 + number,
+            Error::Signal(sig) => 128 + *sig as i32,
         }
     }
 
@@ -77,27 +105,12 @@ impl Error {
     }
 }
 
-/// Strip control characters (and anything that could steer a terminal) from text that came from
-/// outside — AWS error messages, secret ids echoed back — before it is printed.
-pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}') {
-            out.push(' ');
-        } else {
-            out.push(c);
-        }
-    }
-    let trimmed = out.trim_end();
-    trimmed.to_string()
-}
-
 /// Writes the one stderr line for an error.
 pub struct Report<'a>(pub &'a Error);
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "secret-exec: {}", sanitize(&self.0.to_string()))
+        write!(f, "secret-exec: {}", one_line(&self.0.to_string()))
     }
 }
 
@@ -107,37 +120,54 @@ mod tests {
 
     #[test]
     fn exit_code_table() {
+        let (secret, why) = (String::from("s"), String::from("y"));
         let cases: &[(Error, i32)] = &[
             (Error::Usage("x".into()), 64),
+            (
+                Error::Rejected {
+                    service: "Secrets Manager",
+                    secret: secret.clone(),
+                    why: why.clone(),
+                },
+                64,
+            ),
             (Error::data("s", "w", "y"), 65),
             (Error::DataGeneral("x".into()), 65),
             (
                 Error::NotFound {
-                    secret: "s".into(),
-                    why: "y".into(),
+                    secret: secret.clone(),
+                    why: why.clone(),
                 },
                 66,
             ),
             (
                 Error::Unavailable {
-                    what: "w".into(),
-                    why: "y".into(),
+                    secret: secret.clone(),
+                    why: why.clone(),
+                },
+                69,
+            ),
+            (
+                Error::TimedOut {
+                    after: Duration::from_secs(1),
+                    secrets: vec![secret.clone()],
                 },
                 69,
             ),
             (Error::Internal("x".into()), 70),
             (
                 Error::Permission {
-                    what: "w".into(),
-                    why: "y".into(),
+                    secret: secret.clone(),
+                    why: why.clone(),
                 },
                 77,
             ),
+            (Error::BadCredentials { why: why.clone() }, 77),
             (Error::Config("x".into()), 78),
             (
                 Error::NotExecutable {
                     command: "c".into(),
-                    why: "y".into(),
+                    why: why.clone(),
                 },
                 126,
             ),
@@ -148,13 +178,8 @@ mod tests {
                 },
                 127,
             ),
-            (
-                Error::Signal {
-                    number: 15,
-                    name: "SIGTERM".into(),
-                },
-                143,
-            ),
+            (Error::Signal(Signal::SIGTERM), 143),
+            (Error::Signal(Signal::SIGINT), 130),
         ];
         for (err, code) in cases {
             assert_eq!(err.exit_code(), *code, "{err:?}");
@@ -162,17 +187,18 @@ mod tests {
     }
 
     #[test]
-    fn sanitize_strips_controls() {
-        let cases = [
-            ("plain", "plain"),
-            ("a\nb", "a b"),
-            ("\x1b[31mred", " [31mred"),
-            ("tail\n", "tail"),
-            ("bidi\u{202e}x", "bidi x"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(sanitize(input), want, "{input:?}");
-        }
+    fn signal_and_timeout_messages_name_what_happened() {
+        let e = Error::Signal(Signal::SIGHUP);
+        assert!(e.to_string().contains("signal SIGHUP"), "{e}");
+        let e = Error::TimedOut {
+            after: Duration::from_millis(800),
+            secrets: vec!["a".into(), "b".into()],
+        };
+        assert!(
+            e.to_string()
+                .starts_with("timed out after 800ms fetching 'a', 'b': "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `--print-iam-policy`: the least-privilege IAM policy the given SPECs need, worked out from the
 //! SPECs alone (never an AWS call). Names become `name-??????` ARN patterns (AWS appends a random
 //! 6-character suffix), given ARNs keep their partition, region and account, and
-//! `BatchGetSecretValue` is granted only when the fetch plan will call it.
+//! `BatchGetSecretValue` is granted only when the plan may call it.
 
-use crate::spec::{SecretRef, Spec};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::arn::{Arn, strip_suffix};
+use crate::plan::{Backend, Plan};
+use std::collections::BTreeSet;
 
 /// Where a secret lives, as far as the SPEC says, already escaped for a policy: `*` stands for
 /// "not known here" and is the only wildcard in it.
@@ -55,18 +56,6 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// AWS's random suffix: a hyphen and six letters or digits at the end of the ARN's name field.
-/// AWS itself reads a trailing `-XXXXXX` this way (and advises against names that end so).
-fn strip_suffix(name: &str) -> &str {
-    let b = name.as_bytes();
-    let n = b.len();
-    if n > 7 && b[n - 7] == b'-' && b[n - 6..].iter().all(u8::is_ascii_alphanumeric) {
-        &name[..n - 7]
-    } else {
-        name
-    }
-}
-
 /// The `GetSecretValue` resource for one secret id, and where that secret lives.
 fn secret_resource(id: &str, region: Option<&str>) -> (String, Place) {
     let region = region.filter(|r| !r.is_empty());
@@ -75,13 +64,12 @@ fn secret_resource(id: &str, region: Option<&str>) -> (String, Place) {
         ("", None) => "*".to_string(),
         (f, _) => escape(f),
     };
-    let fields: Vec<&str> = id.splitn(7, ':').collect();
-    if id.starts_with("arn:") && fields.len() == 7 {
+    if let Some(arn) = Arn::parse(id) {
         let place = Place {
-            partition: known(fields[1], Some("aws")),
+            partition: known(arn.partition, Some("aws")),
             // An ARN without a region is fetched from the default region.
-            region: known(fields[3], region),
-            account: known(fields[4], None),
+            region: known(arn.region, region),
+            account: known(arn.account, None),
         };
         // A full ARN pins one incarnation of the secret; the pattern survives a re-creation,
         // and a partial ARN (no suffix) needs the pattern to match at all.
@@ -90,7 +78,7 @@ fn secret_resource(id: &str, region: Option<&str>) -> (String, Place) {
             place.partition,
             place.region,
             place.account,
-            escape(strip_suffix(fields[6]))
+            escape(strip_suffix(arn.rest))
         );
         return (resource, place);
     }
@@ -107,23 +95,6 @@ fn secret_resource(id: &str, region: Option<&str>) -> (String, Place) {
         escape(id)
     );
     (resource, place)
-}
-
-/// Whether `fetch::fetch_all` will call `BatchGetSecretValue`: two or more distinct AWSCURRENT
-/// reads in one region. Without a known default region, names may share a region with any ARN.
-fn uses_batch(refs: &BTreeSet<&SecretRef>, region: Option<&str>) -> bool {
-    let mut by_region: BTreeMap<Option<&str>, usize> = BTreeMap::new();
-    for r in refs.iter().filter(|r| r.is_current()) {
-        *by_region.entry(r.arn_region().or(region)).or_default() += 1;
-    }
-    let unknown = by_region.get(&None).copied().unwrap_or(0);
-    let most_in_a_known_region = by_region
-        .iter()
-        .filter(|(k, _)| k.is_some())
-        .map(|(_, n)| *n)
-        .max()
-        .unwrap_or(0);
-    unknown + most_in_a_known_region >= crate::fetch::MIN_BATCH
 }
 
 /// A JSON value with its keys in the order written, so the policy reads the way AWS prints one.
@@ -165,17 +136,14 @@ fn render(v: &Json, indent: usize, out: &mut String) {
     }
 }
 
-/// The policy document for `specs`, `region` being the default region when one is known.
-pub fn document(specs: &[Spec], region: Option<&str>) -> String {
-    document_for(specs, region, false)
-}
-
-/// [`document`], plus `DescribeSecret` on the secrets `--watch` polls when `watch` is set.
-pub fn document_for(specs: &[Spec], region: Option<&str>, watch: bool) -> String {
-    let refs: BTreeSet<&SecretRef> = specs.iter().map(|s| &s.secret).collect();
+/// The policy document for the plan, `region` being the default region when one is known:
+/// `--region`, else the environment's (as the run would pick it), else unknown (`*`); reading
+/// the profile's region is left to the run, so a profile-only region gives `*` here. `watch`
+/// adds `DescribeSecret` on the secrets `--watch` polls.
+pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
     let mut resources = BTreeSet::new();
     let mut places = BTreeSet::new();
-    for r in &refs {
+    for r in plan.secrets(Backend::SecretsManager) {
         let (resource, place) = secret_resource(&r.id, region);
         resources.insert(resource);
         places.insert(place);
@@ -187,7 +155,8 @@ pub fn document_for(specs: &[Spec], region: Option<&str>, watch: bool) -> String
         ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
         ("Resource", Json::List(resources.into_iter().collect())),
     ])];
-    let watched: BTreeSet<String> = crate::launch::watch::watched(specs)
+    let watched: BTreeSet<String> = plan
+        .watched()
         .iter()
         .map(|r| secret_resource(&r.id, region).0)
         .collect();
@@ -200,7 +169,7 @@ pub fn document_for(specs: &[Spec], region: Option<&str>, watch: bool) -> String
             ("Resource", Json::List(watched.into_iter().collect())),
         ]));
     }
-    if uses_batch(&refs, region) {
+    if plan.may_batch(region) {
         // BatchGetSecretValue has no resource-level permissions; each secret in the batch is
         // still checked against GetSecretValue above.
         statements.push(Json::Obj(vec![
@@ -262,21 +231,6 @@ pub fn document_for(specs: &[Spec], region: Option<&str>, watch: bool) -> String
     out
 }
 
-/// The policy a run with these SPECs needs. The default region is `--region`, else the
-/// environment's (as the run would pick it), else unknown (`*`); reading the profile's region
-/// is left to the run, so a profile-only region gives `*` here.
-pub fn policy(specs: &[Spec], region: Option<&str>) -> String {
-    policy_for(specs, region, false)
-}
-
-/// [`policy`], with what `--watch` needs when `watch` is set.
-pub fn policy_for(specs: &[Spec], region: Option<&str>, watch: bool) -> String {
-    let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|r| !r.trim().is_empty()));
-    document_for(specs, region.or(env_region.as_deref()), watch)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,12 +238,9 @@ mod tests {
 
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf";
 
-    fn specs(raw: &[&str]) -> Vec<Spec> {
-        raw.iter().map(|r| spec::parse(r).unwrap()).collect()
-    }
-
-    fn parsed(specs_: &[&str], region: Option<&str>) -> serde_json::Value {
-        let text = document(&specs(specs_), region);
+    fn parsed(raw: &[&str], region: Option<&str>) -> serde_json::Value {
+        let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
+        let text = document(&Plan::new(&specs), region, false);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
@@ -314,21 +265,20 @@ mod tests {
 
     #[test]
     fn watch_adds_describe_secret_for_unpinned_secrets() {
-        let ss = specs(&["prod/db", "old/db:::v1"]);
-        let plain: serde_json::Value =
-            serde_json::from_str(&document(&ss, Some("us-east-1"))).unwrap();
-        assert!(statement(&plain, "secretsmanager:DescribeSecret").is_none());
-        let doc: serde_json::Value =
-            serde_json::from_str(&document_for(&ss, Some("us-east-1"), true)).unwrap();
-        let s = statement(&doc, "secretsmanager:DescribeSecret").expect("DescribeSecret");
+        let describe = |raw: &[&str], watch: bool| {
+            let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
+            let text = document(&Plan::new(&specs), Some("us-east-1"), watch);
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            statement(&doc, "secretsmanager:DescribeSecret").cloned()
+        };
+        let ss = ["prod/db", "old/db:::v1"];
+        assert!(describe(&ss, false).is_none());
+        let s = describe(&ss, true).expect("DescribeSecret");
         assert_eq!(
             list(&s["Resource"]),
             ["arn:aws:secretsmanager:us-east-1:*:secret:prod/db-??????"]
         );
-        let pinned = specs(&["old/db:::v1"]);
-        let doc: serde_json::Value =
-            serde_json::from_str(&document_for(&pinned, Some("us-east-1"), true)).unwrap();
-        assert!(statement(&doc, "secretsmanager:DescribeSecret").is_none());
+        assert!(describe(&["old/db:::v1"], true).is_none());
     }
 
     #[test]
@@ -391,21 +341,6 @@ mod tests {
         ];
         for (id, region, want) in rows {
             assert_eq!(secret_resource(id, *region).0, *want, "{id} {region:?}");
-        }
-    }
-
-    #[test]
-    fn suffix_stripping() {
-        let rows = [
-            ("prod/db-AbCdEf", "prod/db"),
-            ("prod/db-a1b2c3", "prod/db"),
-            ("prod/db", "prod/db"),
-            ("db-AbCdE", "db-AbCdE"),
-            ("db-AbCd_f", "db-AbCd_f"),
-            ("-AbCdEf", "-AbCdEf"),
-        ];
-        for (name, want) in rows {
-            assert_eq!(strip_suffix(name), want, "{name}");
         }
     }
 

@@ -1,25 +1,25 @@
 //! secret-exec: fetch secrets from AWS Secrets Manager, put them in the environment, exec.
-//! The binary is a thin `main` over [`run`]; every stage is its own module (see STYLE.md).
+//! The binary is a thin `main` over [`run`]. The stages are the layout: `spec` → `plan` →
+//! `source/` → `map/` → `deliver/` → `launch/`, with `iam` and `dryrun` as the modes that stop
+//! early. Modules are crate-private unless the binary, an example or the tests need them.
 
-pub mod aws;
+pub(crate) mod arn;
 pub mod cli;
-pub mod config;
-pub mod describe;
-pub mod dryrun;
-pub mod environ;
+pub(crate) mod config;
+pub mod deliver;
+pub(crate) mod dryrun;
 pub mod error;
-pub mod exec;
-pub mod fetch;
-pub mod flatten;
-pub mod harden;
-pub mod iam;
-pub mod launch;
-pub mod log;
-pub mod map;
-pub mod names;
+pub(crate) mod harden;
+pub(crate) mod iam;
+pub(crate) mod launch;
+pub(crate) mod log;
+pub(crate) mod map;
+pub(crate) mod plan;
 pub mod run;
-pub mod secret;
-pub mod spec;
+pub(crate) mod sanitize;
+pub(crate) mod secret;
+pub(crate) mod source;
+pub(crate) mod spec;
 pub mod wipe_alloc;
 
 pub use error::Error;

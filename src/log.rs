@@ -19,7 +19,7 @@ pub fn enabled(level: u8) -> bool {
 macro_rules! vlog {
     ($level:expr, $($arg:tt)*) => {
         if $crate::log::enabled($level) {
-            eprintln!("secret-exec: {}", $crate::error::sanitize(&format!($($arg)*)));
+            eprintln!("secret-exec: {}", $crate::sanitize::one_line(&format!($($arg)*)));
         }
     };
 }

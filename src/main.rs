@@ -4,7 +4,8 @@ use secret_exec::error::{Error, Report};
 
 #[cfg(not(feature = "bench-system-allocator"))]
 #[global_allocator]
-static ALLOC: secret_exec::wipe_alloc::WipeOnFree = secret_exec::wipe_alloc::WipeOnFree;
+static ALLOC: secret_exec::wipe_alloc::Wiping<std::alloc::System> =
+    secret_exec::wipe_alloc::Wiping(std::alloc::System);
 
 fn main() {
     // A panic message could carry data; report only where it happened. Unwinding (not abort)

@@ -2,6 +2,7 @@
 //! `ID[:KEY[:STAGE[:VERSION_ID]]]`. Parsing is pure and total: every input either yields a
 //! `Spec` or a usage message; nothing past this module re-checks the raw text.
 
+use crate::arn::Arn;
 use std::fmt;
 
 /// Where the selected value goes.
@@ -51,7 +52,7 @@ pub struct SecretRef {
 impl SecretRef {
     /// The region named in a full ARN, if the id is one.
     pub fn arn_region(&self) -> Option<&str> {
-        arn_fields(&self.id).map(|f| f[3]).filter(|r| !r.is_empty())
+        Arn::parse(&self.id).and_then(|a| a.region())
     }
 
     /// Plain AWSCURRENT reads are the ones `BatchGetSecretValue` can serve.
@@ -82,15 +83,6 @@ pub struct Spec {
     pub key: Option<Key>,
     /// The KEY field as written, for messages and `--dry-run`.
     pub key_text: Option<String>,
-}
-
-/// Splits a full secret ARN into its 7 leading fields, if `id` is one.
-fn arn_fields(id: &str) -> Option<Vec<&str>> {
-    if !id.starts_with("arn:") {
-        return None;
-    }
-    let fields: Vec<&str> = id.splitn(7, ':').collect();
-    (fields.len() == 7).then_some(fields)
 }
 
 fn usage(raw: &str, why: impl fmt::Display) -> String {
@@ -168,15 +160,15 @@ pub fn parse(raw: &str) -> Result<Spec, String> {
     };
 
     // An ARN's own colons belong to the id: the REF fields start after its 7th field.
-    let (id, rest) = match arn_fields(reference) {
-        Some(f) => {
-            if f[2] != "secretsmanager" || f[5] != "secret" {
+    let (id, rest) = match Arn::parse(reference) {
+        Some(arn) => {
+            if arn.service != "secretsmanager" || arn.kind != "secret" {
                 return Err(usage(
                     raw,
                     "an ARN must look like arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME",
                 ));
             }
-            let name_and_rest = f[6];
+            let name_and_rest = arn.rest;
             let (name, rest) = match name_and_rest.split_once(':') {
                 Some((n, r)) => (n, Some(r)),
                 None => (name_and_rest, None),

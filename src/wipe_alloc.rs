@@ -2,14 +2,11 @@
 //! moves away from. It covers the copies of secret bytes that secret-exec does not own: the HTTP
 //! body buffers, TLS records and JSON scratch space inside the SDK.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 
-/// The process allocator: [`Wiping`] over the system allocator, as a unit value so it can be
-/// named in a `#[global_allocator]` static.
-pub struct WipeOnFree;
-
-/// Wipes every block before handing it back to `A`. Generic so tests can put a recording
-/// allocator underneath and see what `A` receives.
+/// Wipes every block before handing it back to `A`. The process allocator is
+/// `Wiping(System)`; generic so tests can put a recording allocator underneath and see what `A`
+/// receives.
 pub struct Wiping<A>(pub A);
 
 #[inline]
@@ -25,14 +22,18 @@ unsafe fn wipe(ptr: *mut u8, len: usize) {
 // being released, before it is released.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Wiping<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `alloc`'s contract, which we pass on unchanged.
         unsafe { self.0.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
         unsafe { self.0.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` is a live block of `layout` from `A` (our caller's contract): we may
+        // write its bytes, then hand it back to `A` once.
         unsafe {
             wipe(ptr, layout.size());
             self.0.dealloc(ptr, layout)
@@ -41,6 +42,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Wiping<A> {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // Never let the inner realloc move the block: it would free the old one unwiped.
+        // SAFETY: `new_size` is non-zero and fits the alignment (realloc's contract), so the
+        // layout is valid; the copy stays inside both blocks; the old one is wiped and freed once.
         unsafe {
             let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
             let new = self.0.alloc(new_layout);
@@ -54,32 +57,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Wiping<A> {
     }
 }
 
-// SAFETY: forwards to `Wiping<System>`, which upholds the contract.
-unsafe impl GlobalAlloc for WipeOnFree {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { Wiping(System).alloc(layout) }
-    }
-
-    #[inline]
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        unsafe { Wiping(System).alloc_zeroed(layout) }
-    }
-
-    #[inline]
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { Wiping(System).dealloc(ptr, layout) }
-    }
-
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        unsafe { Wiping(System).realloc(ptr, layout, new_size) }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::alloc::System;
     use std::cell::RefCell;
 
     /// Allocates from `System`, and at each dealloc records whether the block it is handed
@@ -89,15 +70,19 @@ mod tests {
         freed_dirty: RefCell<Vec<bool>>,
     }
 
+    // SAFETY: forwards to `System`; it only reads a block before freeing it.
     unsafe impl GlobalAlloc for Recorder {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded unchanged.
             unsafe { System.alloc(layout) }
         }
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the block is still ours and `layout.size()` bytes long.
             let bytes = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
             self.freed_dirty
                 .borrow_mut()
                 .push(bytes.iter().any(|&b| b != 0));
+            // SAFETY: forwarded unchanged, once.
             unsafe { System.dealloc(ptr, layout) }
         }
     }
@@ -115,6 +100,7 @@ mod tests {
         for (size, reallocs) in rows {
             let a = Wiping(Recorder::default());
             let mut layout = Layout::from_size_align(*size, 8).unwrap();
+            // SAFETY: each block is used within its layout and freed once with the layout it has.
             unsafe {
                 let mut p = a.alloc(layout);
                 assert!(!p.is_null());
@@ -141,7 +127,8 @@ mod tests {
 
     #[test]
     fn the_global_allocator_round_trips() {
-        let a = WipeOnFree;
+        let a = Wiping(System);
+        // SAFETY: each block is used within its layout and freed once with the layout it has.
         unsafe {
             let l = Layout::from_size_align(8, 8).unwrap();
             let p = a.alloc(l);

@@ -4,12 +4,14 @@
 //! child touches is built before fork; between fork and exec it makes raw syscalls only (the
 //! parent may have other threads, so no allocation, no locks).
 
+use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
-use crate::exec::{self, EnvBlock};
+use crate::launch::exec::{self, Next};
+use nix::errno::Errno;
 use nix::libc;
 use nix::unistd::Pid;
 use std::ffi::{CString, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
 const LISTEN_PID: &[u8] = b"LISTEN_PID=";
 /// `LISTEN_PID=` plus room for any pid and its NUL.
@@ -27,24 +29,12 @@ struct Prepared {
 }
 
 fn prepare(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Prepared, Error> {
-    let command = argv[0].as_bytes();
-    if command.is_empty() {
-        return Err(Error::CommandNotFound {
-            command: String::new(),
-            why: " (empty command name)".into(),
-        });
-    }
-    let nul = |_| Error::Usage("COMMAND or an argument contains a NUL byte".into());
-    let args: Vec<CString> = argv
-        .iter()
-        .map(|a| CString::new(a.clone().into_vec()).map_err(nul))
-        .collect::<Result<_, _>>()?;
-    let paths: Vec<CString> = exec::candidates(command, env.value_of(b"PATH"))
+    let args = exec::c_args(argv)?;
+    let paths: Vec<CString> = exec::candidates(argv[0].as_bytes(), env.value_of(b"PATH"))
         .into_iter()
         .filter_map(|p| CString::new(p).ok())
         .collect();
-    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    arg_ptrs.push(std::ptr::null());
+    let arg_ptrs = exec::pointers(&args);
     let mut env_ptrs = env.pointers();
     let mut slot = None;
     if listen_fds > 0 {
@@ -103,10 +93,10 @@ pub fn spawn(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Pid, 
             std::io::Error::last_os_error()
         )));
     }
-    let mut errno = [0u8; 4];
+    let mut status = [0u8; 8];
     let n = loop {
-        // SAFETY: reads at most 4 bytes into `errno`.
-        let n = unsafe { libc::read(rd, errno.as_mut_ptr().cast(), 4) };
+        // SAFETY: reads at most 8 bytes into `status`.
+        let n = unsafe { libc::read(rd, status.as_mut_ptr().cast(), 8) };
         if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;
         }
@@ -115,45 +105,24 @@ pub fn spawn(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Pid, 
     // SAFETY: closing the read end.
     unsafe { libc::close(rd) };
     let pid = Pid::from_raw(pid);
-    if n != 4 {
+    if n != 8 {
         // EOF: exec succeeded and closed the write end (close-on-exec).
         return Ok(pid);
     }
     let _ = nix::sys::wait::waitpid(pid, None);
-    Err(exec_error(argv, env, i32::from_ne_bytes(errno)))
-}
-
-/// The same classes exec mode reports (126, 127, 65 for E2BIG).
-fn exec_error(argv: &[OsString], env: &EnvBlock, errno: i32) -> Error {
-    let command = argv[0].to_string_lossy().into_owned();
-    let why = std::io::Error::from_raw_os_error(errno).to_string();
-    match errno {
-        libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP => Error::CommandNotFound {
-            why: if command.contains('/') {
-                String::new()
-            } else {
-                let path = env.value_of(b"PATH").unwrap_or(b"/bin:/usr/bin");
-                format!(" in PATH ({})", String::from_utf8_lossy(path))
-            },
-            command,
-        },
-        libc::E2BIG => Error::DataGeneral(
-            "the kernel refused the environment as too large (E2BIG); \
-             inject fewer or smaller values, or start with -i"
-                .into(),
-        ),
-        libc::EACCES | libc::EPERM => Error::NotExecutable {
-            command,
-            why: format!("{why}; check its mode (chmod +x) and mount options"),
-        },
-        _ => Error::NotExecutable { command, why },
-    }
+    let errno = i32::from_ne_bytes([status[0], status[1], status[2], status[3]]);
+    let at = i32::from_ne_bytes([status[4], status[5], status[6], status[7]]);
+    let failed = usize::try_from(at)
+        .ok()
+        .and_then(|i| p.paths.get(i))
+        .map(|path| (path.as_c_str(), Errno::from_raw(errno)));
+    Err(exec::failure(&argv[0], failed, env))
 }
 
 /// The child between fork and exec. Async-signal-safe calls only; never returns.
 unsafe fn in_child(p: &Prepared, slot: Option<*mut u8>, status_fd: libc::c_int) -> ! {
-    // SAFETY (whole body): raw syscalls on this process's own state and on memory that fork
-    // copied; nothing allocates or takes a lock.
+    // SAFETY: the whole body makes raw syscalls on this process's own state and on memory that
+    // fork copied; nothing allocates or takes a lock.
     unsafe {
         libc::setpgid(0, 0);
         // Signals are still blocked (the parent's mask), so this cannot stop us with SIGTTOU.
@@ -191,29 +160,30 @@ unsafe fn in_child(p: &Prepared, slot: Option<*mut u8>, status_fd: libc::c_int) 
             }
         }
         exec::reset_signals();
-        let mut denied = 0;
-        let mut errno = libc::ENOENT;
-        for path in &p.paths {
+        // The errno and candidate that ended the search, as `exec::exec` reports them; -1: none.
+        let mut denied: (i32, i32) = (0, -1);
+        let mut stopped: Option<(i32, i32)> = None;
+        for (i, path) in p.paths.iter().enumerate() {
             libc::execve(path.as_ptr(), p.arg_ptrs.as_ptr(), p.env_ptrs.as_ptr());
             let e = *libc::__errno_location();
-            match e {
-                libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP => continue,
-                libc::EACCES | libc::EPERM => {
-                    if denied == 0 {
-                        denied = e;
+            match exec::next(e) {
+                Next::Continue => continue,
+                Next::Denied => {
+                    if denied.1 < 0 {
+                        denied = (e, i as i32);
                     }
                 }
-                other => {
-                    errno = other;
+                Next::Stop => {
+                    stopped = Some((e, i as i32));
                     break;
                 }
             }
         }
-        if denied != 0 && errno == libc::ENOENT {
-            errno = denied;
-        }
-        let bytes = errno.to_ne_bytes();
-        libc::write(status_fd, bytes.as_ptr().cast(), 4);
+        let (errno, at) = stopped.unwrap_or(denied);
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&errno.to_ne_bytes());
+        bytes[4..].copy_from_slice(&at.to_ne_bytes());
+        libc::write(status_fd, bytes.as_ptr().cast(), 8);
         libc::_exit(127)
     }
 }

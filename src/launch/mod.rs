@@ -1,7 +1,9 @@
-//! Starting COMMAND. Exec in place is `crate::exec`; the modules here are the opt-in resident
-//! parent for `--init`/`--watch`: the child's clean start, the supervision loop, and the watcher.
+//! Launching: how the command starts once its deliveries are ready. Exec in place by default;
+//! `--init`/`--watch` keep a resident parent instead: the child's clean start, the supervision
+//! loop, and the watcher.
 
 pub mod child;
+pub mod exec;
 pub mod listen;
 pub mod supervise;
 pub mod watch;

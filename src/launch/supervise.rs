@@ -10,17 +10,17 @@
 
 use crate::cli::OnChange;
 use crate::config::Config;
+use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
-use crate::exec::EnvBlock;
 use crate::launch::{child, listen, watch};
-use crate::run::Versions;
+use crate::plan::Plan;
+use crate::source::Versions;
 use crate::vlog;
 use nix::libc;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `--init`/`--watch` settings, validated.
@@ -156,6 +156,7 @@ fn kill_group(child: Pid, sig: i32) {
 /// Starts COMMAND with `block` and stays resident until it ends. Returns the exit status.
 pub fn run(
     config: Config,
+    plan: Plan,
     argv: Vec<OsString>,
     opts: Options,
     block: EnvBlock,
@@ -177,10 +178,10 @@ pub fn run(
     watch::scrub_stack();
     vlog!(1, "started {} as pid {child}", argv[0].to_string_lossy());
 
-    let config = Arc::new(config);
     let watcher = match opts.watch {
         Some(interval) => Some(watch::spawn(
-            config.clone(),
+            config,
+            plan,
             argv.clone(),
             interval,
             baseline,

@@ -4,20 +4,18 @@
 //! valid environment block is handed to the supervisor; a failed re-fetch is one stderr line and
 //! the running COMMAND is kept. Polling failures back off and never end anything.
 
-use crate::aws;
 use crate::config::Config;
-use crate::describe;
+use crate::deliver::env_block::EnvBlock;
 use crate::error::{Error, Report};
-use crate::exec::EnvBlock;
-use crate::run::{self, Versions};
-use crate::spec::{SecretRef, Spec};
+use crate::plan::Plan;
+use crate::run;
+use crate::source::{Versions, window};
+use crate::spec::SecretRef;
 use crate::vlog;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
-use tokio::task::JoinSet;
 
 pub const DEFAULT_INTERVAL: &str = "5m";
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -68,24 +66,8 @@ pub fn poll_delay(interval: Duration, failures: u32) -> Duration {
     interval.saturating_mul(1 << failures.min(16)).min(cap)
 }
 
-/// The references `--watch` follows: every one without an explicit VERSION_ID (that pin never
-/// changes), each once.
-pub fn watched(specs: &[Spec]) -> Vec<SecretRef> {
-    let mut refs: Vec<SecretRef> = specs
-        .iter()
-        .map(|s| s.secret.clone())
-        .filter(|r| r.version_id.is_none())
-        .collect();
-    refs.sort();
-    refs.dedup();
-    refs
-}
-
 /// The watched references whose stage now points somewhere other than the baseline says.
-pub fn changed<'a>(
-    baseline: &Versions,
-    now: &'a [(SecretRef, Option<String>)],
-) -> Vec<&'a SecretRef> {
+pub fn changed<'a>(baseline: &Versions, now: &'a Versions) -> Vec<&'a SecretRef> {
     now.iter()
         .filter(|(r, v)| baseline.get(r) != Some(v))
         .map(|(r, _)| r)
@@ -123,12 +105,13 @@ pub struct Watcher {
 
 /// Starts the watcher thread. `baseline` holds the versions the running COMMAND got.
 pub fn spawn(
-    config: Arc<Config>,
+    config: Config,
+    plan: Plan,
     argv: Vec<OsString>,
     interval: Duration,
     baseline: Versions,
 ) -> Result<Watcher, Error> {
-    let refs = watched(&config.specs);
+    let refs = plan.watched();
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe {
@@ -152,7 +135,10 @@ pub fn spawn(
         std::thread::Builder::new()
             .name("watch".into())
             .stack_size(WATCHER_STACK)
-            .spawn(move || watch_loop(&config, &argv, interval, refs, baseline, tx, wr))
+            .spawn(move || {
+                let job = Job { config, plan, argv };
+                watch_loop(&job, interval, refs, baseline, tx, wr)
+            })
             .map_err(|e| Error::Internal(format!("cannot start the watcher: {e}")))?;
     }
     Ok(Watcher {
@@ -161,9 +147,15 @@ pub fn spawn(
     })
 }
 
+/// What a re-fetch needs: the same configuration, plan and COMMAND as the first start.
+struct Job {
+    config: Config,
+    plan: Plan,
+    argv: Vec<OsString>,
+}
+
 fn watch_loop(
-    config: &Config,
-    argv: &[OsString],
+    job: &Job,
     interval: Duration,
     refs: Vec<SecretRef>,
     mut baseline: Versions,
@@ -173,12 +165,13 @@ fn watch_loop(
     let mut failures = 0u32;
     loop {
         std::thread::sleep(jittered(poll_delay(interval, failures), random_unit()));
-        let now = match poll(config, &refs) {
+        let now = match window::stage_versions(&job.config.aws, &job.plan, &refs) {
             Ok(now) => now,
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let next = poll_delay(interval, failures);
-                if failures == 1 && !matches!(e, Error::Unavailable { .. }) {
+                let transient = matches!(e, Error::Unavailable { .. } | Error::TimedOut { .. });
+                if failures == 1 && !transient {
                     eprintln!("{}; --watch keeps COMMAND running and retries", Report(&e));
                 } else {
                     vlog!(1, "--watch: {e}; next check in about {}s", next.as_secs());
@@ -200,7 +193,7 @@ fn watch_loop(
             "--watch: {} changed; fetching everything again",
             ids.join(", ")
         );
-        match run::env_block(config, argv) {
+        match run::env_block(&job.config, &job.plan, &job.argv) {
             Ok((block, versions)) => {
                 baseline = versions;
                 if tx.send(block).is_err() {
@@ -220,54 +213,9 @@ fn watch_loop(
     }
 }
 
-/// One round of DescribeSecret calls, concurrent, under `--timeout`. Clients (and credentials)
-/// are built for each round, so rotated credentials are picked up and nothing is kept between.
-fn poll(config: &Config, refs: &[SecretRef]) -> Result<Vec<(SecretRef, Option<String>)>, Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    let timeout = config.aws.timeout;
-    let result = rt.block_on(async {
-        let work = async {
-            let clients = aws::clients(&config.aws, &config.specs).await?;
-            let mut calls = JoinSet::new();
-            for r in refs {
-                let region = r
-                    .arn_region()
-                    .unwrap_or(&clients.default_region)
-                    .to_string();
-                let client = clients.for_region(&region).clone();
-                let r = r.clone();
-                vlog!(2, "DescribeSecret {r}");
-                calls.spawn(async move {
-                    let v = describe::stage_version(&client, &r).await;
-                    (r, v)
-                });
-            }
-            let mut now = Vec::with_capacity(refs.len());
-            while let Some(joined) = calls.join_next().await {
-                let (r, v) = joined.map_err(|_| Error::Internal("a poll task failed".into()))?;
-                now.push((r, v?));
-            }
-            Ok::<_, Error>(now)
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Unavailable {
-                what: "checking watched secrets".into(),
-                why: format!("no answer within --timeout ({timeout:?})"),
-            }),
-        }
-    });
-    drop(rt);
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec;
 
     #[test]
     fn intervals() {
@@ -343,23 +291,6 @@ mod tests {
     }
 
     #[test]
-    fn pinned_versions_are_not_watched() {
-        let specs: Vec<Spec> = [
-            "a",
-            "X=a",
-            "b::AWSPREVIOUS",
-            "c:::v1",
-            "d::AWSCURRENT:v2",
-            "A=a:k",
-        ]
-        .iter()
-        .map(|s| spec::parse(s).unwrap())
-        .collect();
-        let got: Vec<String> = watched(&specs).iter().map(|r| r.to_string()).collect();
-        assert_eq!(got, ["a", "b (stage AWSPREVIOUS)"]);
-    }
-
-    #[test]
     fn change_detection() {
         let r = |id: &str| SecretRef {
             id: id.into(),
@@ -369,17 +300,14 @@ mod tests {
         let mut base = Versions::new();
         base.insert(r("a"), Some("v1".into()));
         base.insert(r("b"), Some("v1".into()));
-        let same = [
-            (r("a"), Some("v1".to_string())),
-            (r("b"), Some("v1".to_string())),
-        ];
+        let now = |a: Option<&str>, b: Option<&str>| -> Versions {
+            [(r("a"), a.map(String::from)), (r("b"), b.map(String::from))].into()
+        };
+        let same = now(Some("v1"), Some("v1"));
         assert!(changed(&base, &same).is_empty());
-        let moved = [
-            (r("a"), Some("v2".to_string())),
-            (r("b"), Some("v1".to_string())),
-        ];
+        let moved = now(Some("v2"), Some("v1"));
         assert_eq!(changed(&base, &moved), [&r("a")]);
-        let gone = [(r("a"), Some("v1".to_string())), (r("b"), None)];
+        let gone = now(Some("v1"), None);
         assert_eq!(changed(&base, &gone), [&r("b")]);
     }
 }

@@ -1,4 +1,4 @@
-//! Issue 2: the launcher end to end — fetch from moto, flatten, exec — and its exit codes.
+//! The launcher end to end — fetch from moto, flatten, exec — and its exit codes.
 
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
@@ -143,16 +143,7 @@ fn child_exit_status_passes_through() {
     let name = unique("core/status");
     moto().create(&name, "status-value");
     for code in [0, 1, 42, 255] {
-        let out = se()
-            .args([
-                "--secret",
-                &name,
-                "--",
-                "/bin/sh",
-                "-c",
-                &format!("exit {code}"),
-            ])
-            .run();
+        let out = run_sh(&name, &format!("exit {code}"));
         assert_eq!(out.code(), Some(code), "{}", out.stderr);
     }
 }
@@ -161,9 +152,7 @@ fn child_exit_status_passes_through() {
 fn child_killed_by_sigterm_is_seen_as_killed() {
     let name = unique("core/sigterm");
     moto().create(&name, "sigterm-value");
-    let out = se()
-        .args(["--secret", &name, "--", "/bin/sh", "-c", "kill -TERM $$"])
-        .run();
+    let out = run_sh(&name, "kill -TERM $$");
     assert_eq!(
         out.status.signal(),
         Some(15),
@@ -177,9 +166,7 @@ fn child_killed_by_sigterm_is_seen_as_killed() {
 fn child_keeps_our_pid() {
     let name = unique("core/pid");
     moto().create(&name, "pid-value");
-    let out = se()
-        .args(["--secret", &name, "--", "/bin/sh", "-c", "echo $$"])
-        .run();
+    let out = run_sh(&name, "echo $$");
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), out.pid.to_string());
 }

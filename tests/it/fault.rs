@@ -1,4 +1,4 @@
-//! Issue 4: fetching under faults (a fault-injecting proxy on loopback in front of moto), batching,
+//! Fetching under faults (a fault-injecting proxy on loopback in front of moto), batching,
 //! deduplication, regions from ARNs, deadlines, missing credentials, and signals while fetching.
 
 use crate::faultsrv::{FaultServer, Reply};

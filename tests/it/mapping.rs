@@ -1,7 +1,7 @@
-//! Issue 3: the mapping contract end to end against moto (SPEC forms, naming, policy, limits, --dry-run).
+//! The mapping contract end to end against moto (SPEC forms, naming, policy, limits, --dry-run).
 
 use crate::support::*;
-use secret_exec::environ::Limits;
+use secret_exec::deliver::environ::Limits;
 
 const ENV0: [&str; 2] = ["/usr/bin/env", "-0"];
 
@@ -586,16 +586,7 @@ fn a_variable_over_the_per_string_limit_is_refused_by_name() {
     // One byte less is exactly at the limit, and the child gets it whole.
     let at = big(limits.max_string - 5);
     let (name, ..) = create("map/atsize", &json(serde_json::json!({ "big": at })));
-    let out = se()
-        .args([
-            "--secret",
-            &name,
-            "--",
-            "/bin/sh",
-            "-c",
-            "printf %s \"$BIG\" | wc -c",
-        ])
-        .run();
+    let out = run_sh(&name, "printf %s \"$BIG\" | wc -c");
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), (limits.max_string - 5).to_string());
 }

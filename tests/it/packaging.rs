@@ -1,4 +1,4 @@
-//! Issue 6: packaging checks that run as tests — `--print-iam-policy` output as a user gets it
+//! Packaging checks that run as tests — `--print-iam-policy` output as a user gets it
 //! (valid JSON, every secret named, no AWS call), and the committed example policy kept in step
 //! with what the binary prints.
 

@@ -2,13 +2,11 @@
 //! free loopback port and waited for with a readiness probe; a raw HTTP client to seed it; and a
 //! builder that runs the real secret-exec binary with a hermetic environment.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -60,6 +58,7 @@ pub fn moto() -> &'static Moto {
         std::thread::spawn(move || {
             for _ in 0..5 {
                 let port = free_port();
+                // SAFETY: the pre_exec hook makes one prctl syscall, which is async-signal-safe.
                 let child = unsafe {
                     Command::new(&path)
                         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -213,6 +212,18 @@ impl Moto {
     }
 }
 
+/// Whether a test that needs root may go on. Without root it prints one line and is skipped —
+/// unless CI=true, where a test that did not run is a failure.
+pub fn have_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(!ci, "{test} needs root, and CI=true forbids skipping it");
+    eprintln!("skipped: {test} needs root");
+    false
+}
+
 /// A name no other test uses, so tests can share one moto server.
 pub fn unique(stem: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -263,6 +274,12 @@ pub fn se() -> Run {
         .env("AWS_ENDPOINT_URL", &m.endpoint)
         .stdin(Stdio::null());
     Run { cmd }
+}
+
+/// Runs secret-exec with one `--secret` and `/bin/sh -c script` as the command.
+pub fn run_sh(secret: &str, script: &str) -> Out {
+    se().args(["--secret", secret, "--", "/bin/sh", "-c", script])
+        .run()
 }
 
 pub struct Out {
@@ -378,8 +395,5 @@ impl Run {
             pid,
             elapsed,
         }
-    }
-    pub fn output(mut self) -> Output {
-        self.cmd.output().expect("run secret-exec")
     }
 }

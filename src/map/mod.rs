@@ -1,45 +1,20 @@
 //! SPEC + fetched secret → named variables. Applies the naming rules and the refused-name policy;
 //! pure over plain data, so every rule is table-tested without AWS.
 
+pub mod flatten;
+pub mod names;
+
 use crate::config::MapOptions;
 use crate::error::Error;
-use crate::flatten::{self, SelectError};
-use crate::names;
-use crate::secret::{SecretBytes, SecretText};
+use crate::secret::SecretText;
+use crate::source::{Fetched, Payload};
 use crate::spec::{Key, Spec, Target};
+use flatten::SelectError;
 use std::fmt;
-
-/// What the SDK gave us for one secret version.
-pub enum Payload {
-    Text(SecretText),
-    Binary(SecretBytes),
-}
-
-/// One fetched secret version. Only `payload` is secret; the rest is metadata safe to print.
-pub struct Fetched {
-    /// The secret's name as AWS knows it (an ARN request is answered with the plain name).
-    pub name: String,
-    pub arn: Option<String>,
-    pub version_id: Option<String>,
-    pub stages: Vec<String>,
-    pub payload: Payload,
-}
-
-impl fmt::Debug for Fetched {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Fetched")
-            .field("name", &self.name)
-            .field("arn", &self.arn)
-            .field("version_id", &self.version_id)
-            .field("stages", &self.stages)
-            .field("payload", &"[redacted]")
-            .finish()
-    }
-}
 
 /// Where a variable came from: everything `--dry-run` and error messages may say about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Source {
+pub struct Origin {
     pub spec: String,
     pub secret_id: String,
     /// The key or JSON Pointer inside the secret, when the value is one member of it.
@@ -50,7 +25,7 @@ pub struct Source {
     pub explicit: bool,
 }
 
-impl fmt::Display for Source {
+impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "--secret '{}'", self.spec)?;
         if let Some(k) = &self.key {
@@ -60,20 +35,12 @@ impl fmt::Display for Source {
     }
 }
 
+/// One variable to deliver. `value` is the only secret part, and redacts itself in `Debug`.
+#[derive(Debug)]
 pub struct Var {
     pub name: String,
     pub value: SecretText,
-    pub source: Source,
-}
-
-impl fmt::Debug for Var {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Var")
-            .field("name", &self.name)
-            .field("value", &self.value)
-            .field("source", &self.source)
-            .finish()
-    }
+    pub origin: Origin,
 }
 
 fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
@@ -116,7 +83,7 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
             ));
         }
     };
-    let source = |key: Option<String>| Source {
+    let origin = |key: Option<String>| Origin {
         spec: spec.raw.clone(),
         secret_id: id.clone(),
         key,
@@ -149,12 +116,12 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
         (Target::Var(name), None) => vars.push(Var {
             name: name.clone(),
             value: SecretText::copy_of(text.expose()),
-            source: source(None),
+            origin: origin(None),
         }),
         (Target::Var(name), Some(key)) => vars.push(Var {
             name: name.clone(),
             value: flatten::value_text(selected(key)?).map_err(|e| Error::data(id, "value", e))?,
-            source: source(spec.key_text.clone()),
+            origin: origin(spec.key_text.clone()),
         }),
         (Target::Prefix(prefix), key) => {
             let (raw, ptr) = match key {
@@ -168,7 +135,7 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
                     "PREFIX*= flattens a JSON object, and this value is not one; use VAR= for a single value",
                 ));
             }
-            flatten_into(spec, raw, &ptr, prefix, opts, &source, &mut vars)?;
+            flatten_into(spec, raw, &ptr, prefix, opts, &origin, &mut vars)?;
         }
         (Target::Auto, Some(key)) => {
             let value =
@@ -177,19 +144,19 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
             vars.push(Var {
                 name,
                 value,
-                source: source(spec.key_text.clone()),
+                origin: origin(spec.key_text.clone()),
             });
         }
         (Target::Auto, None) => match parsed {
             Some(raw) if flatten::is_object(raw) => {
-                flatten_into(spec, raw, "", "", opts, &source, &mut vars)?
+                flatten_into(spec, raw, "", "", opts, &origin, &mut vars)?
             }
             _ => {
                 let name = content_name(spec, "", names::last_segment(&fetched.name), opts)?;
                 vars.push(Var {
                     name,
                     value: SecretText::copy_of(text.expose()),
-                    source: source(None),
+                    origin: origin(None),
                 });
             }
         },
@@ -215,7 +182,7 @@ fn flatten_into(
     ptr: &str,
     prefix: &str,
     opts: &MapOptions,
-    source: &dyn Fn(Option<String>) -> Source,
+    origin: &dyn Fn(Option<String>) -> Origin,
     vars: &mut Vec<Var>,
 ) -> Result<(), Error> {
     let leaves = flatten::flatten(raw, ptr)
@@ -225,14 +192,14 @@ fn flatten_into(
         vars.push(Var {
             name,
             value: leaf.value,
-            source: source(Some(leaf.pointer)),
+            origin: origin(Some(leaf.pointer)),
         });
     }
     Ok(())
 }
 
 fn content_name(spec: &Spec, prefix: &str, key: &str, opts: &MapOptions) -> Result<String, Error> {
-    names::sanitize(prefix, key, opts.keep_case).ok_or_else(|| {
+    names::from_key(prefix, key, opts.keep_case).ok_or_else(|| {
         Error::data(
             &spec.secret.id,
             format!("--secret '{}'", spec.raw),
@@ -245,7 +212,7 @@ fn check_refused(spec: &Spec, v: &Var, opts: &MapOptions) -> Result<(), Error> {
     match names::refusal(&v.name) {
         Some(rule) if !opts.allow_names.contains(&v.name) => Err(Error::data(
             &spec.secret.id,
-            format!("refused variable name {} (from {})", v.name, v.source),
+            format!("refused variable name {} (from {})", v.name, v.origin),
             format!(
                 "names matching {rule} could take over the command; if this is intended, \
                  pass --allow-name {} or name it explicitly with {}=...",
@@ -259,12 +226,12 @@ fn check_refused(spec: &Spec, v: &Var, opts: &MapOptions) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretBytes;
     use crate::spec;
 
     fn fetched(name: &str, text: &str) -> Fetched {
         Fetched {
             name: name.into(),
-            arn: None,
             version_id: Some("v1".into()),
             stages: vec!["AWSCURRENT".into()],
             payload: Payload::Text(SecretText::copy_of(text)),
@@ -461,10 +428,10 @@ mod tests {
         let s = spec::parse("prod/db::AWSPREVIOUS").unwrap();
         let f = fetched("prod/db", r#"{"a":{"b":1}}"#);
         let vars = map_spec(&s, &f, &MapOptions::default()).unwrap();
-        assert_eq!(vars[0].source.key.as_deref(), Some("/a/b"));
-        assert_eq!(vars[0].source.stage, "AWSPREVIOUS");
-        assert_eq!(vars[0].source.version_id.as_deref(), Some("v1"));
-        assert!(!vars[0].source.explicit);
+        assert_eq!(vars[0].origin.key.as_deref(), Some("/a/b"));
+        assert_eq!(vars[0].origin.stage, "AWSPREVIOUS");
+        assert_eq!(vars[0].origin.version_id.as_deref(), Some("v1"));
+        assert!(!vars[0].origin.explicit);
         assert_eq!(format!("{:?}", vars[0]).matches("[redacted]").count(), 1);
     }
 }

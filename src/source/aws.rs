@@ -4,12 +4,11 @@
 
 use crate::config::AwsOptions;
 use crate::error::Error;
-use crate::spec::Spec;
+use crate::plan::Plan;
 use crate::vlog;
 use aws_config::BehaviorVersion;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::environment::EnvironmentVariableRegionProvider;
-use aws_config::meta::region::RegionProviderChain;
+use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -18,7 +17,6 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sdk_secretsmanager::config::Region;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::time::Duration;
 
 pub type Client = aws_sdk_secretsmanager::Client;
@@ -35,55 +33,6 @@ impl Clients {
             .get(region)
             .unwrap_or_else(|| &self.by_region[&self.default_region])
     }
-}
-
-/// Settings read from AWS_* variables that the SDK would otherwise panic on or ignore.
-#[derive(Debug, PartialEq, Eq)]
-pub struct EnvRetry {
-    pub max_attempts: Option<u32>,
-    pub adaptive: bool,
-}
-
-/// Validates AWS_MAX_ATTEMPTS and AWS_RETRY_MODE (the SDK panics on some invalid values).
-pub fn env_retry(max_attempts: Option<&str>, mode: Option<&str>) -> Result<EnvRetry, Error> {
-    let max_attempts = match max_attempts.map(str::trim) {
-        None | Some("") => None,
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=20).contains(&n) => Some(n),
-            _ => {
-                return Err(Error::Config(format!(
-                    "AWS_MAX_ATTEMPTS='{v}' is not a whole number from 1 to 20; fix or unset it"
-                )));
-            }
-        },
-    };
-    let adaptive = match mode.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("standard") | Some("legacy") => false,
-        Some("adaptive") => true,
-        Some(other) => {
-            return Err(Error::Config(format!(
-                "AWS_RETRY_MODE='{other}' is not 'standard' or 'adaptive'; fix or unset it"
-            )));
-        }
-    };
-    Ok(EnvRetry {
-        max_attempts,
-        adaptive,
-    })
-}
-
-fn check_endpoint_env() -> Result<(), Error> {
-    for var in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"] {
-        if let Ok(v) = std::env::var(var)
-            && !v.is_empty()
-            && !(v.starts_with("http://") || v.starts_with("https://"))
-        {
-            return Err(Error::Config(format!(
-                "{var}='{v}' must start with http:// or https://"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// IMDS answers in milliseconds when it is there; when its packets are dropped (a container
@@ -140,8 +89,7 @@ fn credentials_error(e: CredentialsError) -> Error {
             }
             Error::Config(msg)
         }
-        CredentialsError::ProviderError(_) => Error::Permission {
-            what: "AWS credentials are invalid or expired".into(),
+        CredentialsError::ProviderError(_) => Error::BadCredentials {
             why: format!(
                 "{}; refresh them (e.g. aws sso login) and retry",
                 DisplayErrorContext(&e)
@@ -154,31 +102,20 @@ fn credentials_error(e: CredentialsError) -> Error {
     }
 }
 
-/// The region of the first ARN among the specs, if any.
-fn arn_region(specs: &[Spec]) -> Option<String> {
-    specs
-        .iter()
-        .find_map(|s| s.secret.arn_region())
-        .map(str::to_string)
-}
-
-async fn resolve_region(opts: &AwsOptions, specs: &[Spec]) -> Result<String, Error> {
-    if let Some(r) = &opts.region {
-        return Ok(r.clone());
+async fn resolve_region(opts: &AwsOptions, plan: &Plan) -> Result<String, Error> {
+    if let Some(r) = opts.known_region() {
+        return Ok(r.to_string());
     }
     let mut profile = ProfileFileRegionProvider::builder();
     if let Some(p) = &opts.profile {
         profile = profile.profile_name(p);
     }
-    let configured = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
-        .or_else(profile.build());
-    if let Some(r) = configured.region().await {
+    if let Some(r) = profile.build().region().await {
         return Ok(r.to_string());
     }
-    let names_only_by_arn = specs.iter().all(|s| s.secret.arn_region().is_some());
-    if names_only_by_arn && let Some(r) = arn_region(specs) {
+    if let Some(r) = plan.region_from_arns() {
         vlog!(1, "no region configured; using {r} from the secret's ARN");
-        return Ok(r);
+        return Ok(r.to_string());
     }
     let imds = aws_config::imds::region::ImdsRegionProvider::builder()
         .imds_client(fast_imds())
@@ -193,15 +130,10 @@ async fn resolve_region(opts: &AwsOptions, specs: &[Spec]) -> Result<String, Err
     ))
 }
 
-/// Builds every client the specs need. Must run inside the overall deadline.
-pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error> {
-    let env = env_retry(
-        std::env::var("AWS_MAX_ATTEMPTS").ok().as_deref(),
-        std::env::var("AWS_RETRY_MODE").ok().as_deref(),
-    )?;
-    check_endpoint_env()?;
-    let attempts = opts.max_attempts.or(env.max_attempts).unwrap_or(3);
-    let retry = if env.adaptive {
+/// Builds every client the plan needs. Must run inside the overall deadline.
+pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
+    let attempts = opts.max_attempts;
+    let retry = if opts.adaptive_retry {
         RetryConfig::adaptive()
     } else {
         RetryConfig::standard()
@@ -211,15 +143,12 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(2));
 
-    let region = resolve_region(opts, specs).await?;
+    let region = resolve_region(opts, plan).await?;
 
     // Static keys in the environment are the default chain's first link, so the chain would
     // return them anyway; building it would also build its web-identity STS client, and that
     // reads every system root certificate even when nothing is fetched over TLS.
-    let provider = if static_keys_in_env(
-        std::env::var_os("AWS_ACCESS_KEY_ID").as_deref(),
-        std::env::var_os("AWS_SECRET_ACCESS_KEY").as_deref(),
-    ) {
+    let provider = if opts.static_keys {
         vlog!(
             2,
             "credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
@@ -261,23 +190,8 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
         tail(creds.access_key_id())
     );
 
-    let mut regions: Vec<String> = specs
-        .iter()
-        .filter_map(|s| s.secret.arn_region().map(str::to_string))
-        .collect();
-    regions.push(region.clone());
-    regions.sort();
-    regions.dedup();
-    let endpoint = configured_endpoint(
-        opts.endpoint_url.as_deref(),
-        std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-            .ok()
-            .as_deref(),
-        std::env::var("AWS_ENDPOINT_URL").ok().as_deref(),
-        std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-            .ok()
-            .as_deref(),
-    );
+    let regions = plan.regions(&region);
+    let endpoint = opts.endpoint.clone();
     // A plain-http endpoint (a local emulator, a sidecar proxy) needs no TLS: the default client
     // would still read every system root certificate (~300 files, several ms) before the first
     // request. Pinning the endpoint here keeps the client and the URL in step.
@@ -302,35 +216,6 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
     })
 }
 
-/// Whether the environment holds a complete static key pair (what the default chain's
-/// environment link accepts; a lone half falls through to the full chain and its diagnosis).
-fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
-    id.is_some_and(|v| !v.is_empty()) && secret.is_some_and(|v| !v.is_empty())
-}
-
-/// The Secrets Manager endpoint set by the operator, in the SDK's order: `--endpoint-url`, then
-/// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, then `AWS_ENDPOINT_URL` (both ignored when
-/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true). Endpoints in profile files are left to the
-/// SDK, which then keeps its TLS-capable client.
-pub fn configured_endpoint(
-    flag: Option<&str>,
-    service_env: Option<&str>,
-    global_env: Option<&str>,
-    ignore_env: Option<&str>,
-) -> Option<String> {
-    if let Some(url) = flag {
-        return Some(url.to_string());
-    }
-    if ignore_env.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
-        return None;
-    }
-    [service_env, global_env]
-        .into_iter()
-        .flatten()
-        .find(|u| !u.is_empty())
-        .map(str::to_string)
-}
-
 /// The last four characters of an access key id: enough to tell keys apart in `-vv` output.
 fn tail(s: &str) -> &str {
     let n = s.len().saturating_sub(4);
@@ -340,37 +225,6 @@ fn tail(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_retry_table() {
-        let ok: &[(Option<&str>, Option<&str>, Option<u32>, bool)] = &[
-            (None, None, None, false),
-            (Some("5"), None, Some(5), false),
-            (Some(""), Some("adaptive"), None, true),
-            (None, Some("Standard"), None, false),
-            (None, Some("legacy"), None, false),
-        ];
-        for (m, r, want_m, want_a) in ok {
-            let got = env_retry(*m, *r).unwrap();
-            assert_eq!(
-                got,
-                EnvRetry {
-                    max_attempts: *want_m,
-                    adaptive: *want_a
-                }
-            );
-        }
-        for (m, r) in [
-            (Some("0"), None),
-            (Some("x"), None),
-            (Some("-1"), None),
-            (Some("99"), None),
-            (None, Some("fast")),
-        ] {
-            let err = env_retry(m, r).unwrap_err();
-            assert_eq!(err.exit_code(), 78, "{m:?} {r:?}");
-        }
-    }
 
     #[test]
     fn timeouts_fit_the_deadline() {
@@ -390,51 +244,6 @@ mod tests {
             let got = t.operation_attempt_timeout().unwrap().as_millis();
             assert_eq!(got, attempt, "{total}/{attempts}");
             assert_eq!(t.operation_timeout(), Some(Duration::from_millis(total)));
-        }
-    }
-
-    #[test]
-    fn static_keys_need_both_halves() {
-        let rows = [
-            (Some("AKIA"), Some("s3cr3t"), true),
-            (Some("AKIA"), None, false),
-            (None, Some("s3cr3t"), false),
-            (Some(""), Some("s3cr3t"), false),
-            (Some("AKIA"), Some(""), false),
-            (None, None, false),
-        ];
-        for (id, secret, want) in rows {
-            let got = static_keys_in_env(id.map(OsStr::new), secret.map(OsStr::new));
-            assert_eq!(got, want, "{id:?}");
-        }
-    }
-
-    #[test]
-    fn endpoint_precedence() {
-        let (f, s, g) = ("http://flag", "http://service", "https://global");
-        let rows: &[(
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-        )] = &[
-            (None, None, None, None, None),
-            (Some(f), Some(s), Some(g), None, Some(f)),
-            (None, Some(s), Some(g), None, Some(s)),
-            (None, None, Some(g), None, Some(g)),
-            (None, Some(""), Some(g), None, Some(g)),
-            (None, Some(s), Some(g), Some("true"), None),
-            (None, Some(s), Some(g), Some("TRUE"), None),
-            (Some(f), Some(s), Some(g), Some("true"), Some(f)),
-            (None, Some(s), None, Some("false"), Some(s)),
-        ];
-        for (flag, service, global, ignore, want) in rows {
-            assert_eq!(
-                configured_endpoint(*flag, *service, *global, *ignore).as_deref(),
-                *want,
-                "{flag:?} {service:?} {global:?} {ignore:?}"
-            );
         }
     }
 

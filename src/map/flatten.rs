@@ -89,20 +89,11 @@ pub fn select<'a>(raw: &'a RawValue, path: &[&str]) -> Result<&'a RawValue, Sele
 
 /// One flattened leaf: its key path (joined with `_`, unsanitised), a JSON Pointer naming it for
 /// messages, and its value.
+#[derive(Debug)]
 pub struct Leaf {
     pub key: String,
     pub pointer: String,
     pub value: SecretText,
-}
-
-impl fmt::Debug for Leaf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Leaf")
-            .field("key", &self.key)
-            .field("pointer", &self.pointer)
-            .field("value", &self.value)
-            .finish()
-    }
 }
 
 /// Flattens a JSON object: nested objects join keys with `_`, everything else becomes one
@@ -167,14 +158,14 @@ pub fn value_text(raw: &RawValue) -> Result<SecretText, String> {
 
 /// Decodes a JSON string literal into a buffer sized once: decoding never lengthens text.
 fn decode_string(literal: &str) -> Result<SecretText, String> {
-    struct Into<'b>(&'b mut SecretText);
-    impl<'de> DeserializeSeed<'de> for Into<'_> {
+    struct Fill<'b>(&'b mut SecretText);
+    impl<'de> DeserializeSeed<'de> for Fill<'_> {
         type Value = ();
         fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_str(self)
         }
     }
-    impl<'de> Visitor<'de> for Into<'_> {
+    impl<'de> Visitor<'de> for Fill<'_> {
         type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a string")
@@ -187,24 +178,19 @@ fn decode_string(literal: &str) -> Result<SecretText, String> {
     let mut out = SecretText::with_capacity(literal.len());
     let mut de = serde_json::Deserializer::from_str(literal);
     // The error text of serde_json names a position, never the content.
-    Into(&mut out)
+    Fill(&mut out)
         .deserialize(&mut de)
-        .map_err(|e| format!("invalid JSON string ({})", e.classify_name()))?;
+        .map_err(|e| format!("invalid JSON string ({})", category(&e)))?;
     Ok(out)
 }
 
-trait Classify {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected data",
-            serde_json::error::Category::Eof => "unexpected end",
-        }
+/// What kind of JSON error, in words: serde_json's own message could quote content.
+fn category(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "I/O",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "unexpected end",
     }
 }
 

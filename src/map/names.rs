@@ -92,7 +92,7 @@ pub fn refusal(name: &str) -> Option<&'static str> {
 /// Turns a key path (nested keys joined by `_`) into a variable name: ASCII upper case (unless
 /// `keep_case`), every character outside `[A-Za-z0-9_]` to `_`, a leading digit gets a `_`.
 /// Returns `None` for an empty name.
-pub fn sanitize(prefix: &str, key: &str, keep_case: bool) -> Option<String> {
+pub fn from_key(prefix: &str, key: &str, keep_case: bool) -> Option<String> {
     let mut name = String::with_capacity(prefix.len() + key.len() + 1);
     name.push_str(prefix);
     for c in key.chars() {
@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sanitize_table() {
+    fn from_key_table() {
         let rows: &[(&str, &str, bool, Option<&str>)] = &[
             ("", "username", false, Some("USERNAME")),
             (
@@ -149,7 +149,7 @@ mod tests {
         ];
         for (prefix, key, keep, want) in rows {
             assert_eq!(
-                sanitize(prefix, key, *keep).as_deref(),
+                from_key(prefix, key, *keep).as_deref(),
                 *want,
                 "{prefix}{key}"
             );

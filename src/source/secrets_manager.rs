@@ -1,11 +1,13 @@
-//! Fetching: every distinct secret version once, plain AWSCURRENT reads through
-//! `BatchGetSecretValue` (20 ids a call, calls concurrent), the rest — and everything when the
-//! batch call is denied — through concurrent `GetSecretValue`. SDK strings are moved into
-//! `SecretText` the moment a response is in hand. Errors map to the SPEC classes here.
+//! Secrets Manager: `BatchGetSecretValue` for the plan's batches (calls concurrent), concurrent
+//! `GetSecretValue` for the rest — and for a batch's secrets when IAM denies the batch call. SDK
+//! strings are moved into `SecretText` the moment a response is in hand. Every SDK error is
+//! classified here, once per call, into a `Failure`.
 
-use crate::aws::{Client, Clients};
-use crate::error::{Error, sanitize};
-use crate::map::{Fetched, Payload};
+use super::aws::{Client, Clients};
+use super::{Class, Failure, Fetched, Payload};
+use crate::error::Error;
+use crate::plan::{Call, RegionCalls};
+use crate::sanitize::one_line;
 use crate::secret::{SecretBytes, SecretText};
 use crate::spec::SecretRef;
 use crate::vlog;
@@ -16,27 +18,15 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-/// `BatchGetSecretValue` takes at most 20 ids per call.
-pub const BATCH_SIZE: usize = 20;
-/// Fewer AWSCURRENT reads than this in one region go through `GetSecretValue`: a batch of one
-/// costs the same call and needs one more IAM permission.
-pub const MIN_BATCH: usize = 2;
+const SERVICE: &str = "Secrets Manager";
 /// In-flight `GetSecretValue` calls at once: enough to hide latency, few enough not to trip
 /// the account's request-rate limit when a fleet starts together.
 const CONCURRENCY: usize = 16;
 
-pub type Results = BTreeMap<SecretRef, Result<Fetched, Error>>;
+type Outcome = (SecretRef, Result<Fetched, Error>);
 
 /// The SPEC class of an AWS error code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    NotFound,
-    Permission,
-    Unavailable,
-    Usage,
-}
-
-pub fn classify(code: &str) -> Class {
+fn classify(code: &str) -> Class {
     match code {
         "ResourceNotFoundException" | "InvalidRequestException" => Class::NotFound,
         "AccessDeniedException"
@@ -54,7 +44,7 @@ pub fn classify(code: &str) -> Class {
         | "ExpiredToken"
         | "ExpiredTokenException"
         | "RequestExpired" => Class::Permission,
-        "InvalidParameterException" | "ValidationException" => Class::Usage,
+        "InvalidParameterException" | "ValidationException" => Class::Rejected,
         _ => Class::Unavailable,
     }
 }
@@ -77,54 +67,42 @@ fn advice(class: Class) -> &'static str {
         Class::Unavailable => {
             "Secrets Manager did not answer usefully after every retry; check the network path and endpoint, or raise --timeout"
         }
-        Class::Usage => "check the secret id, stage and version id",
+        Class::Rejected => "check the secret id, stage and version id",
+        Class::Config => "check region and endpoint settings",
     }
 }
 
-/// Builds the error for an AWS error code against one secret.
-pub fn coded_error(secret: &SecretRef, code: &str, message: Option<&str>) -> Error {
-    let class = classify(code);
-    let why = match message {
-        Some(m) if !m.is_empty() => format!("{code}: {}; {}", sanitize(m), advice(class)),
-        _ => format!("{code}; {}", advice(class)),
-    };
-    let id = secret.to_string();
-    match class {
-        Class::NotFound => Error::NotFound { secret: id, why },
-        Class::Permission => Error::Permission {
-            what: format!("access denied to secret '{id}'"),
-            why,
-        },
-        Class::Unavailable => Error::Unavailable {
-            what: format!("cannot fetch secret '{id}'"),
-            why,
-        },
-        Class::Usage => Error::Usage(format!("Secrets Manager rejected secret '{id}': {why}")),
+fn failure(class: Class, what: String) -> Failure {
+    Failure {
+        service: SERVICE,
+        class,
+        why: format!("{what}; {}", advice(class)),
     }
 }
 
-pub(crate) fn sdk_error<E>(secret: &SecretRef, err: SdkError<E, HttpResponse>) -> Error
+/// The failure an AWS error code (and its remote message, sanitised) stands for.
+fn coded(code: &str, message: Option<&str>) -> Failure {
+    match message {
+        Some(m) if !m.is_empty() => failure(classify(code), format!("{code}: {}", one_line(m))),
+        _ => failure(classify(code), code.to_string()),
+    }
+}
+
+pub(super) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let unavailable = |why: String| Error::Unavailable {
-        what: format!("cannot fetch secret '{secret}'"),
-        why,
-    };
-    match &err {
+    let unavailable = |what: String| failure(Class::Unavailable, what);
+    match err {
         SdkError::ServiceError(se) => match se.err().code() {
-            Some(code) => coded_error(secret, code, se.err().message()),
+            Some(code) => coded(code, se.err().message()),
             // No `__type`: whatever answered is not Secrets Manager (a proxy page, a stub).
             None => unavailable(format!(
-                "the reply (HTTP {}) is not a Secrets Manager response; {}",
-                se.raw().status().as_u16(),
-                advice(Class::Unavailable)
+                "the reply (HTTP {}) is not a Secrets Manager response",
+                se.raw().status().as_u16()
             )),
         },
-        SdkError::TimeoutError(_) => unavailable(format!(
-            "timed out after every attempt; {}",
-            advice(Class::Unavailable)
-        )),
+        SdkError::TimeoutError(_) => unavailable("timed out after every attempt".into()),
         SdkError::DispatchFailure(df) => {
             let kind = if df.is_timeout() {
                 "connection timed out"
@@ -134,25 +112,14 @@ where
                 "request could not be sent"
             };
             // The connector's error chain names hosts and OS errors, never bodies.
-            unavailable(format!(
-                "{kind} ({}); {}",
-                cause_chain(&err),
-                advice(Class::Unavailable)
-            ))
+            unavailable(format!("{kind} ({})", cause_chain(err)))
         }
         // A body that does not parse may hold anything, so its parser's message is not shown.
-        SdkError::ResponseError(_) => unavailable(format!(
-            "the response could not be read (truncated or not Secrets Manager JSON); {}",
-            advice(Class::Unavailable)
-        )),
-        SdkError::ConstructionFailure(_) => Error::Config(format!(
-            "cannot build the request for secret '{secret}': {}; check region and endpoint settings",
-            cause_chain(&err)
-        )),
-        _ => unavailable(format!(
-            "unexpected SDK error; {}",
-            advice(Class::Unavailable)
-        )),
+        SdkError::ResponseError(_) => unavailable(
+            "the response could not be read (truncated or not Secrets Manager JSON)".into(),
+        ),
+        SdkError::ConstructionFailure(_) => failure(Class::Config, cause_chain(err)),
+        _ => unavailable("unexpected SDK error".into()),
     }
 }
 
@@ -168,14 +135,13 @@ fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
         }
         next = e.source();
     }
-    parts.join(": ")
+    one_line(&parts.join(": "))
 }
 
 /// The fields of a `GetSecretValue` answer or a batch entry, moved out of the SDK's struct so the
 /// value goes straight into a zeroizing buffer with no copy left behind.
 struct Parts {
     name: Option<String>,
-    arn: Option<String>,
     version_id: Option<String>,
     stages: Option<Vec<String>>,
     text: Option<String>,
@@ -189,14 +155,13 @@ impl Parts {
             (None, Some(blob)) => Payload::Binary(SecretBytes::from_owned(blob.into_inner())),
             (None, None) => {
                 return Err(Error::Unavailable {
-                    what: format!("secret '{secret}'"),
+                    secret: secret.to_string(),
                     why: "the answer has neither SecretString nor SecretBinary".into(),
                 });
             }
         };
         Ok(Fetched {
             name: self.name.unwrap_or_else(|| secret.id.clone()),
-            arn: self.arn,
             version_id: self.version_id,
             stages: self.stages.unwrap_or_default(),
             payload,
@@ -204,7 +169,7 @@ impl Parts {
     }
 }
 
-async fn get_one(client: Client, secret: SecretRef) -> (SecretRef, Result<Fetched, Error>) {
+async fn get_one(client: Client, secret: SecretRef) -> Outcome {
     let out = client
         .get_secret_value()
         .secret_id(&secret.id)
@@ -215,32 +180,21 @@ async fn get_one(client: Client, secret: SecretRef) -> (SecretRef, Result<Fetche
     let result = match out {
         Ok(o) => Parts {
             name: o.name,
-            arn: o.arn,
             version_id: o.version_id,
             stages: o.version_stages,
             text: o.secret_string,
             binary: o.secret_binary,
         }
         .into_fetched(&secret),
-        Err(e) => Err(sdk_error(&secret, e)),
+        Err(e) => Err(classify_sdk(&e).for_secret(&secret)),
     };
     (secret, result)
 }
 
 enum BatchOutcome {
-    Done(Vec<(SecretRef, Result<Fetched, Error>)>),
+    Done(Vec<Outcome>),
     /// The caller may not call BatchGetSecretValue: fetch these one by one instead.
-    Denied(Vec<SecretRef>),
-}
-
-/// Whether a batch entry answers the requested id: by name, by full ARN, or by partial ARN
-/// (an ARN without the 6-character suffix AWS appends).
-fn answers(id: &str, name: Option<&str>, arn: Option<&str>) -> bool {
-    name == Some(id)
-        || arn == Some(id)
-        || arn.is_some_and(|a| {
-            a.len() == id.len() + 7 && a.starts_with(id) && a.as_bytes()[id.len()] == b'-'
-        })
+    Denied(Client, Vec<SecretRef>),
 }
 
 async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
@@ -248,7 +202,7 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
     let mut results: BTreeMap<SecretRef, Result<Fetched, Error>> = BTreeMap::new();
     let mut token: Option<String> = None;
     // Ids are at most 20, so one page is the norm; the bound stops a server that loops tokens.
-    for _page in 0..BATCH_SIZE {
+    for _page in 0..crate::plan::BATCH_SIZE {
         let out = client
             .batch_get_secret_value()
             .set_secret_id_list(Some(ids.clone()))
@@ -261,14 +215,16 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
                 if let SdkError::ServiceError(se) = &e
                     && is_policy_denial(se.err().code().unwrap_or(""))
                 {
-                    return BatchOutcome::Denied(refs);
+                    return BatchOutcome::Denied(client, refs);
                 }
-                let first = &refs[0];
-                let err = sdk_error(first, e);
-                // The whole call failed: every secret in it shares the failure.
+                // The whole call failed: every secret in it gets the failure, under its own name.
+                let shared = classify_sdk(&e);
                 return BatchOutcome::Done(
-                    refs.iter()
-                        .map(|r| (r.clone(), Err(clone_error(&err, r))))
+                    refs.into_iter()
+                        .map(|r| {
+                            let err = shared.for_secret(&r);
+                            (r, Err(err))
+                        })
                         .collect(),
                 );
             }
@@ -276,13 +232,12 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
         for entry in out.secret_values.take().unwrap_or_default() {
             let Some(r) = refs.iter().find(|r| {
                 !results.contains_key(*r)
-                    && answers(&r.id, entry.name.as_deref(), entry.arn.as_deref())
+                    && crate::arn::answers(&r.id, entry.name.as_deref(), entry.arn.as_deref())
             }) else {
                 continue;
             };
             let result = Parts {
                 name: entry.name,
-                arn: entry.arn,
                 version_id: entry.version_id,
                 stages: entry.version_stages,
                 text: entry.secret_string,
@@ -298,7 +253,8 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
                 .find(|r| r.id == id && !results.contains_key(*r))
             {
                 let code = e.error_code.as_deref().unwrap_or("UnknownError");
-                results.insert(r.clone(), Err(coded_error(r, code, e.message.as_deref())));
+                let err = coded(code, e.message.as_deref()).for_secret(r);
+                results.insert(r.clone(), Err(err));
             }
         }
         token = out.next_token.take();
@@ -311,7 +267,7 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
             .map(|r| {
                 let res = results.remove(&r).unwrap_or_else(|| {
                     Err(Error::Unavailable {
-                        what: format!("secret '{r}'"),
+                        secret: r.to_string(),
                         why: "BatchGetSecretValue returned neither a value nor an error for it"
                             .into(),
                     })
@@ -322,79 +278,38 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
     )
 }
 
-/// Re-targets a shared failure at another secret of the same call.
-fn clone_error(e: &Error, r: &SecretRef) -> Error {
-    let why = e.to_string();
-    match e.exit_code() {
-        66 => Error::NotFound {
-            secret: r.to_string(),
-            why,
-        },
-        77 => Error::Permission {
-            what: format!("secret '{r}'"),
-            why,
-        },
-        78 => Error::Config(why),
-        64 => Error::Usage(why),
-        _ => Error::Unavailable {
-            what: format!("secret '{r}'"),
-            why,
-        },
-    }
-}
-
-/// Fetches every distinct reference. All results come back; the caller decides (all-or-nothing).
-pub async fn fetch_all(clients: &Clients, refs: Vec<SecretRef>) -> Results {
-    let mut by_region: BTreeMap<String, (Vec<SecretRef>, Vec<SecretRef>)> = BTreeMap::new();
-    for r in refs {
-        let region = r
-            .arn_region()
-            .map(str::to_string)
-            .unwrap_or_else(|| clients.default_region.clone());
-        let slot = by_region.entry(region).or_default();
-        if r.is_current() {
-            slot.0.push(r);
-        } else {
-            slot.1.push(r);
-        }
-    }
-
-    let mut results = Results::new();
+/// Makes the plan's calls. Every secret of every call gets an outcome.
+pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
+    let mut results = Vec::new();
     let mut singles: Vec<(Client, SecretRef)> = Vec::new();
     let mut batches = JoinSet::new();
-    for (region, (current, pinned)) in by_region {
-        let client = clients.for_region(&region).clone();
-        if current.len() >= MIN_BATCH {
-            vlog!(
-                1,
-                "fetching {} secrets from {region} with BatchGetSecretValue",
-                current.len()
-            );
-            for chunk in current.chunks(BATCH_SIZE) {
-                batches.spawn(batch(client.clone(), chunk.to_vec()));
+    for RegionCalls { region, calls } in plan {
+        let client = clients.for_region(&region);
+        for call in calls {
+            match call {
+                Call::Batch(refs) => {
+                    vlog!(
+                        1,
+                        "fetching {} secrets from {region} with BatchGetSecretValue",
+                        refs.len()
+                    );
+                    batches.spawn(batch(client.clone(), refs));
+                }
+                Call::One(r) => singles.push((client.clone(), r)),
             }
-        } else {
-            singles.extend(current.into_iter().map(|r| (client.clone(), r)));
         }
-        singles.extend(pinned.into_iter().map(|r| (client.clone(), r)));
     }
     while let Some(joined) = batches.join_next().await {
         match joined {
             Ok(BatchOutcome::Done(rs)) => results.extend(rs),
-            Ok(BatchOutcome::Denied(rs)) => {
+            Ok(BatchOutcome::Denied(client, rs)) => {
                 vlog!(
                     1,
                     "BatchGetSecretValue denied; falling back to GetSecretValue for {} secrets \
                      (grant secretsmanager:BatchGetSecretValue to save calls)",
                     rs.len()
                 );
-                for r in rs {
-                    let region = r
-                        .arn_region()
-                        .unwrap_or(&clients.default_region)
-                        .to_string();
-                    singles.push((clients.for_region(&region).clone(), r));
-                }
+                singles.extend(rs.into_iter().map(|r| (client.clone(), r)));
             }
             Err(_) => {}
         }
@@ -411,8 +326,8 @@ pub async fn fetch_all(clients: &Clients, refs: Vec<SecretRef>) -> Results {
         });
     }
     while let Some(joined) = gets.join_next().await {
-        if let Ok((r, res)) = joined {
-            results.insert(r, res);
+        if let Ok(outcome) = joined {
+            results.push(outcome);
         }
     }
     results
@@ -434,7 +349,7 @@ mod tests {
             ("ThrottlingException", Class::Unavailable, 69),
             ("InternalServiceError", Class::Unavailable, 69),
             ("SomethingNew", Class::Unavailable, 69),
-            ("InvalidParameterException", Class::Usage, 64),
+            ("InvalidParameterException", Class::Rejected, 64),
         ];
         let r = SecretRef {
             id: "prod/db".into(),
@@ -443,7 +358,7 @@ mod tests {
         };
         for (code, class, exit) in rows {
             assert_eq!(classify(code), class, "{code}");
-            let e = coded_error(&r, code, Some("msg\x1b[2J"));
+            let e = coded(code, Some("msg\x1b[2J")).for_secret(&r);
             assert_eq!(e.exit_code(), exit, "{code}");
             let text = e.to_string();
             assert!(text.contains("prod/db") && text.contains(code), "{text}");
@@ -504,32 +419,6 @@ mod tests {
         ];
         for (code, want) in rows {
             assert_eq!(is_policy_denial(code), want, "{code}");
-        }
-    }
-
-    #[test]
-    fn batch_entries_match_requested_ids() {
-        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf";
-        let rows = [
-            ("prod/db", Some("prod/db"), Some(arn), true),
-            (arn, Some("prod/db"), Some(arn), true),
-            (
-                "arn:aws:secretsmanager:us-east-1:1:secret:prod/db",
-                Some("prod/db"),
-                Some(arn),
-                true,
-            ),
-            ("prod/d", Some("prod/db"), Some(arn), false),
-            (
-                "arn:aws:secretsmanager:us-east-1:1:secret:prod",
-                Some("prod/db"),
-                Some(arn),
-                false,
-            ),
-            ("other", None, None, false),
-        ];
-        for (id, name, a, want) in rows {
-            assert_eq!(answers(id, name, a), want, "{id}");
         }
     }
 }

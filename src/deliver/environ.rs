@@ -4,7 +4,7 @@
 
 use crate::config::EnvOptions;
 use crate::error::Error;
-use crate::map::{Source, Var};
+use crate::map::{Origin, Var};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -23,20 +23,7 @@ pub struct Merged {
     pub injected: Vec<Injected>,
 }
 
-impl Merged {
-    /// The value the child will see for `name` (PATH lookup for the command search).
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        if let Some(i) = self.injected.iter().find(|i| i.var.name == name) {
-            return Some(i.var.value.expose().as_bytes());
-        }
-        self.inherited
-            .iter()
-            .find(|(k, _)| k.as_bytes() == name.as_bytes())
-            .map(|(_, v)| v.as_bytes())
-    }
-}
-
-fn collision(name: &str, first: &Source, second: &Source) -> Error {
+fn collision(name: &str, first: &Origin, second: &Origin) -> Error {
     Error::DataGeneral(format!(
         "variable {name} would be set twice, by {first} and by {second}; \
          give one of them an explicit name (VAR=...) or a prefix (PREFIX*=...)"
@@ -50,15 +37,15 @@ pub fn merge(
     vars: Vec<Var>,
     opts: &EnvOptions,
 ) -> Result<Merged, Error> {
-    let mut seen: BTreeMap<&str, &Source> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, &Origin> = BTreeMap::new();
     for v in &vars {
-        if let Some(first) = seen.insert(&v.name, &v.source) {
-            return Err(collision(&v.name, first, &v.source));
+        if let Some(first) = seen.insert(&v.name, &v.origin) {
+            return Err(collision(&v.name, first, &v.origin));
         }
         if v.value.expose().contains('\0') {
             return Err(Error::data(
-                &v.source.secret_id,
-                format!("variable {} (from {})", v.name, v.source),
+                &v.origin.secret_id,
+                format!("variable {} (from {})", v.name, v.origin),
                 "the value contains a NUL byte, which the environment cannot carry",
             ));
         }
@@ -79,8 +66,8 @@ pub fn merge(
             .any(|(k, _)| k.as_bytes() == var.name.as_bytes());
         if overrides && opts.no_override {
             return Err(Error::data(
-                &var.source.secret_id,
-                format!("variable {} (from {})", var.name, var.source),
+                &var.origin.secret_id,
+                format!("variable {} (from {})", var.name, var.origin),
                 "it is already set in the environment and --no-override is given; \
                  unset it (-u NAME) or rename the injected one (VAR=...)",
             ));
@@ -169,8 +156,8 @@ pub fn check_limits(merged: &Merged, argv: &[OsString], limits: Limits) -> Resul
         let size = inj.var.name.len() + 1 + inj.var.value.len() + 1;
         if size > limits.max_string {
             return Err(Error::data(
-                &inj.var.source.secret_id,
-                format!("variable {} (from {})", inj.var.name, inj.var.source),
+                &inj.var.origin.secret_id,
+                format!("variable {} (from {})", inj.var.name, inj.var.origin),
                 format!(
                     "NAME=value is {size} bytes with its NUL; Linux takes at most {} bytes per \
                      variable (32 pages, MAX_ARG_STRLEN). Select a smaller key, or deliver this \
@@ -204,7 +191,7 @@ pub fn check_limits(merged: &Merged, argv: &[OsString], limits: Limits) -> Resul
                     "; the largest injected variable is {} ({} bytes, from {})",
                     i.var.name,
                     i.var.value.len(),
-                    i.var.source
+                    i.var.origin
                 )
             })
             .unwrap_or_default();
@@ -228,7 +215,7 @@ mod tests {
         Var {
             name: name.into(),
             value: SecretText::copy_of(value),
-            source: Source {
+            origin: Origin {
                 spec: spec.into(),
                 secret_id: spec.into(),
                 key: Some(format!("/{}", name.to_lowercase())),
@@ -283,7 +270,19 @@ mod tests {
                 *overrides && !opts.unset.contains(&"USER".to_string()),
                 "{opts:?}"
             );
-            assert_eq!(m.get("USER"), Some(&b"new"[..]));
+            let user: Vec<&str> = m
+                .injected
+                .iter()
+                .filter(|i| i.var.name == "USER")
+                .map(|i| i.var.value.expose())
+                .chain(
+                    m.inherited
+                        .iter()
+                        .filter(|(k, _)| k == "USER")
+                        .map(|_| "inherited"),
+                )
+                .collect();
+            assert_eq!(user, ["new"], "{opts:?}");
         }
     }
 

@@ -1,0 +1,77 @@
+# Shared shell helpers, sourced by scripts/demo, scripts/package-check, scripts/bench (through
+# bash) and packaging/measure-profile: a free loopback port, a moto server started and waited
+# for, a secret seeded into it, a throwaway CA, and EXIT cleanup that outlives the caller's
+# functions. Everything listens on 127.0.0.1 only.
+# shellcheck shell=bash
+
+LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# on_exit CMD: run CMD when the script exits (commands accumulate; globals, so a trap set inside
+# a function never reads locals that are gone by then).
+LIB_ON_EXIT=()
+on_exit() {
+  LIB_ON_EXIT+=("$1")
+  trap 'for c in "${LIB_ON_EXIT[@]}"; do eval "$c" || true; done' EXIT
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# make_ca DIR: a throwaway CA (DIR/ca.crt) and a server certificate for 127.0.0.1
+# (DIR/server.crt, DIR/server.key), valid for a day.
+make_ca() {
+  local dir=$1
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=secret-exec-test-ca \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 1 -extfile "$dir/ext" -out "$dir/server.crt" 2>/dev/null
+}
+
+# moto_start [CA_DIR]: starts moto_server on a free loopback port (TLS with CA_DIR's server
+# certificate when given) and waits until it answers. Sets MOTO_PID and MOTO_URL; stops it at
+# exit unless MOTO_KEEP=1 (a caller in another language stops it by PID).
+moto_start() {
+  local ca=${1:-} port log tls=() curl_ca=() scheme=http
+  port=$(free_port)
+  log=$(mktemp)
+  if [ -n "$ca" ]; then
+    tls=(-c "$ca/server.crt" -k "$ca/server.key")
+    curl_ca=(--cacert "$ca/ca.crt")
+    scheme=https
+  fi
+  "$LIB_ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" "${tls[@]}" >"$log" 2>&1 &
+  MOTO_PID=$!
+  MOTO_URL="$scheme://127.0.0.1:$port"
+  MOTO_CURL_CA=("${curl_ca[@]}")
+  [ "${MOTO_KEEP:-}" = 1 ] || on_exit "kill $MOTO_PID 2>/dev/null"
+  for _ in $(seq 600); do
+    if curl -fs "${curl_ca[@]}" "$MOTO_URL/moto-api/data.json" -o /dev/null; then
+      rm -f "$log"
+      return 0
+    fi
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+      echo "moto_server exited: $(tail -n 3 "$log")" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "moto_server never answered on $MOTO_URL" >&2
+  return 1
+}
+
+# moto_seed NAME SECRET_STRING [URL]: CreateSecret in us-east-1 of the moto at URL (default
+# $MOTO_URL). moto does not check signatures, so a dummy Authorization header will do.
+moto_seed() {
+  local name=$1 value=$2 url=${3:-$MOTO_URL} body
+  body=$(python3 -c 'import json,sys; print(json.dumps({"Name": sys.argv[1], "SecretString": sys.argv[2]}))' "$name" "$value")
+  curl -fs "${MOTO_CURL_CA[@]}" "$url/" -o /dev/null \
+    -H 'X-Amz-Target: secretsmanager.CreateSecret' -H 'Content-Type: application/x-amz-json-1.1' \
+    -H 'Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0' \
+    -d "$body"
+}

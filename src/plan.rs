@@ -1,0 +1,285 @@
+//! The plan: every distinct secret version the SPECs name, which backend serves it, in which
+//! region, and in which calls. Built from the SPECs alone, and read by both the fetcher and
+//! `--print-iam-policy`, so the policy grants exactly the calls the run makes. A new backend is
+//! a `Backend` variant here and a module under `source/`.
+
+use crate::spec::{SecretRef, Spec};
+use std::collections::BTreeMap;
+
+/// `BatchGetSecretValue` takes at most 20 ids per call.
+pub const BATCH_SIZE: usize = 20;
+/// Fewer AWSCURRENT reads than this in one region go through `GetSecretValue`: a batch of one
+/// costs the same call and needs one more IAM permission.
+pub const MIN_BATCH: usize = 2;
+
+/// The kind of a plan entry: which `source/` module fetches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Backend {
+    SecretsManager,
+}
+
+/// One secret version to fetch, and who fetches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub backend: Backend,
+    pub secret: SecretRef,
+}
+
+/// One call a backend will make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Several AWSCURRENT reads in one `BatchGetSecretValue` (at most `BATCH_SIZE`).
+    Batch(Vec<SecretRef>),
+    /// One `GetSecretValue`.
+    One(SecretRef),
+}
+
+/// The calls to make in one region.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RegionCalls {
+    pub region: String,
+    pub calls: Vec<Call>,
+}
+
+/// The distinct secret versions of a run, in SPEC order. Two SPECs naming the same version
+/// share one entry, so one fetch.
+#[derive(Debug)]
+pub struct Plan {
+    pub entries: Vec<Entry>,
+}
+
+impl Plan {
+    pub fn new(specs: &[Spec]) -> Plan {
+        let mut entries: Vec<Entry> = Vec::with_capacity(specs.len());
+        for s in specs {
+            if !entries.iter().any(|e| e.secret == s.secret) {
+                entries.push(Entry {
+                    backend: Backend::SecretsManager,
+                    secret: s.secret.clone(),
+                });
+            }
+        }
+        Plan { entries }
+    }
+
+    /// The secrets one backend serves.
+    pub fn secrets(&self, backend: Backend) -> impl Iterator<Item = &SecretRef> {
+        self.entries
+            .iter()
+            .filter(move |e| e.backend == backend)
+            .map(|e| &e.secret)
+    }
+
+    /// The secrets `--watch` follows, and the IAM printer grants `DescribeSecret` on: every
+    /// entry without an explicit VERSION_ID (that pin never changes). A STAGE-pinned entry
+    /// follows its own stage.
+    pub fn watched(&self) -> Vec<SecretRef> {
+        let mut refs: Vec<SecretRef> = self
+            .secrets(Backend::SecretsManager)
+            .filter(|r| r.version_id.is_none())
+            .cloned()
+            .collect();
+        refs.sort();
+        refs
+    }
+
+    /// The region to use when none is configured: the ARNs' region, when every secret is named
+    /// by an ARN that has one (the first such ARN's, in plan order).
+    pub fn region_from_arns(&self) -> Option<&str> {
+        let mut regions = self.entries.iter().map(|e| e.secret.arn_region());
+        let first = regions.next()??;
+        regions.all(|r| r.is_some()).then_some(first)
+    }
+
+    /// Every region a client is needed in: each ARN's, and the default.
+    pub fn regions(&self, default: &str) -> Vec<String> {
+        let mut regions: Vec<String> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.secret.arn_region())
+            .chain([default])
+            .map(str::to_string)
+            .collect();
+        regions.sort();
+        regions.dedup();
+        regions
+    }
+
+    /// The calls for one backend, by region: per region, plain AWSCURRENT reads are batched when
+    /// there are at least `MIN_BATCH` of them; the rest go one by one.
+    pub fn calls(&self, backend: Backend, default_region: &str) -> Vec<RegionCalls> {
+        let mut by_region: BTreeMap<&str, (Vec<SecretRef>, Vec<SecretRef>)> = BTreeMap::new();
+        let mut secrets: Vec<&SecretRef> = self.secrets(backend).collect();
+        secrets.sort();
+        for r in secrets {
+            let slot = by_region
+                .entry(r.arn_region().unwrap_or(default_region))
+                .or_default();
+            if r.is_current() {
+                slot.0.push(r.clone());
+            } else {
+                slot.1.push(r.clone());
+            }
+        }
+        by_region
+            .into_iter()
+            .map(|(region, (current, pinned))| {
+                let mut calls: Vec<Call> = if current.len() >= MIN_BATCH {
+                    current
+                        .chunks(BATCH_SIZE)
+                        .map(|c| Call::Batch(c.to_vec()))
+                        .collect()
+                } else {
+                    current.into_iter().map(Call::One).collect()
+                };
+                calls.extend(pinned.into_iter().map(Call::One));
+                RegionCalls {
+                    region: region.to_string(),
+                    calls,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the run may call `BatchGetSecretValue`. With the default region unknown, names
+    /// may share a region with any ARN, so they count towards every ARN region's batch.
+    pub fn may_batch(&self, default_region: Option<&str>) -> bool {
+        let mut by_region: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+        for r in self.secrets(Backend::SecretsManager) {
+            if r.is_current() {
+                *by_region
+                    .entry(r.arn_region().or(default_region))
+                    .or_default() += 1;
+            }
+        }
+        let unknown = by_region.remove(&None).unwrap_or(0);
+        let most_in_a_known_region = by_region.into_values().max().unwrap_or(0);
+        unknown + most_in_a_known_region >= MIN_BATCH
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    const EU: &str = "arn:aws:secretsmanager:eu-west-1:1:secret:x-AbCdEf";
+
+    fn plan(raw: &[&str]) -> Plan {
+        let specs: Vec<Spec> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
+        Plan::new(&specs)
+    }
+
+    fn ids(call: &Call) -> Vec<&str> {
+        match call {
+            Call::Batch(rs) => rs.iter().map(|r| r.id.as_str()).collect(),
+            Call::One(r) => vec![r.id.as_str()],
+        }
+    }
+
+    #[test]
+    fn calls_table() {
+        let rows: &[(&[&str], &[(&str, &[(&str, &[&str])])])] = &[
+            (&["a"], &[("us-east-1", &[("one", &["a"])])]),
+            (&["a", "b"], &[("us-east-1", &[("batch", &["a", "b"])])]),
+            // The same version twice is one entry.
+            (&["A=a:k1", "B=a:k2"], &[("us-east-1", &[("one", &["a"])])]),
+            (
+                &["a", "b::AWSPREVIOUS"],
+                &[("us-east-1", &[("one", &["a"]), ("one", &["b"])])],
+            ),
+            (
+                &["a", EU],
+                &[
+                    ("eu-west-1", &[("one", &[EU])]),
+                    ("us-east-1", &[("one", &["a"])]),
+                ],
+            ),
+        ];
+        for (raw, want) in rows {
+            let got = plan(raw).calls(Backend::SecretsManager, "us-east-1");
+            let got: Vec<(&str, Vec<(&str, Vec<&str>)>)> = got
+                .iter()
+                .map(|rc| {
+                    let calls = rc
+                        .calls
+                        .iter()
+                        .map(|c| {
+                            (
+                                if matches!(c, Call::Batch(_)) {
+                                    "batch"
+                                } else {
+                                    "one"
+                                },
+                                ids(c),
+                            )
+                        })
+                        .collect();
+                    (rc.region.as_str(), calls)
+                })
+                .collect();
+            let want: Vec<(&str, Vec<(&str, Vec<&str>)>)> = want
+                .iter()
+                .map(|(r, cs)| (*r, cs.iter().map(|(k, i)| (*k, i.to_vec())).collect()))
+                .collect();
+            assert_eq!(got, want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn batches_hold_at_most_twenty() {
+        let names: Vec<String> = (0..45).map(|i| format!("s{i:02}")).collect();
+        let raw: Vec<&str> = names.iter().map(String::as_str).collect();
+        let got = plan(&raw).calls(Backend::SecretsManager, "r");
+        let sizes: Vec<usize> = got[0].calls.iter().map(|c| ids(c).len()).collect();
+        assert_eq!(sizes, [20, 20, 5]);
+    }
+
+    /// The plan batches exactly when the policy grants `BatchGetSecretValue` for it.
+    #[test]
+    fn may_batch_agrees_with_calls() {
+        for raw in [
+            &["a"][..],
+            &["a", "b"],
+            &["a", EU],
+            &["a::AWSCURRENT", "b"],
+            &[EU, "b"],
+        ] {
+            let p = plan(raw);
+            for region in ["us-east-1", "eu-west-1"] {
+                let batches = p
+                    .calls(Backend::SecretsManager, region)
+                    .iter()
+                    .any(|rc| rc.calls.iter().any(|c| matches!(c, Call::Batch(_))));
+                assert_eq!(p.may_batch(Some(region)), batches, "{raw:?} {region}");
+            }
+        }
+    }
+
+    #[test]
+    fn pinned_versions_are_not_watched() {
+        let p = plan(&[
+            "a",
+            "X=a",
+            "b::AWSPREVIOUS",
+            "c:::v1",
+            "d::AWSCURRENT:v2",
+            "A=a:k",
+        ]);
+        let got: Vec<String> = p.watched().iter().map(|r| r.to_string()).collect();
+        assert_eq!(got, ["a", "b (stage AWSPREVIOUS)"]);
+    }
+
+    #[test]
+    fn regions() {
+        let other = "arn:aws:secretsmanager:ap-south-1:1:secret:y";
+        assert_eq!(plan(&[EU, other]).region_from_arns(), Some("eu-west-1"));
+        assert_eq!(plan(&[other, EU]).region_from_arns(), Some("ap-south-1"));
+        assert_eq!(plan(&[EU, "a"]).region_from_arns(), None);
+        assert_eq!(plan(&["a"]).region_from_arns(), None);
+        assert_eq!(
+            plan(&[EU, other, "a"]).regions("us-east-1"),
+            ["ap-south-1", "eu-west-1", "us-east-1"]
+        );
+    }
+}

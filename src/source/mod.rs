@@ -1,0 +1,151 @@
+//! Sources: one module per backend. Each takes the plan's requests for it and returns a
+//! backend-neutral `Fetched` (or an error) per secret, classifying its own failures into a
+//! `Failure` once per call. The types here are the seam a new backend plugs into: add a
+//! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
+
+pub mod aws;
+pub mod describe;
+pub mod secrets_manager;
+pub mod window;
+
+use crate::error::Error;
+use crate::plan::{Backend, Plan};
+use crate::secret::{SecretBytes, SecretText};
+use crate::spec::SecretRef;
+use std::collections::BTreeMap;
+
+/// The value a backend returned for one secret version.
+#[derive(Debug)]
+pub enum Payload {
+    Text(SecretText),
+    Binary(
+        #[expect(dead_code, reason = "held to be wiped; no delivery reads bytes yet")] SecretBytes,
+    ),
+}
+
+/// One fetched secret version, whatever served it. Only `payload` is secret (and redacted in
+/// `Debug`); the rest is metadata safe to print.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The secret's name as the backend knows it (an ARN request is answered with the name).
+    pub name: String,
+    pub version_id: Option<String>,
+    pub stages: Vec<String>,
+    pub payload: Payload,
+}
+
+/// Every secret's outcome. All come back; the caller decides (all-or-nothing).
+pub type Results = BTreeMap<SecretRef, Result<Fetched, Error>>;
+
+/// The version id each secret version was answered with: what `--watch` compares the live
+/// stages with. Metadata only.
+pub type Versions = BTreeMap<SecretRef, Option<String>>;
+
+/// The versions of every successful fetch in `results`.
+pub fn versions(results: &Results) -> Versions {
+    results
+        .iter()
+        .map(|(r, f)| {
+            (
+                r.clone(),
+                f.as_ref().ok().and_then(|f| f.version_id.clone()),
+            )
+        })
+        .collect()
+}
+
+/// The SPEC class of a backend failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    NotFound,
+    Permission,
+    Unavailable,
+    /// The backend refused the request as malformed.
+    Rejected,
+    /// The request could not even be built (region, endpoint settings).
+    Config,
+}
+
+/// A failed call, classified once: its class and why, not yet tied to a secret. A call that
+/// fails for several secrets (a batch) gives each of them its own error from this.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub service: &'static str,
+    pub class: Class,
+    /// Already sanitised, and ends with what to do.
+    pub why: String,
+}
+
+impl Failure {
+    /// The error for one secret the failed call was for.
+    pub fn for_secret(&self, secret: &SecretRef) -> Error {
+        let (secret, why) = (secret.to_string(), self.why.clone());
+        match self.class {
+            Class::NotFound => Error::NotFound { secret, why },
+            Class::Permission => Error::Permission { secret, why },
+            Class::Unavailable => Error::Unavailable { secret, why },
+            Class::Rejected => Error::Rejected {
+                service: self.service,
+                secret,
+                why,
+            },
+            Class::Config => Error::Config(format!(
+                "cannot build the request for secret '{secret}': {why}"
+            )),
+        }
+    }
+}
+
+/// Fetches every entry of the plan from its backend.
+pub async fn fetch_all(clients: &aws::Clients, plan: &Plan) -> Results {
+    let mut results = Results::new();
+    let backends: std::collections::BTreeSet<Backend> =
+        plan.entries.iter().map(|e| e.backend).collect();
+    for backend in backends {
+        let calls = plan.calls(backend, &clients.default_region);
+        match backend {
+            Backend::SecretsManager => {
+                results.extend(secrets_manager::fetch(clients, calls).await);
+            }
+        }
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure shared by a whole batch names each secret itself, never another one.
+    #[test]
+    fn a_shared_failure_names_each_secret() {
+        let refs: Vec<SecretRef> = ["prod/a", "prod/b"]
+            .iter()
+            .map(|id| SecretRef {
+                id: id.to_string(),
+                stage: None,
+                version_id: None,
+            })
+            .collect();
+        for (class, code) in [
+            (Class::NotFound, 66),
+            (Class::Permission, 77),
+            (Class::Unavailable, 69),
+            (Class::Rejected, 64),
+            (Class::Config, 78),
+        ] {
+            let f = Failure {
+                service: "Secrets Manager",
+                class,
+                why: "ExpiredTokenException; refresh".into(),
+            };
+            for (mine, other) in [(&refs[0], &refs[1]), (&refs[1], &refs[0])] {
+                let e = f.for_secret(mine);
+                let text = e.to_string();
+                assert_eq!(e.exit_code(), code, "{text}");
+                assert!(text.contains(&format!("'{}'", mine.id)), "{text}");
+                assert!(!text.contains(&other.id), "{text}");
+            }
+        }
+    }
+}
