@@ -1,5 +1,6 @@
 //! Becoming COMMAND in place: the PATH search, the clean slate the child gets (default signal
-//! dispositions, empty mask, only fds 0-2), and execve with the delivered environment block.
+//! dispositions, empty mask, only fds 0-2 and the socket-activation range), and execve with the
+//! delivered environment block. The supervisor's forked child shares the search and its errors.
 
 use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
