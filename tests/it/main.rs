@@ -12,3 +12,4 @@ mod mapping;
 mod memory;
 mod packaging;
 mod scan;
+mod supervisor;
