@@ -214,8 +214,9 @@ fn render(v: &Json, indent: usize, out: &mut String) {
 
 /// The policy document for the plan, `region` being the default region when one is known:
 /// `--region`, else the environment's (as the run would pick it), else unknown (`*`); reading
-/// the profile's region is left to the run, so a profile-only region gives `*` here.
-pub fn document(plan: &Plan, region: Option<&str>) -> String {
+/// the profile's region is left to the run, so a profile-only region gives `*` here. `watch`
+/// adds `DescribeSecret` on the secrets `--watch` polls.
+pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
     let mut resources = BTreeSet::new();
     let mut places = BTreeSet::new();
     // Through the agent the same reads happen, made by the agent's role: the policy is for it.
@@ -250,6 +251,20 @@ pub fn document(plan: &Plan, region: Option<&str>) -> String {
             ("Effect", Json::Str("Allow".into())),
             ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
             ("Resource", Json::List(resources.into_iter().collect())),
+        ]));
+    }
+    let watched: BTreeSet<String> = plan
+        .watched()
+        .iter()
+        .map(|r| secret_resource(&r.id, region).0)
+        .collect();
+    if watch && !watched.is_empty() {
+        // Metadata only: which version holds which stage. Version-pinned secrets are not polled.
+        statements.push(Json::Obj(vec![
+            ("Sid", Json::Str("WatchForRotation".into())),
+            ("Effect", Json::Str("Allow".into())),
+            ("Action", Json::Str("secretsmanager:DescribeSecret".into())),
+            ("Resource", Json::List(watched.into_iter().collect())),
         ]));
     }
     if plan.may_batch(region) {
@@ -321,7 +336,7 @@ mod tests {
 
     fn parsed(raw: &[&str], region: Option<&str>) -> serde_json::Value {
         let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
-        let text = document(&Plan::new(&specs, false), region);
+        let text = document(&Plan::new(&specs, false), region, false);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
@@ -342,6 +357,24 @@ mod tests {
             }
             other => panic!("not a string or list: {other}"),
         }
+    }
+
+    #[test]
+    fn watch_adds_describe_secret_for_unpinned_secrets() {
+        let describe = |raw: &[&str], watch: bool| {
+            let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
+            let text = document(&Plan::new(&specs, false), Some("us-east-1"), watch);
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            statement(&doc, "secretsmanager:DescribeSecret").cloned()
+        };
+        let ss = ["prod/db", "old/db:::v1"];
+        assert!(describe(&ss, false).is_none());
+        let s = describe(&ss, true).expect("DescribeSecret");
+        assert_eq!(
+            list(&s["Resource"]),
+            ["arn:aws:secretsmanager:us-east-1:*:secret:prod/db-??????"]
+        );
+        assert!(describe(&["old/db:::v1"], true).is_none());
     }
 
     #[test]
@@ -565,8 +598,12 @@ mod tests {
     #[test]
     fn through_the_agent_the_agent_role_reads_one_by_one() {
         let specs: Vec<_> = ["a", "b"].iter().map(|r| spec::parse(r).unwrap()).collect();
-        let doc: serde_json::Value =
-            serde_json::from_str(&document(&Plan::new(&specs, true), Some("us-east-1"))).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&document(
+            &Plan::new(&specs, true),
+            Some("us-east-1"),
+            false,
+        ))
+        .unwrap();
         assert!(statement(&doc, "secretsmanager:BatchGetSecretValue").is_none());
         assert_eq!(
             list(&statement(&doc, "secretsmanager:GetSecretValue").unwrap()["Resource"]).len(),

@@ -73,7 +73,7 @@ pub(super) fn coded(code: &str, message: Option<&str>) -> Failure {
     RULES.coded(code, message)
 }
 
-fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
+pub(super) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

@@ -4,6 +4,8 @@ mod support;
 
 mod agent;
 mod core;
+mod creds;
+mod fakehttp;
 mod fault;
 mod faultsrv;
 mod golden;
@@ -12,3 +14,4 @@ mod memory;
 mod packaging;
 mod scan;
 mod ssm;
+mod supervisor;
