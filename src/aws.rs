@@ -11,6 +11,7 @@ use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::error::CredentialsError;
@@ -88,8 +89,9 @@ fn check_endpoint_env() -> Result<(), Error> {
 
 /// IMDS answers in milliseconds when it is there; when its packets are dropped (a container
 /// behind an IMDSv2 hop limit of 1) the SDK's defaults would wait seconds per attempt.
-fn fast_imds() -> aws_config::imds::Client {
+fn fast_imds(provider: &ProviderConfig) -> aws_config::imds::Client {
     aws_config::imds::Client::builder()
+        .configure(provider)
         .connect_timeout(Duration::from_millis(300))
         .read_timeout(Duration::from_millis(500))
         .max_attempts(1)
@@ -124,6 +126,9 @@ fn in_container() -> bool {
 }
 
 fn credentials_error(e: CredentialsError) -> Error {
+    if let Some(err) = crate::tls::transport_error(&e, "cannot load AWS credentials") {
+        return err;
+    }
     match e {
         CredentialsError::CredentialsNotLoaded(_) => {
             let mut msg = String::from(
@@ -162,7 +167,11 @@ fn arn_region(specs: &[Spec]) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn resolve_region(opts: &AwsOptions, specs: &[Spec]) -> Result<String, Error> {
+async fn resolve_region(
+    opts: &AwsOptions,
+    specs: &[Spec],
+    provider: &ProviderConfig,
+) -> Result<String, Error> {
     if let Some(r) = &opts.region {
         return Ok(r.clone());
     }
@@ -181,7 +190,7 @@ async fn resolve_region(opts: &AwsOptions, specs: &[Spec]) -> Result<String, Err
         return Ok(r);
     }
     let imds = aws_config::imds::region::ImdsRegionProvider::builder()
-        .imds_client(fast_imds())
+        .imds_client(fast_imds(provider))
         .build();
     if let Some(r) = imds.region().await {
         vlog!(1, "region {r} from instance metadata");
@@ -211,7 +220,37 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(2));
 
-    let region = resolve_region(opts, specs).await?;
+    // One HTTP client for every AWS call (TLS roots and proxies as the AWS CLI reads them);
+    // the credential chain and IMDS get it too, since no other client is compiled in.
+    let proxies = crate::proxy::from_env(
+        |k| std::env::var(k).ok(),
+        &[
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        ]
+        .iter()
+        .filter_map(|k| crate::proxy::host_of(&std::env::var(k).ok()?))
+        .collect::<Vec<_>>()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    )?;
+    let profile_ca_bundle = if std::env::var_os("AWS_CA_BUNDLE").is_some_and(|v| !v.is_empty()) {
+        None
+    } else {
+        crate::tls::profile_ca_bundle(opts.profile.as_deref()).await
+    };
+    let roots = crate::tls::root_source(
+        std::env::var_os("AWS_CA_BUNDLE").as_deref(),
+        profile_ca_bundle.as_deref(),
+        std::env::var_os("SSL_CERT_FILE").as_deref(),
+        std::env::var_os("SSL_CERT_DIR").as_deref(),
+        std::path::Path::exists,
+    );
+    let https = crate::tls::https_client(roots, proxies.clone());
+    let provider_config = ProviderConfig::without_region().with_http_client(https.clone());
+
+    let region = resolve_region(opts, specs, &provider_config).await?;
 
     // Static keys in the environment are the default chain's first link, so the chain would
     // return them anyway; building it would also build its web-identity STS client, and that
@@ -228,7 +267,8 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
     } else {
         let mut chain =
             aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                .imds_client(fast_imds())
+                .configure(provider_config.clone())
+                .imds_client(fast_imds(&provider_config))
                 .region(Region::new(region.clone()));
         if let Some(p) = &opts.profile {
             chain = chain.profile_name(p);
@@ -239,6 +279,7 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
         .region(Region::new(region.clone()))
         .retry_config(retry)
         .timeout_config(timeouts(opts.timeout, attempts))
+        .http_client(https)
         .credentials_provider(provider);
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
@@ -283,7 +324,7 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
     // request. Pinning the endpoint here keeps the client and the URL in step.
     let plain = endpoint
         .filter(|u| u.starts_with("http://"))
-        .map(|u| (u, aws_smithy_http_client::Builder::new().build_http()));
+        .map(|u| (u, crate::tls::http_client(proxies.clone())));
     let by_region = regions
         .into_iter()
         .map(|r| {

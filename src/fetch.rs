@@ -111,6 +111,9 @@ where
         what: format!("cannot fetch secret '{secret}'"),
         why,
     };
+    if let Some(e) = crate::tls::transport_error(&err, &format!("cannot fetch secret '{secret}'")) {
+        return e;
+    }
     match &err {
         SdkError::ServiceError(se) => match se.err().code() {
             Some(code) => coded_error(secret, code, se.err().message()),

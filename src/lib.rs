@@ -15,9 +15,11 @@ pub mod iam;
 pub mod log;
 pub mod map;
 pub mod names;
+pub mod proxy;
 pub mod run;
 pub mod secret;
 pub mod spec;
+pub mod tls;
 pub mod wipe_alloc;
 
 pub use error::Error;
