@@ -9,3 +9,4 @@ mod mapping;
 mod memory;
 mod packaging;
 mod scan;
+mod tls;
