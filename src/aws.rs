@@ -222,19 +222,14 @@ pub async fn clients(opts: &AwsOptions, specs: &[Spec]) -> Result<Clients, Error
 
     // One HTTP client for every AWS call (TLS roots and proxies as the AWS CLI reads them);
     // the credential chain and IMDS get it too, since no other client is compiled in.
-    let proxies = crate::proxy::from_env(
-        |k| std::env::var(k).ok(),
-        &[
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-        ]
-        .iter()
-        .filter_map(|k| crate::proxy::host_of(&std::env::var(k).ok()?))
-        .collect::<Vec<_>>()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>(),
-    )?;
+    let direct: Vec<String> = [
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    ]
+    .iter()
+    .filter_map(|k| crate::proxy::host_of(&std::env::var(k).ok()?))
+    .collect();
+    let proxies = crate::proxy::from_env(|k| std::env::var(k).ok(), &direct)?;
     let profile_ca_bundle = if std::env::var_os("AWS_CA_BUNDLE").is_some_and(|v| !v.is_empty()) {
         None
     } else {

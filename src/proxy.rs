@@ -62,7 +62,7 @@ fn pick(
 /// directly (the configured credential endpoints).
 pub fn from_env(
     get: impl Fn(&str) -> Option<String>,
-    extra_direct: &[&str],
+    extra_direct: &[String],
 ) -> Result<Proxies, Error> {
     let https = pick(&get, "https_proxy", "HTTPS_PROXY")
         .map(|(var, v)| parse(var, &v))
@@ -80,7 +80,7 @@ pub fn from_env(
         })
         .unwrap_or_default();
     no_proxy.extend(CREDENTIAL_HOSTS.iter().map(|h| h.to_string()));
-    no_proxy.extend(extra_direct.iter().map(|h| h.to_string()));
+    no_proxy.extend(extra_direct.iter().cloned());
     Ok(Proxies {
         https,
         http,
@@ -290,7 +290,7 @@ mod tests {
                 ("HTTP_PROXY", "http://proxy:3128"),
                 ("NO_PROXY", "internal.example, .corp"),
             ]),
-            &["creds.local"],
+            &["creds.local".to_string()],
         )
         .unwrap();
         let rows = [

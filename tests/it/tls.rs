@@ -495,3 +495,63 @@ fn malformed_proxy_is_78() {
         assert!(out.stderr.contains(var), "{}", out.stderr);
     }
 }
+
+/// A container credentials endpoint (as ECS serves at AWS_CONTAINER_CREDENTIALS_FULL_URI) that
+/// counts the requests reaching it directly. On 127.0.0.2 (loopback too, so the SDK accepts it):
+/// its host is put in NO_PROXY, and Secrets Manager on 127.0.0.1 must still use the proxy.
+fn container_credentials() -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(Mutex::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            *h.lock().unwrap() += 1;
+            let body = r#"{"AccessKeyId":"AKIDCONTAINER","SecretAccessKey":"container-secret","Token":"container-token","Expiration":"2099-01-01T00:00:00Z"}"#;
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (format!("http://127.0.0.2:{port}/creds"), hits)
+}
+
+#[test]
+fn credential_endpoints_bypass_the_proxy() {
+    let name = tls_secret("container-role");
+    let proxy = ConnectProxy::start();
+    let (creds_url, hits) = container_credentials();
+    let out = over_tls("127.0.0.1", &name)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds_url)
+        .env("AWS_CA_BUNDLE", &pki().ca)
+        .env("HTTPS_PROXY", &proxy.url)
+        .env("HTTP_PROXY", &proxy.url)
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("V", "container-role")]);
+    assert!(
+        *hits.lock().unwrap() >= 1,
+        "the credentials endpoint was not asked"
+    );
+    let want = format!("127.0.0.1:{}", tls_moto());
+    let tunnels = proxy.tunnels();
+    assert!(
+        !tunnels.is_empty() && tunnels.iter().all(|t| *t == want),
+        "{tunnels:?}"
+    );
+}
