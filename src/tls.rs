@@ -367,11 +367,20 @@ fn cert_reason(err: &(dyn std::error::Error + 'static)) -> Option<Reason> {
     chain(err).find_map(|e| match e.downcast_ref::<rustls::Error>()? {
         rustls::Error::InvalidCertificate(c) => Some(match c {
             CertificateError::UnknownIssuer => Reason::UnknownIssuer,
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Reason::Expired,
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => Reason::Expired,
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 Reason::WrongName
             }
-            other => Reason::Other(format!("{other:?}").chars().take(60).collect()),
+            CertificateError::Revoked => Reason::Other("revoked"),
+            CertificateError::BadSignature => Reason::Other("bad signature"),
+            CertificateError::BadEncoding => Reason::Other("malformed"),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                Reason::Other("not for server authentication")
+            }
+            _ => Reason::Other("rejected by the TLS library"),
         }),
         _ => None,
     })
@@ -382,7 +391,8 @@ pub enum Reason {
     UnknownIssuer,
     Expired,
     WrongName,
-    Other(String),
+    /// A fixed phrase: the library's own rendering is a `Debug` dump.
+    Other(&'static str),
 }
 
 /// A server's certificate was refused. Not retried: it will not change within a run.
