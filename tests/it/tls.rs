@@ -555,3 +555,33 @@ fn credential_endpoints_bypass_the_proxy() {
         "{tunnels:?}"
     );
 }
+
+#[test]
+fn sts_for_web_identity_uses_the_same_trust_roots() {
+    let name = tls_secret("irsa");
+    let dir = TempDir::new("tls-irsa");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl").unwrap();
+    let run = |ca: &Path| {
+        over_tls("127.0.0.1", &name)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+            .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/tls-test")
+            .env("AWS_ROLE_SESSION_NAME", "tls-test")
+            .env("AWS_CA_BUNDLE", ca)
+            .run()
+    };
+    let out = run(&pki().ca);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("V", "irsa")]);
+    // The STS call is the first over TLS: with the wrong CA it is the one that fails, as a
+    // certificate problem (78), not as "invalid credentials" (77).
+    let out = run(&pki().other_ca);
+    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown issuer") && out.stderr.contains("credentials"),
+        "{}",
+        out.stderr
+    );
+}
