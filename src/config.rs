@@ -4,8 +4,8 @@
 
 use crate::cli::{self, Cli, DryRunFormat, OnChange};
 use crate::error::Error;
-use crate::source::credentials;
 use crate::launch::{supervise, watch};
+use crate::source::{credentials, proxy};
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -42,6 +42,12 @@ pub struct AwsOptions {
     pub adaptive_retry: bool,
     /// What chooses the credentials source (key variables, profile, container endpoint…).
     pub credentials: credentials::Settings,
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (either case), credential endpoints always direct.
+    pub proxies: proxy::Proxies,
+    /// Trust-root settings, first found wins (see `tls::root_source`).
+    pub aws_ca_bundle: Option<OsString>,
+    pub ssl_cert_file: Option<OsString>,
+    pub ssl_cert_dir: Option<OsString>,
 }
 
 impl AwsOptions {
@@ -265,6 +271,15 @@ impl Config {
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
 
         let credentials = credentials::Settings::from_lookup(cli.profile.as_deref(), env);
+        // Credential endpoints the operator pointed elsewhere must not go through a proxy either.
+        let direct: Vec<String> = [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        ]
+        .iter()
+        .filter_map(|k| proxy::host_of(&text(k)?))
+        .collect();
+        let proxies = proxy::from_env(text, &direct)?;
         Ok(Config {
             specs,
             aws: AwsOptions {
@@ -277,6 +292,10 @@ impl Config {
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,
                 credentials,
+                proxies,
+                aws_ca_bundle: env("AWS_CA_BUNDLE"),
+                ssl_cert_file: env("SSL_CERT_FILE"),
+                ssl_cert_dir: env("SSL_CERT_DIR"),
             },
             map: MapOptions {
                 keep_case: cli.keep_case,

@@ -5,11 +5,12 @@
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
-use crate::source::credentials;
+use crate::source::{credentials, tls};
 use crate::vlog;
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -91,10 +92,28 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(2));
 
+    // One HTTP client for every AWS call (TLS roots and proxies as the AWS CLI reads them); the
+    // credential chain and IMDS get it too, since no other client is compiled in.
+    let profile_ca_bundle = if opts.aws_ca_bundle.as_ref().is_some_and(|v| !v.is_empty()) {
+        None
+    } else {
+        tls::profile_ca_bundle(opts.profile.as_deref()).await
+    };
+    let roots = tls::root_source(
+        opts.aws_ca_bundle.as_deref(),
+        profile_ca_bundle.as_deref(),
+        opts.ssl_cert_file.as_deref(),
+        opts.ssl_cert_dir.as_deref(),
+        std::path::Path::exists,
+    );
+    let https = tls::https_client(roots, opts.proxies.clone());
+    let provider_config = ProviderConfig::without_region().with_http_client(https.clone());
+
     // One IMDS client for region and credentials: one session token serves both.
-    let imds = credentials::imds_client();
+    let imds = credentials::imds_client(&provider_config);
     let region = resolve_region(opts, plan, &imds).await?;
-    let (source, creds) = credentials::resolve(&opts.credentials, &region, &imds).await?;
+    let (source, creds) =
+        credentials::resolve(&opts.credentials, &region, &imds, &provider_config).await?;
     vlog!(
         2,
         "credentials from {source:?} (access key id ending …{})",
@@ -104,6 +123,7 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
         .region(Region::new(region.clone()))
         .retry_config(retry)
         .timeout_config(timeouts(opts.timeout, attempts))
+        .http_client(https)
         .credentials_provider(SharedCredentialsProvider::new(creds.clone()));
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
@@ -120,7 +140,7 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
     // request. Pinning the endpoint here keeps the client and the URL in step.
     let plain = endpoint
         .filter(|u| u.starts_with("http://"))
-        .map(|u| (u, aws_smithy_http_client::Builder::new().build_http()));
+        .map(|u| (u, tls::http_client(opts.proxies.clone())));
     let by_region = regions
         .into_iter()
         .map(|r| {

@@ -6,7 +6,9 @@
 pub mod aws;
 pub mod credentials;
 pub mod describe;
+pub mod proxy;
 pub mod secrets_manager;
+pub mod tls;
 pub mod window;
 
 use crate::error::Error;

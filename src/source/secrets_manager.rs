@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::plan::{Call, RegionCalls};
 use crate::sanitize::one_line;
 use crate::secret::{SecretBytes, SecretText};
+use crate::source::tls::{self, Transport};
 use crate::spec::SecretRef;
 use crate::vlog;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
@@ -93,6 +94,12 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let unavailable = |what: String| failure(Class::Unavailable, what);
+    if let Some(t) = tls::transport_error(err) {
+        return match t {
+            Transport::Certificate(why) => failure(Class::Config, why),
+            Transport::Proxy(why) => unavailable(why),
+        };
+    }
     match err {
         SdkError::ServiceError(se) => match se.err().code() {
             Some(code) => coded(code, se.err().message()),

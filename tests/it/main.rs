@@ -13,3 +13,4 @@ mod memory;
 mod packaging;
 mod scan;
 mod supervisor;
+mod tls;
