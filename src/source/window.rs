@@ -7,7 +7,6 @@ use super::{Results, aws};
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
-use crate::vlog;
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -29,12 +28,6 @@ pub fn fetch(aws: &AwsOptions, plan: &Plan) -> Result<Results, Error> {
         );
         let work = async {
             let clients = aws::clients(aws, plan).await?;
-            vlog!(
-                1,
-                "fetching {} secret(s), default region {}",
-                plan.entries.len(),
-                clients.default_region
-            );
             Ok::<_, Error>(super::fetch_all(&clients, plan).await)
         };
         tokio::select! {
