@@ -230,11 +230,17 @@ impl<'a> Line<'a> {
             }
             return s;
         }
-        let mut o = serde_json::Map::new();
-        let text = |v: &str| serde_json::Value::String(one_line(v));
-        o.insert("ts".into(), rfc3339(ts).into());
-        o.insert("level".into(), self.level.into());
-        o.insert("event".into(), self.event.map_or("", Event::as_str).into());
+        // Written field by field so the order is the documented one (ts, level, event first),
+        // which serde_json's sorted map would not keep; values are escaped by serde_json.
+        let mut o = String::with_capacity(256);
+        let mut field = |k: &str, v: String| {
+            o.push(if o.is_empty() { '{' } else { ',' });
+            o.push_str(&format!("\"{k}\":{v}"));
+        };
+        let text = |v: &str| serde_json::Value::String(one_line(v)).to_string();
+        field("ts", text(&rfc3339(ts)));
+        field("level", text(self.level));
+        field("event", text(self.event.map_or("", Event::as_str)));
         let strings = [
             ("secret", self.secret),
             ("version_id", self.version_id),
@@ -246,23 +252,24 @@ impl<'a> Line<'a> {
         ];
         for (k, v) in strings {
             if let Some(v) = v {
-                o.insert(k.into(), text(v));
+                field(k, text(v));
             }
         }
         if let Some(n) = self.attempt {
-            o.insert("attempt".into(), n.into());
+            field("attempt", n.to_string());
         }
         if let Some(n) = self.count {
-            o.insert("count".into(), n.into());
+            field("count", n.to_string());
         }
         if let Some(d) = self.duration {
-            o.insert("duration_ms".into(), millis(d).into());
+            field("duration_ms", serde_json::Value::from(millis(d)).to_string());
         }
         if let Some(c) = self.exit_code {
-            o.insert("exit_code".into(), c.into());
+            field("exit_code", c.to_string());
         }
-        o.insert("message".into(), message.into());
-        serde_json::Value::Object(o).to_string()
+        field("message", text(&message));
+        o.push('}');
+        o
     }
 }
 
@@ -409,8 +416,9 @@ mod tests {
             .region("eu-west-1")
             .call("GetSecretValue")
             .took(Duration::from_micros(12_340));
-        let v: serde_json::Value =
-            serde_json::from_str(&line.render("got it\nnow", ts, true)).unwrap();
+        let rendered = line.render("got it\nnow", ts, true);
+        assert!(rendered.starts_with(r#"{"ts":"1970-01-01T00:00:01.500Z","level":"warn","event":"fetch","secret""#), "{rendered}");
+        let v: serde_json::Value = serde_json::from_str(&rendered).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"ts": "1970-01-01T00:00:01.500Z", "level": "warn",

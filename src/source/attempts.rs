@@ -17,11 +17,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug)]
 pub struct Attempts;
 
-/// The current attempt of one operation, kept in the operation's own config bag.
+/// The current attempt of one operation, kept in the operation's own config bag. The request is
+/// described before it is sent: after the attempt the SDK no longer holds it.
 #[derive(Clone, Debug)]
 struct Current {
     n: u32,
     started: Instant,
+    call: String,
+    /// `-vvv` only: method, URL (without credentials), User-Agent and size.
+    wire: Option<String>,
 }
 
 impl Storable for Current {
@@ -58,7 +62,41 @@ impl Intercept for Attempts {
         cfg.interceptor_state().store_put(Current {
             n,
             started: Instant::now(),
+            call: String::new(),
+            wire: None,
         });
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !log::enabled(2) {
+            return Ok(());
+        }
+        let Some(mut current) = cfg.load::<Current>().cloned() else {
+            return Ok(());
+        };
+        let r = context.request();
+        current.call = r
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("request")
+            .to_string();
+        if log::enabled(3) {
+            current.wire = Some(format!(
+                "{} {}, User-Agent '{}', {} bytes sent",
+                r.method(),
+                shown_url(r.uri()),
+                r.headers().get("user-agent").unwrap_or(""),
+                r.body().content_length().unwrap_or(0)
+            ));
+        }
+        cfg.interceptor_state().store_put(current);
         Ok(())
     }
 
@@ -75,11 +113,11 @@ impl Intercept for Attempts {
         let Some(current) = cfg.load::<Current>() else {
             return Ok(());
         };
-        let request = context.request();
-        let header = |name: &str| request.and_then(|r| r.headers().get(name));
-        let call = header("x-amz-target")
-            .and_then(|t| t.rsplit('.').next())
-            .unwrap_or("request");
+        let call = if current.call.is_empty() {
+            "request"
+        } else {
+            current.call.as_str()
+        };
         let response = context.response();
         let request_id = response.and_then(|r| {
             r.headers()
@@ -95,22 +133,17 @@ impl Intercept for Attempts {
             .request_id(request_id)
             .took(current.started.elapsed())
             .say(format_args!("{call} attempt {}: {status}", current.n));
-
-        let wire = log::at(3, Event::Attempt);
-        if wire.on()
-            && let Some(r) = request
-        {
-            let sent = r.body().content_length().unwrap_or(0);
+        if let Some(wire) = &current.wire {
             let received = response
                 .and_then(|r| r.headers().get("content-length"))
                 .unwrap_or("?");
-            wire.call(call).attempt(current.n).say(format_args!(
-                "{call} attempt {}: {} {}, User-Agent '{}', {sent} bytes sent, {received} bytes received",
-                current.n,
-                r.method(),
-                shown_url(r.uri()),
-                r.headers().get("user-agent").unwrap_or("")
-            ));
+            log::at(3, Event::Attempt)
+                .call(call)
+                .attempt(current.n)
+                .say(format_args!(
+                    "{call} attempt {}: {wire}, {received} bytes received",
+                    current.n
+                ));
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ mod core;
 mod fault;
 mod faultsrv;
 mod golden;
+mod logging;
 mod mapping;
 mod memory;
 mod packaging;
