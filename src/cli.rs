@@ -159,7 +159,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, Er
             let _ = e.print();
             Ok(None)
         }
-        Err(e) => Err(Error::Usage(one_line_usage(&e.render().to_string()))),
+        Err(e) => {
+            let mut line = one_line_usage(&e.render().to_string());
+            // `--dry-run ./app`: the value slot took the COMMAND; say where a COMMAND goes.
+            let dry_run = e
+                .get(clap::error::ContextKind::InvalidArg)
+                .is_some_and(|a| a.to_string().starts_with("--dry-run"));
+            if e.kind() == clap::error::ErrorKind::InvalidValue && dry_run {
+                line = line.replace(
+                    "; see secret-exec --help",
+                    "; a COMMAND to check goes after '--': --dry-run -- COMMAND",
+                );
+            }
+            Err(Error::Usage(line))
+        }
     }
 }
 
@@ -238,8 +251,16 @@ mod tests {
             (&["--dry-run=json"], Some(DryRunFormat::Json), &[]),
             (&["--dry-run", "json"], Some(DryRunFormat::Json), &[]),
             (&["--dry-run", "text"], Some(DryRunFormat::Text), &[]),
-            (&["--dry-run", "--", "json"], Some(DryRunFormat::Text), &["json"]),
-            (&["--dry-run", "json", "--", "cmd"], Some(DryRunFormat::Json), &["cmd"]),
+            (
+                &["--dry-run", "--", "json"],
+                Some(DryRunFormat::Text),
+                &["json"],
+            ),
+            (
+                &["--dry-run", "json", "--", "cmd"],
+                Some(DryRunFormat::Json),
+                &["cmd"],
+            ),
             (&["--", "cmd"], None, &["cmd"]),
         ];
         for (args, want, command) in rows {
@@ -256,12 +277,23 @@ mod tests {
     #[test]
     fn clap_errors_fold_into_one_line() {
         let rows: &[(&[&str], &[&str])] = &[
-            (&["--secrets", "a"], &["'--secrets'", "tip: a similar argument exists: '--secret'"]),
-            (&["--dry-run=xml"], &["'xml'", "[possible values: text, json]"]),
-            (&["--log-format", "yaml"], &["'yaml'", "[possible values: text, json]"]),
+            (
+                &["--secrets", "a"],
+                &["'--secrets'", "tip: a similar argument exists: '--secret'"],
+            ),
+            (
+                &["--dry-run=xml"],
+                &["'xml'", "[possible values: text, json]"],
+            ),
+            (
+                &["--log-format", "yaml"],
+                &["'yaml'", "[possible values: text, json]"],
+            ),
         ];
         for (args, want) in rows {
-            let full = std::iter::once("x").chain(args.iter().copied()).map(OsString::from);
+            let full = std::iter::once("x")
+                .chain(args.iter().copied())
+                .map(OsString::from);
             let err = parse(full).unwrap_err();
             let text = err.to_string();
             assert_eq!(err.exit_code(), 64, "{text}");

@@ -197,7 +197,9 @@ impl Config {
         if let Some(url) = &cli.endpoint_url
             && let Some(why) = endpoint_problem(url)
         {
-            return Err(Error::Usage(format!("--endpoint-url '{url}' {why}")));
+            return Err(Error::Usage(format!(
+                "--endpoint-url '{url}' {why}; e.g. https://secretsmanager.eu-west-1.amazonaws.com"
+            )));
         }
         if cli.verbose > crate::log::MAX_LEVEL {
             return Err(Error::Usage(format!(
@@ -349,7 +351,10 @@ mod tests {
                 "port",
             ),
             (&["-s", "a", "-vvvv", "--", "x"], "-vvv is the most"),
-            (&["-s", "a", "--log-format", "xml", "--", "x"], "--log-format"),
+            (
+                &["-s", "a", "--log-format", "xml", "--", "x"],
+                "--log-format",
+            ),
         ];
         for (args, want) in rows {
             let err = config(args).expect_err(&format!("{args:?}"));
@@ -463,7 +468,14 @@ mod tests {
         for url in ok {
             assert_eq!(endpoint_problem(url), None, "{url}");
         }
-        for url in ["localhost:4566", "http://", "https://:80", "http://h:x", "http://a b", ""] {
+        for url in [
+            "localhost:4566",
+            "http://",
+            "https://:80",
+            "http://h:x",
+            "http://a b",
+            "",
+        ] {
             assert!(endpoint_problem(url).is_some(), "{url}");
         }
     }

@@ -262,7 +262,10 @@ impl<'a> Line<'a> {
             field("count", n.to_string());
         }
         if let Some(d) = self.duration {
-            field("duration_ms", serde_json::Value::from(millis(d)).to_string());
+            field(
+                "duration_ms",
+                serde_json::Value::from(millis(d)).to_string(),
+            );
         }
         if let Some(c) = self.exit_code {
             field("exit_code", c.to_string());
@@ -325,10 +328,7 @@ pub fn report_panic(at: &str) {
 /// The log format asked for before the command line is fully parsed, so that even a usage error
 /// is written in it: the last `--log-format X` / `--log-format=X` before `--`, else a valid
 /// `SECRET_EXEC_LOG_FORMAT`. Config validates both properly later.
-pub fn early_format(
-    args: &[std::ffi::OsString],
-    env: Option<&std::ffi::OsStr>,
-) -> Option<Format> {
+pub fn early_format(args: &[std::ffi::OsString], env: Option<&std::ffi::OsStr>) -> Option<Format> {
     let mut found = None;
     let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
     while let Some(a) = it.next() {
@@ -393,15 +393,21 @@ mod tests {
             (&[], None, None),
             (&["--log-format", "json"], None, Some(Format::Json)),
             (&["--log-format=json"], Some("text"), Some(Format::Json)),
-            (&["--log-format=json", "--log-format", "text"], None, Some(Format::Text)),
+            (
+                &["--log-format=json", "--log-format", "text"],
+                None,
+                Some(Format::Text),
+            ),
             (&["--", "--log-format=json"], None, None),
             (&["--log-format=xml"], Some("json"), Some(Format::Json)),
             (&[], Some("JSON"), Some(Format::Json)),
             (&[], Some("yaml"), None),
         ];
         for (args, env, want) in rows {
-            let args: Vec<std::ffi::OsString> =
-                std::iter::once("se").chain(args.iter().copied()).map(Into::into).collect();
+            let args: Vec<std::ffi::OsString> = std::iter::once("se")
+                .chain(args.iter().copied())
+                .map(Into::into)
+                .collect();
             let env = env.map(std::ffi::OsStr::new);
             assert_eq!(early_format(&args, env), *want, "{args:?} {env:?}");
         }
@@ -417,7 +423,12 @@ mod tests {
             .call("GetSecretValue")
             .took(Duration::from_micros(12_340));
         let rendered = line.render("got it\nnow", ts, true);
-        assert!(rendered.starts_with(r#"{"ts":"1970-01-01T00:00:01.500Z","level":"warn","event":"fetch","secret""#), "{rendered}");
+        assert!(
+            rendered.starts_with(
+                r#"{"ts":"1970-01-01T00:00:01.500Z","level":"warn","event":"fetch","secret""#
+            ),
+            "{rendered}"
+        );
         let v: serde_json::Value = serde_json::from_str(&rendered).unwrap();
         assert_eq!(
             v,
@@ -435,7 +446,10 @@ mod tests {
         assert_eq!(v["exit_code"], 66);
         assert_eq!(v["secret"], "prod/db");
         assert_eq!(v["message"], "secret 'prod/db' not found: gone");
-        assert_eq!(error_line_at(&e, ts, false), "secret-exec: secret 'prod/db' not found: gone");
+        assert_eq!(
+            error_line_at(&e, ts, false),
+            "secret-exec: secret 'prod/db' not found: gone"
+        );
     }
 
     #[test]

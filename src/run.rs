@@ -71,10 +71,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                 let outcome = exec::predict(c.as_bytes(), path, injected.is_none());
                 (c.to_string_lossy().into_owned(), outcome)
             });
-            let launch = predicted.as_ref().map(|(command, outcome)| dryrun::Launch {
-                command,
-                outcome,
-            });
+            let launch = predicted
+                .as_ref()
+                .map(|(command, outcome)| dryrun::Launch { command, outcome });
             log::at(1, Event::DryRun)
                 .count(rows.len())
                 .took(log::since_start())
@@ -134,7 +133,10 @@ fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
     for inj in merged.injected.iter().filter(|i| i.overrides) {
         log::at(1, Event::Override)
             .secret(&inj.var.origin.secret_id)
-            .say(format_args!("{} overrides an inherited variable", inj.var.name));
+            .say(format_args!(
+                "{} overrides an inherited variable",
+                inj.var.name
+            ));
     }
     Ok(merged)
 }

@@ -156,9 +156,15 @@ mod tests {
     #[test]
     fn urls_lose_credentials() {
         let rows = [
-            ("https://secretsmanager.eu-west-1.amazonaws.com/", "https://secretsmanager.eu-west-1.amazonaws.com/"),
+            (
+                "https://secretsmanager.eu-west-1.amazonaws.com/",
+                "https://secretsmanager.eu-west-1.amazonaws.com/",
+            ),
             ("http://127.0.0.1:4566", "http://127.0.0.1:4566/"),
-            ("http://user:pw@proxy:8080/a?X-Amz-Signature=abc", "http://proxy:8080/a"),
+            (
+                "http://user:pw@proxy:8080/a?X-Amz-Signature=abc",
+                "http://proxy:8080/a",
+            ),
             ("https://h/p#frag", "https://h/p"),
         ];
         for (uri, want) in rows {

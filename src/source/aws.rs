@@ -171,7 +171,10 @@ fn provider_name(creds: &aws_credential_types::Credentials) -> String {
         .split_once("provider_name: \"")
         .and_then(|(_, rest)| rest.split_once('"'))
         .map(|(name, _)| name.to_string())
-        .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || " -_".contains(c)))
+        .filter(|n| {
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " -_".contains(c))
+        })
         .unwrap_or_else(|| "the default chain".into())
 }
 

@@ -6,17 +6,17 @@
 use super::aws::{Client, Clients};
 use super::{Class, Failure, Fetched, Payload};
 use crate::error::Error;
+use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
 use crate::sanitize::one_line;
 use crate::secret::{SecretBytes, SecretText};
-use crate::log::{self, Event};
 use crate::spec::SecretRef;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::RequestId;
-use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -218,7 +218,11 @@ fn log_fetch(
             r.id,
             f.version_id.as_deref().unwrap_or("-")
         )),
-        Err(e) => line.say(format_args!("{call} '{}' failed (exit {})", r.id, e.exit_code())),
+        Err(e) => line.say(format_args!(
+            "{call} '{}' failed (exit {})",
+            r.id,
+            e.exit_code()
+        )),
     }
 }
 
@@ -244,7 +248,14 @@ async fn get_one(client: Client, secret: SecretRef, asked: Asked) -> Outcome {
         .into_fetched(&secret),
         Err(e) => Err(classify_sdk(&e, &asked).for_secret(&secret)),
     };
-    log_fetch("GetSecretValue", &asked, &secret, &result, request_id.as_deref(), took);
+    log_fetch(
+        "GetSecretValue",
+        &asked,
+        &secret,
+        &result,
+        request_id.as_deref(),
+        took,
+    );
     (secret, result)
 }
 

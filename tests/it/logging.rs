@@ -92,7 +92,12 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
     });
     let out = se()
         .env("AWS_ENDPOINT_URL", &srv.endpoint)
-        .args(["--secret", &format!("A_*={a}"), "--secret", &format!("B_*={b}")])
+        .args([
+            "--secret",
+            &format!("A_*={a}"),
+            "--secret",
+            &format!("B_*={b}"),
+        ])
         .args(["--", "/bin/true"])
         .run();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -115,7 +120,15 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
 fn json_success_has_ids_and_timings_for_each_stage() {
     let name = seeded("log/ok");
     let out = se()
-        .args(["-v", "--log-format", "json", "--secret", &name, "--", "/bin/true"])
+        .args([
+            "-v",
+            "--log-format",
+            "json",
+            "--secret",
+            &name,
+            "--",
+            "/bin/true",
+        ])
         .run();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let lines = json_lines(&out.stderr);
@@ -156,8 +169,12 @@ fn json_error_line_is_one_object_with_the_exit_code() {
         ),
         (
             "usage error, format from the environment",
-            se().env("SECRET_EXEC_LOG_FORMAT", "json")
-                .args(["--secrets", &name, "--", "/bin/true"]),
+            se().env("SECRET_EXEC_LOG_FORMAT", "json").args([
+                "--secrets",
+                &name,
+                "--",
+                "/bin/true",
+            ]),
             64,
             None,
         ),
@@ -186,7 +203,10 @@ fn json_error_line_is_one_object_with_the_exit_code() {
         assert_eq!(e["level"], "error", "{what}");
         assert_eq!(e["exit_code"], code, "{what}");
         assert_eq!(e["secret"].as_str(), secret, "{what}: {e}");
-        assert!(!e["message"].as_str().unwrap().starts_with("secret-exec:"), "{e}");
+        assert!(
+            !e["message"].as_str().unwrap().starts_with("secret-exec:"),
+            "{e}"
+        );
     }
 }
 
@@ -265,7 +285,15 @@ fn each_retry_is_a_line_at_vv() {
     });
     let out = se()
         .env("AWS_ENDPOINT_URL", &srv.endpoint)
-        .args(["-vv", "--log-format", "json", "--secret", &name, "--", "/bin/true"])
+        .args([
+            "-vv",
+            "--log-format",
+            "json",
+            "--secret",
+            &name,
+            "--",
+            "/bin/true",
+        ])
         .run();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let attempts: Vec<(u64, String)> = json_lines(&out.stderr)
