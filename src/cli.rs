@@ -298,7 +298,11 @@ mod tests {
             let text = err.to_string();
             assert_eq!(err.exit_code(), 64, "{text}");
             assert!(!text.contains('\n') && !text.contains("Usage:"), "{text}");
-            assert!(text.ends_with("; see secret-exec --help"), "{text}");
+            let hint = [
+                "; see secret-exec --help",
+                "goes after '--': --dry-run -- COMMAND",
+            ];
+            assert!(hint.iter().any(|h| text.ends_with(h)), "{text}");
             for w in *want {
                 assert!(text.contains(w), "{args:?}: {text}");
             }

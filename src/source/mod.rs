@@ -5,6 +5,7 @@
 
 pub mod attempts;
 pub mod aws;
+pub mod credentials;
 pub mod secrets_manager;
 pub mod window;
 
