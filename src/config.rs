@@ -2,8 +2,9 @@
 //! reads itself (the SDK reads its own); every field is already checked, so later stages never
 //! see raw flag text and nothing else reads an `AWS_*` variable.
 
-use crate::cli::{Cli, DryRunFormat};
+use crate::cli::{self, Cli, DryRunFormat, OnChange};
 use crate::error::Error;
+use crate::launch::{supervise, watch};
 use crate::source::credentials;
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
@@ -13,12 +14,17 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum Mode {
     Exec(Vec<OsString>),
+    /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec.
+    Supervise(Vec<OsString>, supervise::Options),
     /// `command` is empty, or the COMMAND whose start the dry run predicts.
     DryRun {
         format: DryRunFormat,
         command: Vec<OsString>,
     },
-    PrintIamPolicy,
+    /// `watch`: the run would poll with `--watch`, so the policy grants `DescribeSecret`.
+    PrintIamPolicy {
+        watch: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +114,44 @@ pub fn endpoint_problem(url: &str) -> Option<&'static str> {
         return Some("has a port that is not a number from 0 to 65535");
     }
     None
+}
+
+/// `--init`, `--watch` and their settings; `None` when neither is given.
+fn supervise_options(cli: &Cli) -> Result<Option<supervise::Options>, Error> {
+    if cli.watch.is_none() {
+        let given = [
+            ("--on-change", cli.on_change.is_some()),
+            ("--stop-signal", cli.stop_signal.is_some()),
+            ("--stop-timeout", cli.stop_timeout.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(Error::Usage(format!(
+                "{flag} acts when a watched secret changes, so it needs --watch"
+            )));
+        }
+    }
+    if !cli.init && cli.watch.is_none() {
+        return Ok(None);
+    }
+    let watch = cli
+        .watch
+        .as_deref()
+        .map(|w| watch::parse_interval(w).map_err(|e| Error::Usage(format!("--watch: {e}"))))
+        .transpose()?;
+    let stop_signal = match &cli.stop_signal {
+        Some(s) => {
+            supervise::parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?
+        }
+        None => nix::libc::SIGTERM,
+    };
+    let stop_timeout = cli::parse_duration(cli.stop_timeout.as_deref().unwrap_or("10s"))
+        .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
+    Ok(Some(supervise::Options {
+        watch,
+        on_change: cli.on_change.unwrap_or(OnChange::Restart),
+        stop_signal,
+        stop_timeout,
+    }))
 }
 
 /// Settings read from AWS_* variables that the SDK would otherwise panic on or ignore.
@@ -214,8 +258,11 @@ impl Config {
             check_name("--allow-name", n)?;
         }
 
+        let supervise = supervise_options(&cli)?;
         let mode = if cli.print_iam_policy {
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy {
+                watch: supervise.as_ref().is_some_and(|s| s.watch.is_some()),
+            }
         } else if let Some(format) = cli.dry_run {
             Mode::DryRun {
                 format,
@@ -226,6 +273,8 @@ impl Config {
                 "no COMMAND given; put it after '--', e.g. secret-exec --secret prod/db -- ./app"
                     .into(),
             ));
+        } else if let Some(opts) = supervise {
+            Mode::Supervise(cli.command, opts)
         } else {
             Mode::Exec(cli.command)
         };
@@ -348,11 +397,74 @@ mod tests {
                 &["-s", "a", "--log-format", "xml", "--", "x"],
                 "--log-format",
             ),
+            (&["-s", "a", "--watch=0s", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=500ms", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=abc", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=25h", "--", "x"], "--watch"),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "0", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "x", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-signal", "FOO", "--", "x"],
+                "--stop-signal",
+            ),
         ];
         for (args, want) in rows {
             let err = config(args).expect_err(&format!("{args:?}"));
             assert_eq!(err.exit_code(), 64);
             assert!(err.to_string().contains(want), "{args:?}: {err}");
+        }
+    }
+
+    fn supervise(args: &[&str]) -> Option<supervise::Options> {
+        match config(args).unwrap().mode {
+            Mode::Supervise(_, o) => Some(o),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn supervise_settings() {
+        let o = supervise(&["-s", "a", "--watch", "--", "x"]).expect("supervised");
+        assert_eq!(o.watch, Some(Duration::from_secs(300)));
+        assert_eq!(o.on_change, OnChange::Restart);
+        assert_eq!(
+            (o.stop_signal, o.stop_timeout),
+            (15, Duration::from_secs(10))
+        );
+        let o = supervise(&["-s", "a", "--init", "--", "x"]).expect("supervised");
+        assert_eq!(o.watch, None);
+        let o = supervise(&[
+            "-s",
+            "a",
+            "--watch=30s",
+            "--on-change=exit",
+            "--stop-signal",
+            "INT",
+            "--stop-timeout",
+            "2s",
+            "--",
+            "x",
+        ])
+        .expect("supervised");
+        assert_eq!(o.watch, Some(Duration::from_secs(30)));
+        assert_eq!(o.on_change, OnChange::Exit);
+        assert_eq!((o.stop_signal, o.stop_timeout), (2, Duration::from_secs(2)));
+        assert!(supervise(&["-s", "a", "--", "x"]).is_none());
+        for (args, want) in [
+            (&["-s", "a", "--print-iam-policy"][..], false),
+            (&["-s", "a", "--print-iam-policy", "--init"], false),
+            (&["-s", "a", "--print-iam-policy", "--watch"], true),
+        ] {
+            assert!(
+                matches!(config(args).unwrap().mode, Mode::PrintIamPolicy { watch } if watch == want),
+                "{args:?}"
+            );
         }
     }
 
@@ -371,7 +483,7 @@ mod tests {
         ));
         assert!(matches!(
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy { .. }
         ));
     }
     #[test]

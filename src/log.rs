@@ -87,6 +87,10 @@ pub enum Event {
     DryRun,
     /// About to exec the command; the total time spent before it.
     Exec,
+    /// The resident parent of `--init`/`--watch`: COMMAND started, signalled, restarted, reaped.
+    Supervise,
+    /// `--watch` polling: a check, a change, a failed check.
+    Watch,
     /// Something degraded but the run goes on (e.g. core dumps could not be disabled).
     Warning,
     /// The run failed; the final line, with `exit_code`.
@@ -105,6 +109,8 @@ impl Event {
             Event::Override => "override",
             Event::DryRun => "dry_run",
             Event::Exec => "exec",
+            Event::Supervise => "supervise",
+            Event::Watch => "watch",
             Event::Warning => "warning",
             Event::Error => "error",
         }
@@ -315,6 +321,17 @@ fn error_line_at(e: &Error, ts: SystemTime, json: bool) -> String {
 /// Writes the one error line for `e` to stderr: the only place the final line is emitted.
 pub fn report(e: &Error) {
     write_line(&error_line(e));
+}
+
+/// A failure the run survives (the resident parent keeps COMMAND running): the error's line,
+/// then what happens next, as a `warn` line in either format. Never the final line.
+pub fn warn_error(event: Event, e: &Error, then: &str) {
+    let line = at(0, event);
+    let line = match e.secret() {
+        Some(s) => line.secret(s),
+        None => line,
+    };
+    line.say(format_args!("{e}; {then}"));
 }
 
 /// The panic hook's line: where it happened, never the payload (it could hold data).

@@ -1,6 +1,7 @@
 //! The pipeline, start to finish: config → plan → fetch (async, bounded, interruptible) → map →
 //! deliver → launch, with one `match` on the mode. The async runtime lives only inside the fetch
-//! window; the environment block is built after it is gone.
+//! window; the environment block is built after it is gone. `--watch` re-fetches through the
+//! same [`env_block`], so a restart obeys every rule of a first start.
 
 use crate::cli;
 use crate::config::{Config, Mode};
@@ -10,11 +11,11 @@ use crate::dryrun;
 use crate::error::Error;
 use crate::harden;
 use crate::iam;
-use crate::launch::exec;
+use crate::launch::{exec, supervise};
 use crate::log::{self, Event};
 use crate::map::{self, Var};
 use crate::plan::Plan;
-use crate::source::window;
+use crate::source::{self, Versions, window};
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -26,8 +27,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     log::start();
     let args: Vec<OsString> = args.into_iter().collect();
     // Known before parsing, so that even a usage error is written in the asked-for format.
-    if let Some(f) = log::early_format(&args, std::env::var_os("SECRET_EXEC_LOG_FORMAT").as_deref())
-    {
+    let env_format = std::env::var_os("SECRET_EXEC_LOG_FORMAT");
+    if let Some(f) = log::early_format(&args, env_format.as_deref()) {
         log::set_format(f);
     }
     let Some(cli) = cli::parse(args)? else {
@@ -40,12 +41,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     let plan = Plan::new(&config.specs);
 
     match &config.mode {
-        Mode::PrintIamPolicy => {
-            println!("{}", iam::document(&plan, config.aws.known_region()));
+        Mode::PrintIamPolicy { watch } => {
+            println!(
+                "{}",
+                iam::document(&plan, config.aws.known_region(), *watch)
+            );
             Ok(0)
         }
         Mode::DryRun { format, command } => {
-            let merged = resolve(&config, &plan)?;
+            let (merged, _) = resolve(&config, &plan)?;
             // A dry run refuses what the real run would: an oversized variable included.
             environ::check_limits(&merged, command, Limits::current())?;
             let rows: Vec<dryrun::Row> = merged
@@ -87,24 +91,38 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
             Ok(0)
         }
         Mode::Exec(argv) => {
-            let merged = resolve(&config, &plan)?;
-            environ::check_limits(&merged, argv, Limits::current())?;
+            let (block, _) = env_block(&config, &plan, argv)?;
             log::at(1, Event::Exec)
-                .count(merged.injected.len())
                 .took(log::since_start())
                 .say(format_args!(
-                    "exec {} with {} injected variables, total time before exec",
-                    argv[0].to_string_lossy(),
-                    merged.injected.len()
+                    "exec {}, total time before exec",
+                    argv[0].to_string_lossy()
                 ));
-            Err(exec::exec(argv, &EnvBlock::build(merged)))
+            Err(exec::exec(argv, &block))
+        }
+        Mode::Supervise(argv, opts) => {
+            let (block, versions) = env_block(&config, &plan, argv)?;
+            let (argv, opts) = (argv.clone(), opts.clone());
+            supervise::run(config, plan, argv, opts, block, versions)
         }
     }
 }
 
+/// The environment block COMMAND is started with, checked against the kernel's limits for
+/// `argv`, and the versions it was built from. The first start and every `--watch` re-fetch.
+pub(crate) fn env_block(
+    config: &Config,
+    plan: &Plan,
+    argv: &[OsString],
+) -> Result<(EnvBlock, Versions), Error> {
+    let (merged, versions) = resolve(config, plan)?;
+    environ::check_limits(&merged, argv, Limits::current())?;
+    Ok((EnvBlock::build(merged), versions))
+}
+
 /// Fetches the plan and maps every SPEC, all-or-nothing, reporting failures in SPEC order so the
 /// same failure always gives the same message; then merges with the inherited environment.
-fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
+fn resolve(config: &Config, plan: &Plan) -> Result<(Merged, Versions), Error> {
     let mut results = window::fetch(&config.aws, plan)?;
     let started = Instant::now();
     let mut vars: Vec<Var> = Vec::new();
@@ -118,6 +136,7 @@ fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
             .and_then(Result::err)
             .unwrap_or_else(|| Error::Internal(format!("no result for '{}'", spec.secret))));
     }
+    let versions = source::versions(&results);
     // Every SDK-provided buffer is wiped here; only the mapped values remain.
     drop(results);
 
@@ -138,5 +157,5 @@ fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
                 inj.var.name
             ));
     }
-    Ok(merged)
+    Ok((merged, versions))
 }

@@ -76,9 +76,9 @@ fn advice(class: Class) -> &'static str {
 
 /// Where a call went: a "not found" names it, as the commonest cause is the wrong region.
 #[derive(Clone)]
-struct Asked {
-    region: String,
-    endpoint: String,
+pub(super) struct Asked {
+    pub(super) region: String,
+    pub(super) endpoint: String,
 }
 
 fn failure(class: Class, what: String, asked: &Asked) -> Failure {
@@ -104,7 +104,7 @@ fn coded(code: &str, message: Option<&str>, asked: &Asked) -> Failure {
     }
 }
 
-fn classify_sdk<E>(err: &SdkError<E, HttpResponse>, asked: &Asked) -> Failure
+pub(super) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>, asked: &Asked) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

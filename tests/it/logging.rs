@@ -10,6 +10,8 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The `event` vocabulary of docs/logging.md.
 const EVENTS: &[&str] = &[
     "region",
+    "supervise",
+    "watch",
     "credentials",
     "fetch",
     "fallback",
@@ -151,7 +153,7 @@ fn json_success_has_ids_and_timings_for_each_stage() {
     assert_eq!(fetch["source"], "secretsmanager");
     assert_eq!(fetch["call"], "GetSecretValue");
     assert!(fetch["version_id"].as_str().is_some_and(|v| !v.is_empty()));
-    assert_eq!(lines[4]["count"], 2);
+    assert_eq!(lines[3]["count"], 2);
 }
 
 /// Quiet or not, a failure in JSON ends with one `error` object carrying the exit code; the

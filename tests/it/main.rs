@@ -13,3 +13,4 @@ mod mapping;
 mod memory;
 mod packaging;
 mod scan;
+mod supervisor;
