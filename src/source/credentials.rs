@@ -37,7 +37,7 @@ pub enum Source {
 
 impl Source {
     /// How the source is named in messages, with the settings that turn it on.
-    fn describe(self, profile: &str) -> String {
+    pub fn describe(self, profile: &str) -> String {
         match self {
             Source::EnvKeys => "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
             Source::Profile => format!(

@@ -3,6 +3,7 @@
 //! `Failure` once per call. The types here are the seam a new backend plugs into: add a
 //! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
 
+pub mod attempts;
 pub mod aws;
 pub mod credentials;
 pub mod describe;

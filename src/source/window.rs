@@ -8,7 +8,6 @@ use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::spec::SecretRef;
-use crate::vlog;
 use nix::sys::signal::Signal;
 use std::future::Future;
 use tokio::signal::unix::{SignalKind, signal};
@@ -17,12 +16,6 @@ use tokio::signal::unix::{SignalKind, signal};
 pub fn fetch(aws: &AwsOptions, plan: &Plan) -> Result<Results, Error> {
     window(aws, plan, async {
         let clients = aws::clients(aws, plan).await?;
-        vlog!(
-            1,
-            "fetching {} secret(s), default region {}",
-            plan.entries.len(),
-            clients.default_region
-        );
         Ok(super::fetch_all(&clients, plan).await)
     })
 }

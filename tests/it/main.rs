@@ -8,6 +8,7 @@ mod fakehttp;
 mod fault;
 mod faultsrv;
 mod golden;
+mod logging;
 mod mapping;
 mod memory;
 mod packaging;
