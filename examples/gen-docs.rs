@@ -32,11 +32,16 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL",
         "The Secrets Manager endpoint when --endpoint-url is not given, the first one set wins. \
-         A value that does not start with http:// or https:// is exit 78.",
+         A value that is not an http:// or https:// URL with a host is exit 78, naming the variable.",
+    ),
+    (
+        "AWS_ENDPOINT_URL_SSM",
+        "The Parameter Store endpoint when --endpoint-url is not given, before AWS_ENDPOINT_URL; \
+         checked the same way.",
     ),
     (
         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-        "true: ignore the two variables above and the profile's endpoint_url.",
+        "true: ignore the endpoint variables above and the profile's endpoint_url.",
     ),
     (
         "AWS_MAX_ATTEMPTS",
@@ -79,6 +84,21 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "ECS_CONTAINER_METADATA_URI_V4, KUBERNETES_SERVICE_HOST",
         "Only to recognise a container, for the IMDSv2 hop-limit hint when no credentials are \
          found.",
+    ),
+    (
+        "SECRET_EXEC_AGENT",
+        "The Secrets Manager Agent's URL (http://HOST[:PORT]) when --agent is not given: Secrets \
+         Manager reads go through it. Not such a URL is exit 78.",
+    ),
+    (
+        "AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "With --agent: the agent's SSRF token, the first one set (AWS_TOKEN=file://PATH reads it \
+         from PATH), as the agent reads it; none is exit 78.",
+    ),
+    (
+        "SECRET_EXEC_LOG_FORMAT",
+        "text or json: the format of every stderr line when --log-format is not given; any other \
+         value is exit 78 (see docs/logging.md).",
     ),
     (
         "PATH",

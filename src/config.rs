@@ -6,7 +6,7 @@ use crate::cli::{self, Cli, DryRunFormat, OnChange};
 use crate::error::Error;
 use crate::launch::{supervise, watch};
 use crate::source::agent::{self, AgentOptions};
-use crate::source::credentials;
+use crate::source::{credentials, proxy};
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -17,7 +17,11 @@ pub enum Mode {
     Exec(Vec<OsString>),
     /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec.
     Supervise(Vec<OsString>, supervise::Options),
-    DryRun(DryRunFormat),
+    /// `command` is empty, or the COMMAND whose start the dry run predicts.
+    DryRun {
+        format: DryRunFormat,
+        command: Vec<OsString>,
+    },
     /// `watch`: the run would poll with `--watch`, so the policy grants `DescribeSecret`.
     PrintIamPolicy {
         watch: bool,
@@ -47,6 +51,12 @@ pub struct AwsOptions {
     pub adaptive_retry: bool,
     /// What chooses the credentials source (key variables, profile, container endpoint…).
     pub credentials: credentials::Settings,
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (either case), credential endpoints always direct.
+    pub proxies: proxy::Proxies,
+    /// Trust-root settings, first found wins (see `tls::root_source`).
+    pub aws_ca_bundle: Option<OsString>,
+    pub ssl_cert_file: Option<OsString>,
+    pub ssl_cert_dir: Option<OsString>,
 }
 
 impl AwsOptions {
@@ -78,6 +88,7 @@ pub struct Config {
     pub env: EnvOptions,
     pub mode: Mode,
     pub verbosity: u8,
+    pub log_format: crate::log::Format,
 }
 
 fn check_name(flag: &str, name: &str) -> Result<(), Error> {
@@ -88,6 +99,32 @@ fn check_name(flag: &str, name: &str) -> Result<(), Error> {
             "{flag} '{name}' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
         )))
     }
+}
+
+/// Why `url` cannot be an endpoint: it needs http:// or https://, a host, and no spaces or
+/// control characters (the SDK would otherwise fail later with a less helpful message).
+pub fn endpoint_problem(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    let Some(rest) = rest else {
+        return Some("must start with http:// or https://");
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("must not contain spaces or control characters");
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Some("has no host");
+    }
+    if let Some((_, port)) = host.rsplit_once(':')
+        && !host.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return Some("has a port that is not a number from 0 to 65535");
+    }
+    None
 }
 
 /// `--init`, `--watch` and their settings; `None` when neither is given.
@@ -208,10 +245,16 @@ impl Config {
             )));
         }
         if let Some(url) = &cli.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && let Some(why) = endpoint_problem(url)
         {
             return Err(Error::Usage(format!(
-                "--endpoint-url '{url}' must start with http:// or https://"
+                "--endpoint-url '{url}' {why}; e.g. https://secretsmanager.eu-west-1.amazonaws.com"
+            )));
+        }
+        if cli.verbose > crate::log::MAX_LEVEL {
+            return Err(Error::Usage(format!(
+                "-v given {} times; -vvv is the most (see docs/logging.md)",
+                cli.verbose
             )));
         }
         for (flag, value) in [("--region", &cli.region), ("--profile", &cli.profile)] {
@@ -232,7 +275,10 @@ impl Config {
                 watch: supervise.as_ref().is_some_and(|s| s.watch.is_some()),
             }
         } else if let Some(format) = cli.dry_run {
-            Mode::DryRun(format)
+            Mode::DryRun {
+                format,
+                command: cli.command,
+            }
         } else if cli.command.is_empty() {
             return Err(Error::Usage(
                 "no COMMAND given; put it after '--', e.g. secret-exec --secret prod/db -- ./app"
@@ -249,6 +295,20 @@ impl Config {
             text("AWS_MAX_ATTEMPTS").as_deref(),
             text("AWS_RETRY_MODE").as_deref(),
         )?;
+        // Checked even when --log-format is given, as AWS_MAX_ATTEMPTS is: a set but unusable
+        // variable is an error, never silently passed over.
+        let env_format = match text("SECRET_EXEC_LOG_FORMAT").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => Some(crate::log::Format::parse(&v).ok_or_else(|| {
+                Error::Config(format!(
+                    "SECRET_EXEC_LOG_FORMAT='{v}' is not 'text' or 'json'; fix or unset it"
+                ))
+            })?),
+        };
+        let log_format = cli
+            .log_format
+            .or(env_format)
+            .unwrap_or(crate::log::Format::Text);
         for var in [
             "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             "AWS_ENDPOINT_URL_SSM",
@@ -256,10 +316,10 @@ impl Config {
         ] {
             if let Some(v) = text(var)
                 && !v.is_empty()
-                && !(v.starts_with("http://") || v.starts_with("https://"))
+                && let Some(why) = endpoint_problem(&v)
             {
                 return Err(Error::Config(format!(
-                    "{var}='{v}' must start with http:// or https://"
+                    "{var}='{v}' {why}; fix or unset it (--endpoint-url overrides it)"
                 )));
             }
         }
@@ -305,6 +365,15 @@ impl Config {
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
 
         let credentials = credentials::Settings::from_lookup(cli.profile.as_deref(), env);
+        // Credential endpoints the operator pointed elsewhere must not go through a proxy either.
+        let direct: Vec<String> = [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        ]
+        .iter()
+        .filter_map(|k| proxy::host_of(&text(k)?))
+        .collect();
+        let proxies = proxy::from_env(text, &direct)?;
         Ok(Config {
             specs,
             aws: AwsOptions {
@@ -319,6 +388,10 @@ impl Config {
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,
                 credentials,
+                proxies,
+                aws_ca_bundle: env("AWS_CA_BUNDLE"),
+                ssl_cert_file: env("SSL_CERT_FILE"),
+                ssl_cert_dir: env("SSL_CERT_DIR"),
             },
             map: MapOptions {
                 keep_case: cli.keep_case,
@@ -331,6 +404,7 @@ impl Config {
             },
             mode,
             verbosity: cli.verbose,
+            log_format,
         })
     }
 }
@@ -371,6 +445,19 @@ mod tests {
             (&["-s", "a", "--allow-name", "", "--", "x"], "--allow-name"),
             (&["-s", "1=a", "--", "x"], "invalid --secret"),
             (&["-s", "a", "--region", "", "--", "x"], "--region"),
+            (
+                &["-s", "a", "--endpoint-url", "http://", "--", "x"],
+                "--endpoint-url 'http://' has no host",
+            ),
+            (
+                &["-s", "a", "--endpoint-url", "http://h:99999", "--", "x"],
+                "port",
+            ),
+            (&["-s", "a", "-vvvv", "--", "x"], "-vvv is the most"),
+            (
+                &["-s", "a", "--log-format", "xml", "--", "x"],
+                "--log-format",
+            ),
             (&["-s", "a", "--watch=0s", "--", "x"], "--watch"),
             (&["-s", "a", "--watch=500ms", "--", "x"], "--watch"),
             (&["-s", "a", "--watch=abc", "--", "x"], "--watch"),
@@ -450,7 +537,10 @@ mod tests {
         ));
         assert!(matches!(
             config(&["-s", "a", "--dry-run"]).unwrap().mode,
-            Mode::DryRun(DryRunFormat::Text)
+            Mode::DryRun {
+                format: DryRunFormat::Text,
+                ..
+            }
         ));
         assert!(matches!(
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
@@ -517,6 +607,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn endpoint_problems() {
+        let ok = [
+            "http://127.0.0.1:4566",
+            "https://secretsmanager.eu-west-1.amazonaws.com",
+            "http://[::1]:8080/",
+            "http://host/path?q",
+        ];
+        for url in ok {
+            assert_eq!(endpoint_problem(url), None, "{url}");
+        }
+        for url in [
+            "localhost:4566",
+            "http://",
+            "https://:80",
+            "http://h:x",
+            "http://a b",
+            "",
+        ] {
+            assert!(endpoint_problem(url).is_some(), "{url}");
+        }
+    }
+
+    #[test]
+    fn log_format_flag_beats_env() {
+        use crate::log::Format;
+        let args = ["-s", "a", "--", "x"];
+        assert_eq!(config(&args).unwrap().log_format, Format::Text);
+        let env = [("SECRET_EXEC_LOG_FORMAT", "json")];
+        assert_eq!(config_in(&args, &env).unwrap().log_format, Format::Json);
+        let flagged = ["--log-format", "text", "-s", "a", "--", "x"];
+        assert_eq!(config_in(&flagged, &env).unwrap().log_format, Format::Text);
+        let env = [("SECRET_EXEC_LOG_FORMAT", "yaml")];
+        assert_eq!(config_in(&flagged, &env).unwrap_err().exit_code(), 78);
+    }
+
     /// Every AWS_* variable secret-exec reads lands in `AwsOptions`, or is refused with 78.
     #[test]
     fn aws_variables_are_read_here() {
@@ -564,6 +690,8 @@ mod tests {
             ("AWS_RETRY_MODE", "fast"),
             ("AWS_ENDPOINT_URL", "localhost:4566"),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "ftp://x"),
+            ("AWS_ENDPOINT_URL", "http://a b"),
+            ("SECRET_EXEC_LOG_FORMAT", "yaml"),
         ] {
             let err = config_in(&args, &[(var, value)]).expect_err(var);
             assert_eq!(err.exit_code(), 78, "{var}");

@@ -1,5 +1,6 @@
-//! `--dry-run` output: one line (or JSON object) per variable with its origin. It receives
-//! only `Origin`s and names — no value can reach it. JSON keys are secret content and may hold
+//! `--dry-run` output: one line (or JSON object) per variable with its origin, and, when a
+//! COMMAND was given, whether it would start. It receives only `Origin`s, names and the
+//! prediction — no value can reach it. JSON keys are secret content and may hold
 //! tabs, newlines or terminal escapes: escaped, they can neither break the one-line-per-variable
 //! shape nor steer a terminal.
 
@@ -13,7 +14,15 @@ pub struct Row<'a> {
     pub overrides: bool,
 }
 
-pub fn render(rows: &[Row], format: DryRunFormat) -> String {
+/// What exec would do with the COMMAND: the file it would run, or the error it would end with.
+pub struct Launch<'a> {
+    pub command: &'a str,
+    pub outcome: &'a Result<String, crate::error::Error>,
+}
+
+/// Without a COMMAND the JSON is the array of variables (as before COMMANDs were predicted); with
+/// one it is `{"variables": [...], "command": {...}}`. Text appends one `# COMMAND` line.
+pub fn render(rows: &[Row], format: DryRunFormat, launch: Option<&Launch>) -> String {
     match format {
         DryRunFormat::Json => {
             let items: Vec<serde_json::Value> = rows
@@ -30,7 +39,27 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                     })
                 })
                 .collect();
-            let mut s = serde_json::Value::Array(items).to_string();
+            let vars = serde_json::Value::Array(items);
+            let mut s = match launch {
+                None => vars.to_string(),
+                Some(l) => {
+                    let (path, exit, why) = match l.outcome {
+                        Ok(p) => (Some(p.as_str()), None, None),
+                        Err(e) => (None, Some(e.exit_code()), Some(e.to_string())),
+                    };
+                    serde_json::json!({
+                        "variables": vars,
+                        "command": {
+                            "name": l.command,
+                            "path": path,
+                            "would_start": l.outcome.is_ok(),
+                            "exit_code": exit,
+                            "why": why,
+                        },
+                    })
+                    .to_string()
+                }
+            };
             s.push('\n');
             s
         }
@@ -50,6 +79,17 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                     }),
                     if r.overrides { "yes" } else { "no" },
                 ));
+            }
+            if let Some(l) = launch {
+                let command = escaped(l.command);
+                s.push_str(&match l.outcome {
+                    Ok(p) => format!("# COMMAND {command}: would run {}\n", escaped(p)),
+                    Err(e) => format!(
+                        "# COMMAND {command}: would not start, exit {}: {}\n",
+                        e.exit_code(),
+                        crate::sanitize::one_line(&e.to_string())
+                    ),
+                });
             }
             s
         }
@@ -76,14 +116,42 @@ mod tests {
             overrides: true,
         }];
         assert_eq!(
-            render(&rows, DryRunFormat::Text),
+            render(&rows, DryRunFormat::Text, None),
             "NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\nUSERNAME\tprod/db\t/username\tv1\tAWSCURRENT\tyes\n"
         );
         let v: serde_json::Value =
-            serde_json::from_str(&render(&rows, DryRunFormat::Json)).unwrap();
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, None)).unwrap();
         assert_eq!(v[0]["name"], "USERNAME");
         assert_eq!(v[0]["overrides"], true);
         assert_eq!(v[0]["key"], "/username");
+
+        let missing = Err(crate::error::Error::CommandNotFound {
+            command: "nope".into(),
+            why: String::new(),
+        });
+        let l = Launch {
+            command: "nope",
+            outcome: &missing,
+        };
+        let text = render(&rows, DryRunFormat::Text, Some(&l));
+        assert!(
+            text.ends_with("# COMMAND nope: would not start, exit 127: command 'nope' not found\n"),
+            "{text}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, Some(&l))).unwrap();
+        assert_eq!(v["variables"][0]["name"], "USERNAME");
+        assert_eq!(v["command"]["would_start"], false);
+        assert_eq!(v["command"]["exit_code"], 127);
+        let found = Ok("/bin/sh".to_string());
+        let l = Launch {
+            command: "sh",
+            outcome: &found,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, Some(&l))).unwrap();
+        assert_eq!(v["command"]["path"], "/bin/sh");
+        assert_eq!(v["command"]["exit_code"], serde_json::Value::Null);
     }
 
     #[test]
@@ -110,7 +178,7 @@ mod tests {
                 origin: &src,
                 overrides: false,
             };
-            let out = render(&[row], DryRunFormat::Text);
+            let out = render(&[row], DryRunFormat::Text, None);
             assert_eq!(
                 out.lines().nth(1),
                 Some(format!("X\ts\t{shown}\t-\t-\tno").as_str())

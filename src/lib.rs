@@ -12,7 +12,7 @@ pub mod error;
 pub(crate) mod harden;
 pub(crate) mod iam;
 pub(crate) mod launch;
-pub(crate) mod log;
+pub mod log;
 pub(crate) mod map;
 pub(crate) mod plan;
 pub mod run;

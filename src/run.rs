@@ -12,23 +12,32 @@ use crate::error::Error;
 use crate::harden;
 use crate::iam;
 use crate::launch::{exec, supervise};
-use crate::log;
+use crate::log::{self, Event};
 use crate::map::{self, Var};
 use crate::plan::Plan;
 use crate::source::{self, Versions, window};
-use crate::vlog;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
 
 /// Runs secret-exec. Returns the exit status for modes that end here (`--dry-run`, help);
 /// in exec mode a return is always a failure.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
-    harden::no_dumps();
+    log::start();
+    let args: Vec<OsString> = args.into_iter().collect();
+    // Known before parsing, so that even a usage error is written in the asked-for format.
+    let env_format = std::env::var_os("SECRET_EXEC_LOG_FORMAT");
+    if let Some(f) = log::early_format(&args, env_format.as_deref()) {
+        log::set_format(f);
+    }
     let Some(cli) = cli::parse(args)? else {
         return Ok(0);
     };
     let config = Config::new(cli, &|name| std::env::var_os(name))?;
+    log::set_format(config.log_format);
     log::set_level(config.verbosity);
+    harden::no_dumps();
     let plan = Plan::new(&config.specs, config.aws.agent.is_some());
 
     match &config.mode {
@@ -39,10 +48,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
             );
             Ok(0)
         }
-        Mode::DryRun(format) => {
+        Mode::DryRun { format, command } => {
             let (merged, _) = resolve(&config, &plan)?;
             // A dry run refuses what the real run would: an oversized variable included.
-            environ::check_limits(&merged, &[], Limits::current())?;
+            environ::check_limits(&merged, command, Limits::current())?;
             let rows: Vec<dryrun::Row> = merged
                 .injected
                 .iter()
@@ -52,14 +61,43 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                     overrides: i.overrides,
                 })
                 .collect();
+            let predicted = command.first().map(|c| {
+                // PATH as the command would get it; when a secret sets it, it is not shown.
+                let injected = merged.injected.iter().rev().find(|i| i.var.name == "PATH");
+                let path = match injected {
+                    Some(i) => Some(i.var.value.expose().as_bytes()),
+                    None => merged
+                        .inherited
+                        .iter()
+                        .find(|(k, _)| k == "PATH")
+                        .map(|(_, v)| v.as_bytes()),
+                };
+                let outcome = exec::predict(c.as_bytes(), path, injected.is_none());
+                (c.to_string_lossy().into_owned(), outcome)
+            });
+            let launch = predicted
+                .as_ref()
+                .map(|(command, outcome)| dryrun::Launch { command, outcome });
+            log::at(1, Event::DryRun)
+                .count(rows.len())
+                .took(log::since_start())
+                .say(format_args!(
+                    "dry run done: {} variables, total time before exec",
+                    rows.len()
+                ));
             std::io::stdout()
-                .write_all(dryrun::render(&rows, *format).as_bytes())
+                .write_all(dryrun::render(&rows, *format, launch.as_ref()).as_bytes())
                 .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
             Ok(0)
         }
         Mode::Exec(argv) => {
             let (block, _) = env_block(&config, &plan, argv)?;
-            vlog!(1, "exec {}", argv[0].to_string_lossy());
+            log::at(1, Event::Exec)
+                .took(log::since_start())
+                .say(format_args!(
+                    "exec {}, total time before exec",
+                    argv[0].to_string_lossy()
+                ));
             Err(exec::exec(argv, &block))
         }
         Mode::Supervise(argv, opts) => {
@@ -79,7 +117,6 @@ pub(crate) fn env_block(
 ) -> Result<(EnvBlock, Versions), Error> {
     let (merged, versions) = resolve(config, plan)?;
     environ::check_limits(&merged, argv, Limits::current())?;
-    vlog!(1, "{} injected variables", merged.injected.len());
     Ok((EnvBlock::build(merged), versions))
 }
 
@@ -87,6 +124,7 @@ pub(crate) fn env_block(
 /// same failure always gives the same message; then merges with the inherited environment.
 fn resolve(config: &Config, plan: &Plan) -> Result<(Merged, Versions), Error> {
     let mut results = window::fetch(&config.aws, plan)?;
+    let started = Instant::now();
     let mut vars: Vec<Var> = Vec::new();
     for spec in &config.specs {
         if let Some(Ok(fetched)) = results.get(&spec.secret) {
@@ -103,8 +141,21 @@ fn resolve(config: &Config, plan: &Plan) -> Result<(Merged, Versions), Error> {
     drop(results);
 
     let merged = environ::merge(std::env::vars_os().collect(), vars, &config.env)?;
+    log::at(1, Event::Map)
+        .count(merged.injected.len())
+        .took(started.elapsed())
+        .say(format_args!(
+            "mapped {} secret(s) to {} variables",
+            config.specs.len(),
+            merged.injected.len()
+        ));
     for inj in merged.injected.iter().filter(|i| i.overrides) {
-        vlog!(1, "{} overrides an inherited variable", inj.var.name);
+        log::at(1, Event::Override)
+            .secret(&inj.var.origin.secret_id)
+            .say(format_args!(
+                "{} overrides an inherited variable",
+                inj.var.name
+            ));
     }
     Ok((merged, versions))
 }

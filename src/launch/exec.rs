@@ -250,9 +250,83 @@ pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
     failure(&argv[0], denied, env)
 }
 
+/// What `exec` would do with `command` under `path`, without doing it (for `--dry-run`): the
+/// file it would run, or the 126/127 error it would end with. Same search, same order; "would
+/// run" means a regular file with an execute bit for us, which is what execve checks first.
+/// `path_shown` is false when PATH comes from a secret: the message then leaves it out.
+pub fn predict(command: &[u8], path: Option<&[u8]>, path_shown: bool) -> Result<String, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = String::from_utf8_lossy(command).into_owned();
+    if command.is_empty() {
+        return Err(Error::CommandNotFound {
+            command: shown,
+            why: " (empty command name)".into(),
+        });
+    }
+    let mut denied = None;
+    for candidate in candidates(command, path) {
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&candidate));
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        let runnable = meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok();
+        if runnable {
+            return Ok(p.display().to_string());
+        }
+        denied.get_or_insert_with(|| p.display().to_string());
+    }
+    Err(match denied {
+        Some(p) => Error::NotExecutable {
+            command: p,
+            why: "not a regular file with execute permission; check its mode (chmod +x)".into(),
+        },
+        None if command.contains(&b'/') || !path_shown => Error::CommandNotFound {
+            command: shown,
+            why: String::new(),
+        },
+        None => Error::CommandNotFound {
+            command: shown,
+            why: format!(
+                " in PATH ({})",
+                String::from_utf8_lossy(path.unwrap_or(DEFAULT_PATH))
+            ),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn predictions() {
+        let dir = std::env::temp_dir().join(format!("se-predict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let d = dir.display().to_string();
+        let rows: &[(&str, Option<&str>, Result<&str, i32>)] = &[
+            ("sh", Some("/nonexistent:/bin"), Ok("/bin/sh")),
+            ("/bin/sh", None, Ok("/bin/sh")),
+            ("no-such-cmd-x", Some("/bin"), Err(127)),
+            ("/nonexistent/x", None, Err(127)),
+            ("plain", Some(&d), Err(126)),
+            ("", None, Err(127)),
+        ];
+        for (cmd, path, want) in rows {
+            let got = predict(cmd.as_bytes(), path.map(str::as_bytes), true);
+            match (got, want) {
+                (Ok(p), Ok(w)) => assert_eq!(p, *w, "{cmd}"),
+                (Err(e), Err(code)) => assert_eq!(e.exit_code(), *code, "{cmd}: {e}"),
+                (got, _) => panic!("{cmd}: {got:?}"),
+            }
+        }
+        let hidden = predict(b"no-such-cmd-x", Some(b"/secret/dir"), false).unwrap_err();
+        assert!(!hidden.to_string().contains("/secret/dir"), "{hidden}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn candidate_table() {

@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
 use crate::launch::{child, listen, watch};
+use crate::log::{self, Event};
 use crate::plan::Plan;
 use crate::source::Versions;
-use crate::vlog;
 use nix::libc;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -137,7 +137,10 @@ fn reap_all(child: Pid) -> Option<i32> {
                 if status.pid() == Some(child) {
                     ours = status_code(status);
                 } else {
-                    vlog!(2, "reaped orphan {:?}", status.pid());
+                    log::at(2, Event::Supervise).say(format_args!(
+                        "reaped orphan {}",
+                        status.pid().map_or(0, |p| p.as_raw())
+                    ));
                 }
             }
         }
@@ -167,16 +170,18 @@ pub fn run(
     if unsafe { libc::getpid() } != 1
         && let Err(e) = nix::sys::prctl::set_child_subreaper(true)
     {
-        vlog!(
-            1,
+        log::at(1, Event::Supervise).say(format_args!(
             "cannot become a child subreaper ({e}); orphans of COMMAND go to PID 1"
-        );
+        ));
     }
     let listen_fds = listen::from_env();
     let mut child = child::spawn(&argv, &block, listen_fds)?;
     drop(block);
     watch::scrub_stack();
-    vlog!(1, "started {} as pid {child}", argv[0].to_string_lossy());
+    log::at(1, Event::Supervise).say(format_args!(
+        "started {} as pid {child}",
+        argv[0].to_string_lossy()
+    ));
 
     let watcher = match opts.watch {
         Some(interval) => Some(watch::spawn(
@@ -218,7 +223,8 @@ pub fn run(
 
         while let Some(sig) = next_signal(&signals) {
             if sig != libc::SIGCHLD {
-                vlog!(2, "forwarding signal {sig} to COMMAND");
+                log::at(2, Event::Supervise)
+                    .say(format_args!("forwarding signal {sig} to COMMAND"));
                 kill_group(child, sig);
                 if sig == libc::SIGTERM || sig == libc::SIGINT {
                     terminating = true;
@@ -236,10 +242,9 @@ pub fn run(
             stopping = false;
             stop_deadline = None;
             if opts.on_change == OnChange::Exit {
-                vlog!(
-                    1,
+                log::at(1, Event::Supervise).say(format_args!(
                     "a watched secret changed; exiting {EXIT_CHANGED} (--on-change=exit)"
-                );
+                ));
                 return Ok(EXIT_CHANGED);
             }
             let Some(block) = pending.take() else {
@@ -248,11 +253,10 @@ pub fn run(
             child = child::spawn(&argv, &block, listen_fds)?;
             drop(block);
             watch::scrub_stack();
-            vlog!(
-                1,
+            log::at(1, Event::Supervise).say(format_args!(
                 "restarted {} with the new secrets as pid {child}",
                 argv[0].to_string_lossy()
-            );
+            ));
         }
 
         if let Some(w) = &watcher {
@@ -270,11 +274,10 @@ pub fn run(
                 if !stopping {
                     stopping = true;
                     stop_deadline = Some(Instant::now() + opts.stop_timeout);
-                    vlog!(
-                        1,
+                    log::at(1, Event::Supervise).say(format_args!(
                         "a watched secret changed; stopping COMMAND (signal {})",
                         opts.stop_signal
-                    );
+                    ));
                     kill_group(child, opts.stop_signal);
                 }
             }
@@ -283,10 +286,9 @@ pub fn run(
         if let Some(d) = stop_deadline
             && Instant::now() >= d
         {
-            vlog!(
-                1,
+            log::at(1, Event::Supervise).say(format_args!(
                 "COMMAND outlived --stop-timeout; sending SIGKILL to its process group"
-            );
+            ));
             kill_group(child, libc::SIGKILL);
             stop_deadline = None;
         }

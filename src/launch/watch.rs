@@ -6,12 +6,12 @@
 
 use crate::config::Config;
 use crate::deliver::env_block::EnvBlock;
-use crate::error::{Error, Report};
+use crate::error::Error;
+use crate::log::{self, Event};
 use crate::plan::Plan;
 use crate::run;
 use crate::source::{Versions, window};
 use crate::spec::SecretRef;
-use crate::vlog;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -127,10 +127,9 @@ pub fn spawn(
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (tx, rx) = channel();
     if refs.is_empty() {
-        vlog!(
-            1,
+        log::at(1, Event::Watch).say(format_args!(
             "--watch: every secret is pinned to a version; nothing to watch"
-        );
+        ));
     } else {
         std::thread::Builder::new()
             .name("watch".into())
@@ -172,9 +171,16 @@ fn watch_loop(
                 let next = poll_delay(interval, failures);
                 let transient = matches!(e, Error::Unavailable { .. } | Error::TimedOut { .. });
                 if failures == 1 && !transient {
-                    eprintln!("{}; --watch keeps COMMAND running and retries", Report(&e));
+                    log::warn_error(
+                        Event::Watch,
+                        &e,
+                        "--watch keeps COMMAND running and retries",
+                    );
                 } else {
-                    vlog!(1, "--watch: {e}; next check in about {}s", next.as_secs());
+                    log::at(1, Event::Watch).say(format_args!(
+                        "--watch: {e}; next check in about {}s",
+                        next.as_secs()
+                    ));
                 }
                 continue;
             }
@@ -185,14 +191,13 @@ fn watch_loop(
             .map(|r| format!("'{r}'"))
             .collect();
         if ids.is_empty() {
-            vlog!(2, "--watch: no change");
+            log::at(2, Event::Watch).say(format_args!("--watch: no change"));
             continue;
         }
-        vlog!(
-            1,
+        log::at(1, Event::Watch).say(format_args!(
             "--watch: {} changed; fetching everything again",
             ids.join(", ")
-        );
+        ));
         match run::env_block(&job.config, &job.plan, &job.argv) {
             Ok((block, versions)) => {
                 baseline = versions;
@@ -202,11 +207,14 @@ fn watch_loop(
                 // SAFETY: one byte to the pipe we own; a full pipe already means "look".
                 unsafe { nix::libc::write(wake.as_raw_fd(), b"!".as_ptr().cast(), 1) };
             }
-            Err(e) => eprintln!(
-                "{}; {} changed but the new set cannot be used, so COMMAND keeps running with \
-                 the old one; retrying at the next check",
-                Report(&e),
-                ids.join(", ")
+            Err(e) => log::warn_error(
+                Event::Watch,
+                &e,
+                &format!(
+                    "{} changed but the new set cannot be used, so COMMAND keeps running with \
+                     the old one; retrying at the next check",
+                    ids.join(", ")
+                ),
             ),
         }
         scrub_stack();

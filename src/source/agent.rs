@@ -5,14 +5,14 @@
 //! fresh connection (`Connection: close`), so a misbehaving listener can cost at most one bounded
 //! read per attempt. The token is secret: it is only ever written to the socket.
 
-use super::secrets_manager::coded;
+use super::secrets_manager::{Asked, coded};
 use super::{Class, Failure, Fetched, Payload};
 use crate::error::Error;
+use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
 use crate::sanitize::one_line;
 use crate::secret::{SecretBytes, SecretText};
 use crate::spec::SecretRef;
-use crate::vlog;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -352,7 +352,7 @@ const TOKEN_HINT: &str = "set AWS_TOKEN (or AWS_TOKEN=file://PATH) to the token 
 
 /// Maps the agent's answers: upstream errors come back with the upstream status and `__type`
 /// (classified as the direct Secrets Manager path does); the agent's own refusals are plain text.
-fn verdict(status: u16, body: &[u8]) -> Verdict {
+fn verdict(status: u16, body: &[u8], url: &AgentUrl) -> Verdict {
     if status == 200 {
         return Verdict::Value;
     }
@@ -368,7 +368,13 @@ fn verdict(status: u16, body: &[u8]) -> Verdict {
     let plain = || one_line(&String::from_utf8_lossy(&body[..body.len().min(200)]));
     match (status, typed) {
         (429, _) => Verdict::Retry("the agent is at its connection limit (HTTP 429)".into()),
-        (_, Some((code, message))) => Verdict::Fail(coded(&code, message.as_deref())),
+        (_, Some((code, message))) => {
+            let asked = Asked {
+                region: "configured in the agent".into(),
+                endpoint: url.to_string(),
+            };
+            Verdict::Fail(coded(&code, message.as_deref(), &asked))
+        }
         (403, None) => Verdict::Fail(failure(
             Class::Permission,
             format!(
@@ -466,7 +472,7 @@ async fn get_one(
                     one_line(&e.to_string())
                 )
             }
-            Ok(Ok(resp)) => match verdict(resp.status, &resp.body) {
+            Ok(Ok(resp)) => match verdict(resp.status, &resp.body, &url) {
                 Verdict::Value => {
                     let result = fetched(&resp.body, &secret);
                     return (secret, result);
@@ -478,7 +484,9 @@ async fn get_one(
                 }
             },
         }
-        vlog!(2, "agent attempt {n}/{attempts} for {secret}: {last}");
+        log::at(2, Event::Fetch).source("agent").say(format_args!(
+            "agent attempt {n}/{attempts} for {secret}: {last}"
+        ));
     }
     let why = format!(
         "{last} (after {attempts} attempts); check that the agent runs and listens there \
@@ -513,12 +521,11 @@ pub async fn fetch(
                 .collect();
         }
     };
-    vlog!(
-        1,
+    log::at(1, Event::Fetch).source("agent").say(format_args!(
         "reading {} secret(s) through the agent at {}",
         secrets.len(),
         opts.url
-    );
+    ));
     let per_attempt = (timeout / attempts.max(1)).max(Duration::from_millis(500));
     let url = Arc::new(opts.url.clone());
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
@@ -709,7 +716,8 @@ mod tests {
             ),
         ];
         for (status, body, code, want) in rows {
-            match (verdict(*status, body.as_bytes()), code) {
+            let url = parse_url("http://127.0.0.1:2773").unwrap();
+            match (verdict(*status, body.as_bytes(), &url), code) {
                 (Verdict::Value, None) => assert_eq!(*status, 200),
                 (Verdict::Retry(why), None) => assert!(why.contains(want), "{why}"),
                 (Verdict::Fail(f), Some(code)) => {

@@ -4,12 +4,15 @@
 //! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
 
 pub mod agent;
+pub mod attempts;
 pub mod aws;
 pub mod credentials;
 pub mod describe;
 pub mod parameter_store;
+pub mod proxy;
 mod sdk;
 pub mod secrets_manager;
+pub mod tls;
 pub mod window;
 
 use crate::config::AwsOptions;

@@ -8,10 +8,10 @@ use super::aws::Clients;
 use super::sdk::{Rules, is_denial_or_credentials};
 use super::{Class, Fetched, Named, Payload};
 use crate::error::Error;
+use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
 use crate::secret::SecretText;
 use crate::spec::{SecretRef, ssm_name_of};
-use crate::vlog;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -203,7 +203,9 @@ async fn get_path(client: Client, r: SecretRef) -> Outcome {
             .for_secret(&r);
         return (r, Err(err));
     }
-    vlog!(2, "{} parameter(s) under {path}", named.len());
+    log::at(2, Event::Fetch)
+        .source("ssm")
+        .say(format_args!("{} parameter(s) under {path}", named.len()));
     let fetched = Fetched {
         name: r.id.clone(),
         version_id: None,
@@ -228,14 +230,19 @@ pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
             let (client, limit) = (client.clone(), limit.clone());
             match call {
                 Call::Batch(refs) => {
-                    vlog!(2, "GetParameters for {} name(s) in {region}", refs.len());
+                    log::at(2, Event::Fetch).source("ssm").say(format_args!(
+                        "GetParameters for {} name(s) in {region}",
+                        refs.len()
+                    ));
                     jobs.spawn(async move {
                         let _permit = limit.acquire_owned().await;
                         Job::Group(get_group(client, refs).await)
                     });
                 }
                 Call::One(r) => {
-                    vlog!(2, "GetParametersByPath {r} in {region}");
+                    log::at(2, Event::Fetch)
+                        .source("ssm")
+                        .say(format_args!("GetParametersByPath {r} in {region}"));
                     jobs.spawn(async move {
                         let _permit = limit.acquire_owned().await;
                         Job::Path(get_path(client, r).await)

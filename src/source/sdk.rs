@@ -1,7 +1,9 @@
-//! AWS SDK errors into `Failure`s, the same way for every SDK-backed source: a service names its
-//! code classes and its advice (`Rules`); how an `SdkError` is read — service error, timeout,
-//! dispatch failure, unreadable response — and what of it may be shown is decided here once.
+//! AWS SDK errors into `Failure`s for Parameter Store (Secrets Manager keeps its own reading,
+//! which also names the region and endpoint asked): a service names its code classes and its
+//! advice (`Rules`); how an `SdkError` is read — transport (certificate, proxy), service error,
+//! timeout, dispatch failure, unreadable response — and what of it may be shown is decided here.
 
+use super::tls::{self, Transport};
 use super::{Class, Failure};
 use crate::sanitize::one_line;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
@@ -43,11 +45,13 @@ impl Rules {
         }
     }
 
-    /// The failure an AWS error code (and its remote message, sanitised) stands for.
+    /// The failure an AWS error code (and its remote message, sanitised, without the full stop
+    /// that would run into our "; ") stands for.
     pub fn coded(&self, code: &str, message: Option<&str>) -> Failure {
         let class = (self.classify)(code);
+        let message = message.map(|m| one_line(m).trim_end_matches('.').to_string());
         match message {
-            Some(m) if !m.is_empty() => self.failure(class, format!("{code}: {}", one_line(m))),
+            Some(m) if !m.is_empty() => self.failure(class, format!("{code}: {m}")),
             _ => self.failure(class, code.to_string()),
         }
     }
@@ -57,6 +61,12 @@ impl Rules {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let unavailable = |what: String| self.failure(Class::Unavailable, what);
+        if let Some(t) = tls::transport_error(err) {
+            return match t {
+                Transport::Certificate(why) => self.failure(Class::Config, why),
+                Transport::Proxy(why) => unavailable(why),
+            };
+        }
         match err {
             SdkError::ServiceError(se) => match se.err().code() {
                 Some(code) => self.coded(code, se.err().message()),
@@ -108,46 +118,6 @@ pub fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
-    impl std::fmt::Display for Layer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-    impl std::error::Error for Layer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|l| l as _)
-        }
-    }
-
-    #[test]
-    fn cause_chain_is_display_only() {
-        let chain = |texts: &[&'static str]| {
-            texts
-                .iter()
-                .rev()
-                .fold(None, |inner, t| Some(Box::new(Layer(t, inner))))
-                .unwrap()
-        };
-        let rows: &[(&[&'static str], &str)] = &[
-            (&["dispatch failure"], "dispatch failure"),
-            (
-                &[
-                    "dispatch failure",
-                    "io error",
-                    "Connection reset by peer (os error 104)",
-                ],
-                "dispatch failure: io error: Connection reset by peer (os error 104)",
-            ),
-            // A layer that repeats its source's text adds nothing.
-            (&["timeout: read", "read", ""], "timeout: read"),
-        ];
-        for (layers, want) in rows {
-            assert_eq!(cause_chain(&*chain(layers)), *want, "{layers:?}");
-        }
-    }
 
     #[test]
     fn denials_and_credentials() {

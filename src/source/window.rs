@@ -8,7 +8,6 @@ use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::spec::SecretRef;
-use crate::vlog;
 use nix::sys::signal::Signal;
 use std::future::Future;
 use tokio::signal::unix::{SignalKind, signal};
@@ -18,14 +17,7 @@ pub fn fetch(aws: &AwsOptions, plan: &Plan) -> Result<Results, Error> {
     window(aws, plan, async {
         // The agent alone needs no region, credentials or TLS: none of them is touched.
         let clients = if plan.needs_aws() {
-            let clients = aws::clients(aws, plan).await?;
-            vlog!(
-                1,
-                "fetching {} secret(s), default region {}",
-                plan.entries.len(),
-                clients.default_region
-            );
-            Some(clients)
+            Some(aws::clients(aws, plan).await?)
         } else {
             None
         };
