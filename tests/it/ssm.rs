@@ -191,6 +191,11 @@ fn ten_names_per_call_and_duplicates_once() {
     ]);
     assert_eq!(srv.count("GetParameters"), 2);
     assert_eq!(srv.count("GetParameters ids"), 12);
+    // Parameter Store calls are attributed like Secrets Manager's: the same client set-up.
+    let product = format!("lib/secret-exec/{}", env!("CARGO_PKG_VERSION"));
+    for seen in srv.seen() {
+        assert!(seen.user_agent.contains(&product), "{seen:?}");
+    }
 }
 
 #[test]
