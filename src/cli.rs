@@ -148,8 +148,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, Er
     match Cli::try_parse_from(args) {
         Ok(cli) => Ok(Some(cli)),
         Err(e) if !e.use_stderr() => {
-            // --help / --version: not errors.
-            let _ = e.print();
+            // --help / --version: not errors, but output that can fail like any other.
+            crate::output::stdout(e.render().to_string().as_bytes())?;
             Ok(None)
         }
         Err(e) => {

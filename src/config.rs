@@ -7,7 +7,129 @@ use crate::error::Error;
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// A file a setting names: the setting (for messages) and the path, `~` expanded.
+#[derive(Debug, Clone)]
+pub struct FileSetting {
+    pub var: String,
+    pub path: PathBuf,
+}
+
+/// The AWS files a run may read (see `source::files`).
+#[derive(Debug, Clone, Default)]
+pub struct AwsFileSettings {
+    /// `AWS_CONFIG_FILE`, else `~/.aws/config` (none without a HOME).
+    pub config: Option<FileSetting>,
+    /// `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    pub credentials: Option<FileSetting>,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` when set.
+    pub tokens: Vec<FileSetting>,
+}
+
+/// The `AWS_*` settings the SDK reads as text. A value that is not UTF-8 would be dropped by the
+/// SDK as if unset (and the request could go to the public endpoint), so it is a 78 here.
+pub const TEXT_SETTINGS: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SSO",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+];
+
+/// Checks an endpoint URL: http(s), with a host. `what` names the flag or variable.
+pub fn check_endpoint(what: &str, url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{what}='{url}' must start with http:// or https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(h, _)| h),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let port_ok = match authority.rsplit_once(':') {
+        Some((_, p)) if !authority.ends_with(']') && !p.contains(']') => p.parse::<u16>().is_ok(),
+        _ => true,
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if host_ok && port_ok && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(())
+    } else {
+        Err(format!("{what}='{url}' has no usable host[:port]"))
+    }
+}
+
+/// `~` at the start of a path is HOME, as the AWS CLI and SDK read it.
+fn expand_home(path: &OsStr, home: Option<&OsStr>) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_bytes();
+    match (bytes.strip_prefix(b"~"), home) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with(b"/") => {
+            let mut p = home.to_os_string();
+            p.push(OsStr::from_bytes(rest));
+            PathBuf::from(p)
+        }
+        _ => PathBuf::from(path),
+    }
+}
+
+fn file_settings(env: &dyn Fn(&str) -> Option<OsString>) -> AwsFileSettings {
+    let home = env("HOME").filter(|h| !h.is_empty());
+    let named = |var: &str, default: &str| -> Option<FileSetting> {
+        match env(var).filter(|v| !v.is_empty()) {
+            Some(p) => Some(FileSetting {
+                var: var.to_string(),
+                path: expand_home(&p, home.as_deref()),
+            }),
+            None => home.as_ref().map(|h| FileSetting {
+                var: format!("the default {var} location (~/{default})"),
+                path: PathBuf::from(h).join(default),
+            }),
+        }
+    };
+    AwsFileSettings {
+        config: named("AWS_CONFIG_FILE", ".aws/config"),
+        credentials: named("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+        tokens: [
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        ]
+        .iter()
+        .filter_map(|var| {
+            env(var).filter(|v| !v.is_empty()).map(|p| FileSetting {
+                var: var.to_string(),
+                path: expand_home(&p, home.as_deref()),
+            })
+        })
+        .collect(),
+    }
+}
 
 #[derive(Debug)]
 pub enum Mode {
@@ -35,6 +157,7 @@ pub struct AwsOptions {
     pub adaptive_retry: bool,
     /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set.
     pub static_keys: bool,
+    pub files: AwsFileSettings,
 }
 
 impl AwsOptions {
@@ -163,12 +286,8 @@ impl Config {
                 "--max-attempts {n} must be between 1 and 20"
             )));
         }
-        if let Some(url) = &cli.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(Error::Usage(format!(
-                "--endpoint-url '{url}' must start with http:// or https://"
-            )));
+        if let Some(url) = &cli.endpoint_url {
+            check_endpoint("--endpoint-url", url).map_err(Error::Usage)?;
         }
         for (flag, value) in [("--region", &cli.region), ("--profile", &cli.profile)] {
             if value.as_deref() == Some("") {
@@ -195,19 +314,34 @@ impl Config {
             Mode::Exec(cli.command)
         };
 
+        for var in TEXT_SETTINGS {
+            if let Some(v) = env(var)
+                && v.to_str().is_none()
+            {
+                return Err(Error::Config(format!(
+                    "{var}='{}' is not valid UTF-8, so the AWS SDK would ignore it; fix or unset it",
+                    v.to_string_lossy()
+                )));
+            }
+        }
         let text = |name: &str| env(name).map(|v| v.to_string_lossy().into_owned());
         let retry = env_retry(
             text("AWS_MAX_ATTEMPTS").as_deref(),
             text("AWS_RETRY_MODE").as_deref(),
         )?;
+        let ignore_endpoints = text("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         for var in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"] {
-            if let Some(v) = text(var)
-                && !v.is_empty()
-                && !(v.starts_with("http://") || v.starts_with("https://"))
-            {
-                return Err(Error::Config(format!(
-                    "{var}='{v}' must start with http:// or https://"
-                )));
+            match text(var) {
+                // Ignored by the SDK too; an empty one would make it panic otherwise.
+                _ if ignore_endpoints => {}
+                Some(v) if v.is_empty() => {
+                    return Err(Error::Config(format!(
+                        "{var} is set but empty; give a URL or unset it"
+                    )));
+                }
+                Some(v) => check_endpoint(var, &v).map_err(Error::Config)?,
+                None => {}
             }
         }
         let endpoint = configured_endpoint(
@@ -235,6 +369,7 @@ impl Config {
                     env("AWS_ACCESS_KEY_ID").as_deref(),
                     env("AWS_SECRET_ACCESS_KEY").as_deref(),
                 ),
+                files: file_settings(env),
             },
             map: MapOptions {
                 keep_case: cli.keep_case,

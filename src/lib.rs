@@ -4,6 +4,7 @@
 //! early. Modules are crate-private unless the binary, an example or the tests need them.
 
 pub(crate) mod arn;
+pub(crate) mod bounded_read;
 pub mod cli;
 pub(crate) mod config;
 pub mod deliver;
@@ -14,10 +15,12 @@ pub(crate) mod iam;
 pub(crate) mod launch;
 pub(crate) mod log;
 pub(crate) mod map;
+pub mod output;
 pub(crate) mod plan;
 pub mod run;
 pub(crate) mod sanitize;
 pub(crate) mod secret;
+pub mod signals;
 pub(crate) mod source;
 pub(crate) mod spec;
 pub mod wipe_alloc;

@@ -19,7 +19,10 @@ pub fn enabled(level: u8) -> bool {
 macro_rules! vlog {
     ($level:expr, $($arg:tt)*) => {
         if $crate::log::enabled($level) {
-            eprintln!("secret-exec: {}", $crate::sanitize::one_line(&format!($($arg)*)));
+            $crate::output::stderr_line(&format!(
+                "secret-exec: {}",
+                $crate::sanitize::one_line(&format!($($arg)*))
+            ));
         }
     };
 }

@@ -1,6 +1,8 @@
 //! The pipeline, start to finish: config → plan → fetch (async, bounded, interruptible) → map →
 //! deliver → launch, with one `match` on the mode. The async runtime lives only inside the fetch
-//! window; the environment block is built after it is gone.
+//! window; the environment block is built after it is gone. Signals are watched from the first
+//! line (see `signals`); the stages after the fetch check for them, and for the deadline, which
+//! covers mapping too.
 
 use crate::cli;
 use crate::config::{Config, Mode};
@@ -13,15 +15,18 @@ use crate::iam;
 use crate::launch::exec;
 use crate::log;
 use crate::map::{self, Var};
+use crate::output;
 use crate::plan::Plan;
+use crate::signals;
 use crate::source::window;
 use crate::vlog;
 use std::ffi::OsString;
-use std::io::Write;
+use std::time::Instant;
 
 /// Runs secret-exec. Returns the exit status for modes that end here (`--dry-run`, help);
 /// in exec mode a return is always a failure.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
+    signals::install();
     harden::no_dumps();
     let Some(cli) = cli::parse(args)? else {
         return Ok(0);
@@ -32,13 +37,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
 
     match &config.mode {
         Mode::PrintIamPolicy => {
-            println!("{}", iam::document(&plan, config.aws.known_region()));
+            let doc = iam::document(&plan, config.aws.known_region());
+            output::stdout(format!("{doc}\n").as_bytes())?;
             Ok(0)
         }
         Mode::DryRun(format) => {
             let merged = resolve(&config, &plan)?;
             // A dry run refuses what the real run would: an oversized variable included.
             environ::check_limits(&merged, &[], Limits::current())?;
+            signals::check()?;
             let rows: Vec<dryrun::Row> = merged
                 .injected
                 .iter()
@@ -48,9 +55,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                     overrides: i.overrides,
                 })
                 .collect();
-            std::io::stdout()
-                .write_all(dryrun::render(&rows, *format).as_bytes())
-                .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
+            let text = dryrun::render(&rows, *format);
+            // Values are wiped before the write, which may block on a slow reader.
+            drop(rows);
+            drop(merged);
+            output::stdout(text.as_bytes())?;
             Ok(0)
         }
         Mode::Exec(argv) => {
@@ -62,7 +71,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                 argv[0].to_string_lossy(),
                 merged.injected.len()
             );
-            Err(exec::exec(argv, &EnvBlock::build(merged)))
+            let too_big = size_report(&merged, Limits::current());
+            signals::check()?;
+            Err(exec::exec(argv, &EnvBlock::build(merged), &too_big))
         }
     }
 }
@@ -70,9 +81,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
 /// Fetches the plan and maps every SPEC, all-or-nothing, reporting failures in SPEC order so the
 /// same failure always gives the same message; then merges with the inherited environment.
 fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
-    let mut results = window::fetch(&config.aws, plan)?;
+    let start = Instant::now();
+    let mut results = window::fetch(&config.aws, plan, start)?;
     let mut vars: Vec<Var> = Vec::new();
+    let timed_out = |spec: &crate::spec::Spec| Error::TimedOut {
+        after: config.aws.timeout,
+        secrets: vec![spec.secret.to_string()],
+    };
     for spec in &config.specs {
+        signals::check()?;
+        if start.elapsed() > config.aws.timeout {
+            return Err(timed_out(spec));
+        }
         if let Some(Ok(fetched)) = results.get(&spec.secret) {
             vars.extend(map::map_spec(spec, fetched, &config.map)?);
             continue;
@@ -84,10 +104,35 @@ fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
     }
     // Every SDK-provided buffer is wiped here; only the mapped values remain.
     drop(results);
+    signals::check()?;
 
     let merged = environ::merge(std::env::vars_os().collect(), vars, &config.env)?;
     for inj in merged.injected.iter().filter(|i| i.overrides) {
         vlog!(1, "{} overrides an inherited variable", inj.var.name);
     }
     Ok(merged)
+}
+
+/// For an E2BIG the limit check could not foresee: the limit, and the injected variables that
+/// take the most room, largest first, with the secrets they come from. Sizes and names only.
+fn size_report(merged: &Merged, limits: Limits) -> String {
+    let mut sizes: Vec<(usize, String)> = merged
+        .injected
+        .iter()
+        .map(|i| {
+            let len = i.var.name.len() + 1 + i.var.value.len();
+            (
+                len,
+                format!("{} ({len} bytes, from {})", i.var.name, i.var.origin),
+            )
+        })
+        .collect();
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.0));
+    let listed: Vec<String> = sizes.into_iter().take(5).map(|(_, s)| s).collect();
+    let mut text = format!("the {} bytes the kernel accepts", limits.max_total);
+    if !listed.is_empty() {
+        text.push_str("; injected variables, largest first: ");
+        text.push_str(&listed.join(", "));
+    }
+    text
 }

@@ -8,14 +8,13 @@ use nix::libc;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-/// Resets what a child would otherwise inherit from us: blocked and ignored signals (exec keeps
-/// both), and every fd above 2 (marked close-on-exec, so they stay usable if exec fails).
+/// Resets what a child would otherwise inherit from us: ignored or caught signals (exec keeps
+/// an ignored disposition) and every fd above 2 (marked close-on-exec, so they stay usable if
+/// exec fails). Runs with every signal blocked (see `signals::seal_for_exec`), which then
+/// unblocks them: the child starts with an empty mask.
 fn clean_slate() {
-    // SAFETY: plain syscalls on this process's own signal state and fds, single-threaded here.
+    // SAFETY: plain syscalls on this process's own signal state and fds, all signals blocked.
     unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         for sig in 1..=NSIG {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
@@ -121,8 +120,9 @@ pub fn candidates(command: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
 }
 
 /// Replaces this process with `argv[0]`. Returns only on failure, with the buffers still owned
-/// by the caller so they are wiped when it exits.
-pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
+/// by the caller so they are wiped when it exits. `too_big` says what to do when the kernel still
+/// refuses the size (E2BIG from a chain of `#!` interpreters the limit check cannot see).
+pub fn exec(argv: &[OsString], env: &EnvBlock, too_big: &str) -> Error {
     let command = argv[0].clone();
     let shown = command.to_string_lossy().into_owned();
     if command.is_empty() {
@@ -143,7 +143,9 @@ pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
     arg_ptrs.push(std::ptr::null());
     let env_ptrs = env.pointers();
 
-    clean_slate();
+    if let Err(e) = crate::signals::seal_for_exec(clean_slate) {
+        return e;
+    }
     let mut denied = None;
     for path in candidates(command.as_bytes(), env.value_of(b"PATH")) {
         let Ok(cpath) = CString::new(path) else {
@@ -158,11 +160,12 @@ pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
                 continue;
             }
             Errno::E2BIG => {
-                return Error::DataGeneral(
-                    "the kernel refused the environment as too large (E2BIG); \
-                     inject fewer or smaller values, or start with -i"
-                        .into(),
-                );
+                return Error::DataGeneral(format!(
+                    "the kernel refused to start '{}' (E2BIG): arguments and environment, with \
+                     what its #! interpreters add, exceed {too_big}; inject fewer or smaller \
+                     values, start with -i, or raise ulimit -s",
+                    cpath.to_string_lossy()
+                ));
             }
             Errno::ENOEXEC => {
                 return Error::NotExecutable {

@@ -2,6 +2,7 @@
 //! deadline. Credentials are resolved once, up front, so their failure is diagnosed on its own
 //! (exit 78/77) instead of surfacing as an opaque request error, and so IMDS is asked once.
 
+use super::files::AwsFiles;
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
@@ -10,6 +11,8 @@ use aws_config::BehaviorVersion;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
+#[allow(deprecated)]
+use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::error::CredentialsError;
@@ -102,11 +105,27 @@ fn credentials_error(e: CredentialsError) -> Error {
     }
 }
 
-async fn resolve_region(opts: &AwsOptions, plan: &Plan) -> Result<String, Error> {
+/// The profile files as read by `files::load`: the SDK parses these contents and never opens the
+/// files itself.
+#[allow(deprecated)]
+fn profile_files(files: &AwsFiles) -> ProfileFiles {
+    ProfileFiles::builder()
+        .with_contents(
+            ProfileFileKind::Config,
+            files.config.clone().unwrap_or_default(),
+        )
+        .with_contents(
+            ProfileFileKind::Credentials,
+            files.credentials.clone().unwrap_or_default(),
+        )
+        .build()
+}
+
+async fn resolve_region(opts: &AwsOptions, plan: &Plan, files: &AwsFiles) -> Result<String, Error> {
     if let Some(r) = opts.known_region() {
         return Ok(r.to_string());
     }
-    let mut profile = ProfileFileRegionProvider::builder();
+    let mut profile = ProfileFileRegionProvider::builder().profile_files(profile_files(files));
     if let Some(p) = &opts.profile {
         profile = profile.profile_name(p);
     }
@@ -131,7 +150,7 @@ async fn resolve_region(opts: &AwsOptions, plan: &Plan) -> Result<String, Error>
 }
 
 /// Builds every client the plan needs. Must run inside the overall deadline.
-pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
+pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<Clients, Error> {
     let attempts = opts.max_attempts;
     let retry = if opts.adaptive_retry {
         RetryConfig::adaptive()
@@ -143,7 +162,7 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(2));
 
-    let region = resolve_region(opts, plan).await?;
+    let region = resolve_region(opts, plan, &files).await?;
 
     // Static keys in the environment are the default chain's first link, so the chain would
     // return them anyway; building it would also build its web-identity STS client, and that
@@ -168,7 +187,8 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
         .region(Region::new(region.clone()))
         .retry_config(retry)
         .timeout_config(timeouts(opts.timeout, attempts))
-        .credentials_provider(provider);
+        .credentials_provider(provider)
+        .profile_files(profile_files(&files));
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
     }
@@ -196,16 +216,21 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
     // would still read every system root certificate (~300 files, several ms) before the first
     // request. Pinning the endpoint here keeps the client and the URL in step.
     let plain = endpoint
+        .as_ref()
         .filter(|u| u.starts_with("http://"))
-        .map(|u| (u, aws_smithy_http_client::Builder::new().build_http()));
+        .map(|_| aws_smithy_http_client::Builder::new().build_http());
     let by_region = regions
         .into_iter()
         .map(|r| {
             let mut conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
                 .credentials_provider(creds.clone())
                 .region(Region::new(r.clone()));
-            if let Some((url, http)) = &plain {
-                conf = conf.endpoint_url(url).http_client(http.clone());
+            // The endpoint secret-exec validated, pinned on the client.
+            if let Some(url) = &endpoint {
+                conf = conf.endpoint_url(url);
+            }
+            if let Some(http) = &plain {
+                conf = conf.http_client(http.clone());
             }
             (r, Client::from_conf(conf.build()))
         })
