@@ -95,7 +95,7 @@ pub struct Cli {
 
     /// Remove NAME from the inherited environment (like env -u). Repeatable.
     #[arg(short = 'u', long = "unset", value_name = "NAME")]
-    pub unset: Vec<String>,
+    pub unset: Vec<OsString>,
 
     /// Let a refused name (e.g. PATH, NODE_OPTIONS) come from secret content. Repeatable.
     #[arg(long = "allow-name", value_name = "NAME")]

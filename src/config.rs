@@ -177,7 +177,8 @@ pub struct MapOptions {
 #[derive(Debug, Clone, Default)]
 pub struct EnvOptions {
     pub ignore_environment: bool,
-    pub unset: Vec<String>,
+    /// Names as `env -u` takes them: any bytes but `=`, not empty.
+    pub unset: Vec<OsString>,
     pub no_override: bool,
 }
 
@@ -295,7 +296,13 @@ impl Config {
             }
         }
         for n in &cli.unset {
-            check_name("--unset", n)?;
+            use std::os::unix::ffi::OsStrExt;
+            if n.is_empty() || n.as_bytes().contains(&b'=') {
+                return Err(Error::Usage(format!(
+                    "--unset '{}' is not a name env -u accepts (not empty, no '=')",
+                    n.to_string_lossy()
+                )));
+            }
         }
         for n in &cli.allow_names {
             check_name("--allow-name", n)?;
@@ -419,6 +426,7 @@ mod tests {
                 "--endpoint-url",
             ),
             (&["-s", "a", "-u", "A=B", "--", "x"], "--unset"),
+            (&["-s", "a", "-u", "", "--", "x"], "--unset"),
             (&["-s", "a", "--allow-name", "", "--", "x"], "--allow-name"),
             (&["-s", "1=a", "--", "x"], "invalid --secret"),
             (&["-s", "a", "--region", "", "--", "x"], "--region"),

@@ -53,7 +53,7 @@ pub fn merge(
     let mut kept = Vec::new();
     if !opts.ignore_environment {
         for (k, val) in inherited {
-            if opts.unset.iter().any(|u| u.as_bytes() == k.as_bytes()) {
+            if opts.unset.iter().any(|u| u.as_os_str() == k.as_os_str()) {
                 continue;
             }
             kept.push((k, val));
@@ -267,7 +267,7 @@ mod tests {
             assert_eq!(names, want, "{opts:?}");
             assert_eq!(
                 m.injected[0].overrides,
-                *overrides && !opts.unset.contains(&"USER".to_string()),
+                *overrides && !opts.unset.contains(&OsString::from("USER")),
                 "{opts:?}"
             );
             let user: Vec<&str> = m

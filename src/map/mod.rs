@@ -97,7 +97,43 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
             .unwrap_or_default(),
         explicit: matches!(spec.target, Target::Var(_)),
     };
-    let parsed = flatten::parse(text.expose());
+    // The whole text, asked for by name, is taken as it is: no JSON rule applies to it.
+    if let (Target::Var(name), None) = (&spec.target, &spec.key) {
+        return Ok(vec![Var {
+            name: name.clone(),
+            value: SecretText::copy_of(text.expose()),
+            origin: origin(None),
+        }]);
+    }
+    let what = || format!("--secret '{}'", spec.raw);
+    let parsed = match flatten::parse(text.expose()) {
+        flatten::Parsed::Json(raw) => Some(raw),
+        flatten::Parsed::Plain => None,
+        flatten::Parsed::Malformed { line, column } => {
+            return Err(Error::data(
+                id,
+                what(),
+                format!(
+                    "the secret starts like JSON but does not parse (line {line}, column \
+                     {column}); fix the JSON (a trailing comma?), or take the whole text \
+                     with VAR={}",
+                    spec.secret.id
+                ),
+            ));
+        }
+        flatten::Parsed::TooDeep => {
+            return Err(Error::data(
+                id,
+                what(),
+                format!(
+                    "the JSON nests deeper than {} levels, the most secret-exec maps; \
+                     flatten the secret, or take the whole text with VAR={}",
+                    flatten::MAX_DEPTH,
+                    spec.secret.id
+                ),
+            ));
+        }
+    };
     let need_json = || {
         parsed.ok_or_else(|| {
             Error::data(
@@ -111,16 +147,21 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
         flatten::select(need_json()?, &key.path()).map_err(|e| select_error(spec, key, e))
     };
 
+    // A selected object or array becomes JSON text: one with a repeated key inside is as
+    // ambiguous as it is when flattened.
+    let selected_value = |key: &Key| -> Result<SecretText, Error> {
+        let raw = selected(key)?;
+        flatten::check_duplicates(raw.get(), &pointer_of(key))
+            .map_err(|e| Error::data(id, what(), e))?;
+        flatten::value_text(raw).map_err(|e| Error::data(id, "value", e))
+    };
+
     let mut vars = Vec::new();
     match (&spec.target, &spec.key) {
-        (Target::Var(name), None) => vars.push(Var {
-            name: name.clone(),
-            value: SecretText::copy_of(text.expose()),
-            origin: origin(None),
-        }),
+        (Target::Var(_), None) => {} // the whole text, returned above
         (Target::Var(name), Some(key)) => vars.push(Var {
             name: name.clone(),
-            value: flatten::value_text(selected(key)?).map_err(|e| Error::data(id, "value", e))?,
+            value: selected_value(key)?,
             origin: origin(spec.key_text.clone()),
         }),
         (Target::Prefix(prefix), key) => {
@@ -138,8 +179,7 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
             flatten_into(spec, raw, &ptr, prefix, opts, &origin, &mut vars)?;
         }
         (Target::Auto, Some(key)) => {
-            let value =
-                flatten::value_text(selected(key)?).map_err(|e| Error::data(id, "value", e))?;
+            let value = selected_value(key)?;
             let name = content_name(spec, "", key.leaf(), opts)?;
             vars.push(Var {
                 name,
@@ -303,6 +343,14 @@ mod tests {
             ("T=prod/api-token", "s3cr3t", &[("T", "s3cr3t")]),
             ("prod/list", "[1,2]", &[("LIST", "[1,2]")]),
             ("prod/n", "42", &[("N", "42")]),
+            ("s", "\u{feff}{\"a\":\"1\"}", &[("A", "1")]),
+            ("W=s", "{\"a\":1,}", &[("W", "{\"a\":1,}")]),
+            ("W=s", "\u{feff}x", &[("W", "\u{feff}x")]),
+            (
+                "R=s:o",
+                r#"{"o":{"a":[1,{"b":2}]}}"#,
+                &[("R", r#"{"a":[1,{"b":2}]}"#)],
+            ),
         ];
         for (spec_text, secret, want) in rows {
             assert_eq!(
@@ -328,6 +376,7 @@ mod tests {
     #[test]
     fn refusals_and_data_errors() {
         let o = MapOptions::default();
+        let deep = "[".repeat(300);
         let rows: &[(&str, &str, &str)] = &[
             (
                 "s",
@@ -372,6 +421,21 @@ mod tests {
                 "key 'missing' (from --secret 's:missing') for 's': 'missing' does not exist",
             ),
             ("s:key", "plain text", "not JSON"),
+            (
+                "s",
+                "{\"a\":\"1\",}",
+                "--secret 's' for 's': the secret starts like JSON but does not parse (line 1, \
+                 column 10)",
+            ),
+            ("s:a", " [1,2", "(line 1, column 5)"),
+            ("P_*=s", "\u{feff}\n{\"a\":}", "(line 2, column 6)"),
+            ("s", &deep, "nests deeper than 256 levels"),
+            (
+                "R=s:o",
+                r#"{"o":{"pw":"A","pw":"B"}}"#,
+                "key '/o/pw' appears more than once",
+            ),
+            ("R=s:o", r#"{"o":[{"x":1,"x":2}]}"#, "key '/o/0/x' appears"),
             ("X_*=s", "plain", "not JSON"),
             ("X_*=s:password", RDS, "not one"),
             ("s", r#"{"":"x"}"#, "empty variable name"),
