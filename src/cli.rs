@@ -21,6 +21,8 @@ Examples:
       every key of the previous version (the ECS valueFrom form)
   secret-exec --secret prod/db --dry-run
       what would be set (names, secrets, versions), never a value
+  secret-exec --watch=1m --secret prod/db -- ./app
+      stay resident; restart ./app with the new value when prod/db rotates
   secret-exec --print-iam-policy --region eu-west-1 --secret prod/db
       the least-privilege IAM policy that run needs, without calling AWS";
 
@@ -34,12 +36,24 @@ Exit codes:
   66          not found: secret, version or stage does not exist, or is scheduled for deletion
   69          unavailable: network, throttling or timeouts after every retry
   70          internal: a bug in secret-exec (please report it)
+  75          --watch --on-change=exit: a watched secret changed; restart me
   77          permission: access denied, KMS decrypt refused, invalid or expired credentials
   78          configuration: no region, no credentials, invalid AWS_* settings
   126 / 127   COMMAND not executable / not found
-  128+n       interrupted by signal n before exec
+  128+n       interrupted by signal n before exec; with --init/--watch, COMMAND died of signal n
 
 SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)";
+
+/// What `--watch` does once the changed secrets are fetched and valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnChange {
+    // Plain comments, not doc comments: a documented value would switch --help to its long,
+    // one-option-per-paragraph layout.
+    // Stop COMMAND and start it again with the new environment.
+    Restart,
+    // Stop COMMAND and exit 75, for the orchestrator to restart the task.
+    Exit,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DryRunFormat {
@@ -54,7 +68,7 @@ pub enum DryRunFormat {
     version,
     about,
     after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
-    override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... -- COMMAND [ARG]..."
+    override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
 )]
 pub struct Cli {
     /// Secret to inject: [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]. Repeatable.
@@ -112,6 +126,28 @@ pub struct Cli {
     /// Say what is happening on stderr (names and ids only, never values). Repeat for more.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// Stay resident as COMMAND's init: start it as a child in its own process group, forward
+    /// every signal, reap zombies, exit with its status (for containers without tini).
+    #[arg(long)]
+    pub init: bool,
+
+    /// Restart COMMAND when a watched secret's version changes, checking every INTERVAL (1s to
+    /// 24h, units s/m/h, ±10 % jitter; default 5m). Implies --init.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = crate::launch::watch::DEFAULT_INTERVAL)]
+    pub watch: Option<String>,
+
+    /// On a change: restart COMMAND (default), or stop it and exit 75.
+    #[arg(long, value_name = "ACTION", value_enum)]
+    pub on_change: Option<OnChange>,
+
+    /// Signal that stops COMMAND on a change (default SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+
+    /// How long COMMAND has to stop before SIGKILL (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub stop_timeout: Option<String>,
 
     /// The program to run, and its arguments.
     #[arg(value_name = "COMMAND", trailing_var_arg = true)]

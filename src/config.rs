@@ -2,8 +2,10 @@
 //! reads itself (the SDK reads its own); every field is already checked, so later stages never
 //! see raw flag text and nothing else reads an `AWS_*` variable.
 
-use crate::cli::{Cli, DryRunFormat};
+use crate::cli::{self, Cli, DryRunFormat, OnChange};
 use crate::error::Error;
+use crate::launch::{supervise, watch};
+use crate::source::credentials;
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -134,8 +136,13 @@ fn file_settings(env: &dyn Fn(&str) -> Option<OsString>) -> AwsFileSettings {
 #[derive(Debug)]
 pub enum Mode {
     Exec(Vec<OsString>),
+    /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec.
+    Supervise(Vec<OsString>, supervise::Options),
     DryRun(DryRunFormat),
-    PrintIamPolicy,
+    /// `watch`: the run would poll with `--watch`, so the policy grants `DescribeSecret`.
+    PrintIamPolicy {
+        watch: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -155,8 +162,8 @@ pub struct AwsOptions {
     pub max_attempts: u32,
     /// `AWS_RETRY_MODE=adaptive`.
     pub adaptive_retry: bool,
-    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set.
-    pub static_keys: bool,
+    /// What chooses the credentials source (key variables, profile, container endpoint…).
+    pub credentials: credentials::Settings,
     pub files: AwsFileSettings,
 }
 
@@ -202,6 +209,44 @@ fn check_name(flag: &str, name: &str) -> Result<(), Error> {
     }
 }
 
+/// `--init`, `--watch` and their settings; `None` when neither is given.
+fn supervise_options(cli: &Cli) -> Result<Option<supervise::Options>, Error> {
+    if cli.watch.is_none() {
+        let given = [
+            ("--on-change", cli.on_change.is_some()),
+            ("--stop-signal", cli.stop_signal.is_some()),
+            ("--stop-timeout", cli.stop_timeout.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(Error::Usage(format!(
+                "{flag} acts when a watched secret changes, so it needs --watch"
+            )));
+        }
+    }
+    if !cli.init && cli.watch.is_none() {
+        return Ok(None);
+    }
+    let watch = cli
+        .watch
+        .as_deref()
+        .map(|w| watch::parse_interval(w).map_err(|e| Error::Usage(format!("--watch: {e}"))))
+        .transpose()?;
+    let stop_signal = match &cli.stop_signal {
+        Some(s) => {
+            supervise::parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?
+        }
+        None => nix::libc::SIGTERM,
+    };
+    let stop_timeout = cli::parse_duration(cli.stop_timeout.as_deref().unwrap_or("10s"))
+        .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
+    Ok(Some(supervise::Options {
+        watch,
+        on_change: cli.on_change.unwrap_or(OnChange::Restart),
+        stop_signal,
+        stop_timeout,
+    }))
+}
+
 /// Settings read from AWS_* variables that the SDK would otherwise panic on or ignore.
 #[derive(Debug, PartialEq, Eq)]
 pub struct EnvRetry {
@@ -235,12 +280,6 @@ pub fn env_retry(max_attempts: Option<&str>, mode: Option<&str>) -> Result<EnvRe
         max_attempts,
         adaptive,
     })
-}
-
-/// Whether the environment holds a complete static key pair (what the default chain's
-/// environment link accepts; a lone half falls through to the full chain and its diagnosis).
-pub fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
-    id.is_some_and(|v| !v.is_empty()) && secret.is_some_and(|v| !v.is_empty())
 }
 
 /// The Secrets Manager endpoint set by the operator, in the SDK's order: `--endpoint-url`, then
@@ -308,8 +347,11 @@ impl Config {
             check_name("--allow-name", n)?;
         }
 
+        let supervise = supervise_options(&cli)?;
         let mode = if cli.print_iam_policy {
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy {
+                watch: supervise.as_ref().is_some_and(|s| s.watch.is_some()),
+            }
         } else if let Some(format) = cli.dry_run {
             Mode::DryRun(format)
         } else if cli.command.is_empty() {
@@ -317,6 +359,8 @@ impl Config {
                 "no COMMAND given; put it after '--', e.g. secret-exec --secret prod/db -- ./app"
                     .into(),
             ));
+        } else if let Some(opts) = supervise {
+            Mode::Supervise(cli.command, opts)
         } else {
             Mode::Exec(cli.command)
         };
@@ -361,6 +405,7 @@ impl Config {
             .iter()
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
 
+        let credentials = credentials::Settings::from_lookup(cli.profile.as_deref(), env);
         Ok(Config {
             specs,
             aws: AwsOptions {
@@ -372,10 +417,7 @@ impl Config {
                 timeout: cli.timeout,
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,
-                static_keys: static_keys_in_env(
-                    env("AWS_ACCESS_KEY_ID").as_deref(),
-                    env("AWS_SECRET_ACCESS_KEY").as_deref(),
-                ),
+                credentials,
                 files: file_settings(env),
             },
             map: MapOptions {
@@ -430,11 +472,74 @@ mod tests {
             (&["-s", "a", "--allow-name", "", "--", "x"], "--allow-name"),
             (&["-s", "1=a", "--", "x"], "invalid --secret"),
             (&["-s", "a", "--region", "", "--", "x"], "--region"),
+            (&["-s", "a", "--watch=0s", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=500ms", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=abc", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=25h", "--", "x"], "--watch"),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "0", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "x", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-signal", "FOO", "--", "x"],
+                "--stop-signal",
+            ),
         ];
         for (args, want) in rows {
             let err = config(args).expect_err(&format!("{args:?}"));
             assert_eq!(err.exit_code(), 64);
             assert!(err.to_string().contains(want), "{args:?}: {err}");
+        }
+    }
+
+    fn supervise(args: &[&str]) -> Option<supervise::Options> {
+        match config(args).unwrap().mode {
+            Mode::Supervise(_, o) => Some(o),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn supervise_settings() {
+        let o = supervise(&["-s", "a", "--watch", "--", "x"]).expect("supervised");
+        assert_eq!(o.watch, Some(Duration::from_secs(300)));
+        assert_eq!(o.on_change, OnChange::Restart);
+        assert_eq!(
+            (o.stop_signal, o.stop_timeout),
+            (15, Duration::from_secs(10))
+        );
+        let o = supervise(&["-s", "a", "--init", "--", "x"]).expect("supervised");
+        assert_eq!(o.watch, None);
+        let o = supervise(&[
+            "-s",
+            "a",
+            "--watch=30s",
+            "--on-change=exit",
+            "--stop-signal",
+            "INT",
+            "--stop-timeout",
+            "2s",
+            "--",
+            "x",
+        ])
+        .expect("supervised");
+        assert_eq!(o.watch, Some(Duration::from_secs(30)));
+        assert_eq!(o.on_change, OnChange::Exit);
+        assert_eq!((o.stop_signal, o.stop_timeout), (2, Duration::from_secs(2)));
+        assert!(supervise(&["-s", "a", "--", "x"]).is_none());
+        for (args, want) in [
+            (&["-s", "a", "--print-iam-policy"][..], false),
+            (&["-s", "a", "--print-iam-policy", "--init"], false),
+            (&["-s", "a", "--print-iam-policy", "--watch"], true),
+        ] {
+            assert!(
+                matches!(config(args).unwrap().mode, Mode::PrintIamPolicy { watch } if watch == want),
+                "{args:?}"
+            );
         }
     }
 
@@ -450,7 +555,7 @@ mod tests {
         ));
         assert!(matches!(
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy { .. }
         ));
     }
     #[test]
@@ -481,22 +586,6 @@ mod tests {
         ] {
             let err = env_retry(m, r).unwrap_err();
             assert_eq!(err.exit_code(), 78, "{m:?} {r:?}");
-        }
-    }
-
-    #[test]
-    fn static_keys_need_both_halves() {
-        let rows = [
-            (Some("AKIA"), Some("s3cr3t"), true),
-            (Some("AKIA"), None, false),
-            (None, Some("s3cr3t"), false),
-            (Some(""), Some("s3cr3t"), false),
-            (Some("AKIA"), Some(""), false),
-            (None, None, false),
-        ];
-        for (id, secret, want) in rows {
-            let got = static_keys_in_env(id.map(OsStr::new), secret.map(OsStr::new));
-            assert_eq!(got, want, "{id:?}");
         }
     }
 
@@ -548,7 +637,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.aws.known_region(), Some("eu-west-1"));
         assert_eq!(c.aws.max_attempts, 7);
-        assert!(c.aws.adaptive_retry && c.aws.static_keys);
+        assert!(c.aws.adaptive_retry && c.aws.credentials.env_keys);
         assert_eq!(c.aws.endpoint.as_deref(), Some("http://127.0.0.1:1"));
 
         let c = config_in(
@@ -568,7 +657,7 @@ mod tests {
         assert_eq!(c.aws.known_region(), Some("us-east-1"));
         assert_eq!(c.aws.max_attempts, 2);
         let c = config(&args).unwrap();
-        assert_eq!((c.aws.max_attempts, c.aws.static_keys), (3, false));
+        assert_eq!((c.aws.max_attempts, c.aws.credentials.env_keys), (3, false));
         assert_eq!(c.aws.known_region(), None);
 
         for (var, value) in [

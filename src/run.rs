@@ -1,8 +1,9 @@
 //! The pipeline, start to finish: config → plan → fetch (async, bounded, interruptible) → map →
 //! deliver → launch, with one `match` on the mode. The async runtime lives only inside the fetch
-//! window; the environment block is built after it is gone. Signals are watched from the first
-//! line (see `signals`); the stages after the fetch check for them, and for the deadline, which
-//! covers mapping too.
+//! window; the environment block is built after it is gone. `--watch` re-fetches through the
+//! same [`env_block`], so a restart obeys every rule of a first start. Signals are watched from
+//! the first line (see `signals`); the stages after the fetch check for them, and for the
+//! deadline, which covers mapping too.
 
 use crate::cli;
 use crate::config::{Config, Mode};
@@ -12,13 +13,13 @@ use crate::dryrun;
 use crate::error::Error;
 use crate::harden;
 use crate::iam;
-use crate::launch::exec;
+use crate::launch::{exec, supervise};
 use crate::log;
 use crate::map::{self, Var};
 use crate::output;
 use crate::plan::Plan;
 use crate::signals;
-use crate::source::window;
+use crate::source::{self, Versions, window};
 use crate::vlog;
 use std::ffi::OsString;
 use std::time::Instant;
@@ -36,13 +37,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     let plan = Plan::new(&config.specs);
 
     match &config.mode {
-        Mode::PrintIamPolicy => {
-            let doc = iam::document(&plan, config.aws.known_region());
+        Mode::PrintIamPolicy { watch } => {
+            let doc = iam::document(&plan, config.aws.known_region(), *watch);
             output::stdout(format!("{doc}\n").as_bytes())?;
             Ok(0)
         }
         Mode::DryRun(format) => {
-            let merged = resolve(&config, &plan)?;
+            let (merged, _) = resolve(&config, &plan)?;
             // A dry run refuses what the real run would: an oversized variable included.
             environ::check_limits(&merged, &[], Limits::current())?;
             signals::check()?;
@@ -63,24 +64,41 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
             Ok(0)
         }
         Mode::Exec(argv) => {
-            let merged = resolve(&config, &plan)?;
+            let (merged, _) = resolve(&config, &plan)?;
             environ::check_limits(&merged, argv, Limits::current())?;
+            let too_big = size_report(&merged, Limits::current());
             vlog!(
                 1,
                 "exec {} with {} injected variables",
                 argv[0].to_string_lossy(),
                 merged.injected.len()
             );
-            let too_big = size_report(&merged, Limits::current());
-            signals::check()?;
             Err(exec::exec(argv, &EnvBlock::build(merged), &too_big))
+        }
+        Mode::Supervise(argv, opts) => {
+            let (block, versions) = env_block(&config, &plan, argv)?;
+            let (argv, opts) = (argv.clone(), opts.clone());
+            supervise::run(config, plan, argv, opts, block, versions)
         }
     }
 }
 
+/// The environment block COMMAND is started with, checked against the kernel's limits for
+/// `argv`, and the versions it was built from. The first start and every `--watch` re-fetch.
+pub(crate) fn env_block(
+    config: &Config,
+    plan: &Plan,
+    argv: &[OsString],
+) -> Result<(EnvBlock, Versions), Error> {
+    let (merged, versions) = resolve(config, plan)?;
+    environ::check_limits(&merged, argv, Limits::current())?;
+    vlog!(1, "{} injected variables", merged.injected.len());
+    Ok((EnvBlock::build(merged), versions))
+}
+
 /// Fetches the plan and maps every SPEC, all-or-nothing, reporting failures in SPEC order so the
 /// same failure always gives the same message; then merges with the inherited environment.
-fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
+fn resolve(config: &Config, plan: &Plan) -> Result<(Merged, Versions), Error> {
     let start = Instant::now();
     let mut results = window::fetch(&config.aws, plan, start)?;
     let mut vars: Vec<Var> = Vec::new();
@@ -102,6 +120,7 @@ fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
             .and_then(Result::err)
             .unwrap_or_else(|| Error::Internal(format!("no result for '{}'", spec.secret))));
     }
+    let versions = source::versions(&results);
     // Every SDK-provided buffer is wiped here; only the mapped values remain.
     drop(results);
     signals::check()?;
@@ -110,7 +129,7 @@ fn resolve(config: &Config, plan: &Plan) -> Result<Merged, Error> {
     for inj in merged.injected.iter().filter(|i| i.overrides) {
         vlog!(1, "{} overrides an inherited variable", inj.var.name);
     }
-    Ok(merged)
+    Ok((merged, versions))
 }
 
 /// For an E2BIG the limit check could not foresee: the limit, and the injected variables that

@@ -1,35 +1,67 @@
 //! Becoming COMMAND in place: the PATH search, the clean slate the child gets (default signal
-//! dispositions, empty mask, only fds 0-2), and execve with the delivered environment block.
+//! dispositions, empty mask, only fds 0-2 and the socket-activation range), and execve with the
+//! delivered environment block. The supervisor's forked child shares the search and its errors.
 
 use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
 use nix::errno::Errno;
 use nix::libc;
-use std::ffi::{CString, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-/// Resets what a child would otherwise inherit from us: ignored or caught signals (exec keeps
-/// an ignored disposition) and every fd above 2 (marked close-on-exec, so they stay usable if
-/// exec fails). Runs with every signal blocked (see `signals::seal_for_exec`), which then
-/// unblocks them: the child starts with an empty mask.
+/// Resets what a child would otherwise inherit from us: ignored or caught signals (exec keeps an
+/// ignored disposition), and every fd above 2 but the socket-activation range (marked
+/// close-on-exec, so they stay usable if exec fails). Runs with every signal blocked; see
+/// `signals::seal_for_exec`, which unblocks them after, so the child starts with an empty mask.
 fn clean_slate() {
+    let first = 3 + crate::launch::listen::from_env();
     // SAFETY: plain syscalls on this process's own signal state and fds, all signals blocked.
     unsafe {
-        for sig in 1..=NSIG {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
+        reset_dispositions();
+        for fd in 3..first {
+            let flags = libc::fcntl(fd as i32, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd as i32, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
             }
-            default_disposition(sig);
         }
         let rc = libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            first,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
         if rc != 0 {
-            cloexec_fallback();
+            cloexec_fallback(first as i32);
         }
+    }
+}
+
+/// Every signal back to its default disposition, then an empty mask. Raw syscalls only, so a
+/// forked child of a multi-threaded parent may call it too.
+///
+/// # Safety
+/// Changes the whole process's signal state; call only right before exec.
+pub(crate) unsafe fn reset_signals() {
+    // SAFETY: see the function's contract.
+    unsafe {
+        reset_dispositions();
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// Every signal back to its default disposition.
+///
+/// # Safety
+/// As [`reset_signals`].
+unsafe fn reset_dispositions() {
+    for sig in 1..=NSIG {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: see the function's contract.
+        unsafe { default_disposition(sig) };
     }
 }
 
@@ -77,13 +109,13 @@ unsafe fn default_disposition(sig: i32) {
 }
 
 /// For kernels before 5.11: walk /proc/self/fd.
-fn cloexec_fallback() {
+fn cloexec_fallback(first: i32) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
     let fds: Vec<i32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
+        .filter(|fd| *fd >= first)
         .collect();
     for fd in fds {
         // SAFETY: F_SETFD on an fd number; a stale one (the dir's own) just fails with EBADF.
@@ -119,72 +151,69 @@ pub fn candidates(command: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Replaces this process with `argv[0]`. Returns only on failure, with the buffers still owned
-/// by the caller so they are wiped when it exits. `too_big` says what to do when the kernel still
-/// refuses the size (E2BIG from a chain of `#!` interpreters the limit check cannot see).
-pub fn exec(argv: &[OsString], env: &EnvBlock, too_big: &str) -> Error {
-    let command = argv[0].clone();
-    let shown = command.to_string_lossy().into_owned();
-    if command.is_empty() {
-        return Error::CommandNotFound {
-            command: shown,
+/// `argv` as C strings, refusing what execve cannot take: an empty command name, a NUL byte.
+pub(crate) fn c_args(argv: &[OsString]) -> Result<Vec<CString>, Error> {
+    if argv[0].is_empty() {
+        return Err(Error::CommandNotFound {
+            command: String::new(),
             why: " (empty command name)".into(),
-        };
+        });
     }
-    let args: Vec<CString> = match argv
-        .iter()
+    argv.iter()
         .map(|a| CString::new(a.clone().into_vec()))
         .collect::<Result<_, _>>()
-    {
-        Ok(a) => a,
-        Err(_) => return Error::Usage("COMMAND or an argument contains a NUL byte".into()),
-    };
-    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    arg_ptrs.push(std::ptr::null());
-    let env_ptrs = env.pointers();
+        .map_err(|_| Error::Usage("COMMAND or an argument contains a NUL byte".into()))
+}
 
-    if let Err(e) = crate::signals::seal_for_exec(clean_slate) {
-        return e;
+/// The NUL-terminated pointer array execve takes for `args`.
+pub(crate) fn pointers(args: &[CString]) -> Vec<*const libc::c_char> {
+    let mut p: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    p.push(std::ptr::null());
+    p
+}
+
+/// What a failed execve of one PATH candidate means for the search (execvp's rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Not there: try the next candidate.
+    Continue,
+    /// There but not allowed: remember it, try the next candidate.
+    Denied,
+    /// A real failure of this candidate: stop and report it.
+    Stop,
+}
+
+/// Classifies an execve errno. Async-signal-safe (a forked child calls it before exec).
+pub(crate) fn next(errno: i32) -> Next {
+    match errno {
+        libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP => Next::Continue,
+        libc::EACCES | libc::EPERM => Next::Denied,
+        _ => Next::Stop,
     }
-    let mut denied = None;
-    for path in candidates(command.as_bytes(), env.value_of(b"PATH")) {
-        let Ok(cpath) = CString::new(path) else {
-            continue;
-        };
-        // SAFETY: all three arrays are NUL-terminated and point into buffers alive across the call.
-        unsafe { libc::execve(cpath.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };
-        match Errno::last() {
-            Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP => continue,
-            Errno::EACCES | Errno::EPERM => {
-                denied.get_or_insert((cpath, Errno::last()));
-                continue;
-            }
-            Errno::E2BIG => {
-                return Error::DataGeneral(format!(
-                    "the kernel refused to start '{}' (E2BIG): arguments and environment, with \
-                     what its #! interpreters add, exceed {too_big}; inject fewer or smaller \
-                     values, start with -i, or raise ulimit -s",
-                    cpath.to_string_lossy()
-                ));
-            }
-            Errno::ENOEXEC => {
-                return Error::NotExecutable {
-                    command: cpath.to_string_lossy().into_owned(),
-                    why: "not a binary this system can run and no #! line".into(),
-                };
-            }
-            e => {
-                return Error::NotExecutable {
-                    command: cpath.to_string_lossy().into_owned(),
-                    why: e.desc().to_string(),
-                };
-            }
-        }
-    }
-    match denied {
-        Some((p, e)) => Error::NotExecutable {
-            command: p.to_string_lossy().into_owned(),
+}
+
+/// The error for a PATH search that ended without exec: `failed` is the candidate that stopped
+/// it (or the first one denied) with its errno, `None` when no candidate exists.
+pub(crate) fn failure(command: &OsStr, failed: Option<(&CStr, Errno)>, env: &EnvBlock) -> Error {
+    let shown = command.to_string_lossy().into_owned();
+    let path = |p: &CStr| p.to_string_lossy().into_owned();
+    match failed {
+        Some((_, Errno::E2BIG)) => Error::DataGeneral(
+            "the kernel refused the environment as too large (E2BIG); \
+             inject fewer or smaller values, or start with -i"
+                .into(),
+        ),
+        Some((p, Errno::ENOEXEC)) => Error::NotExecutable {
+            command: path(p),
+            why: "not a binary this system can run and no #! line".into(),
+        },
+        Some((p, e)) if next(e as i32) == Next::Denied => Error::NotExecutable {
+            command: path(p),
             why: format!("{}; check its mode (chmod +x) and mount options", e.desc()),
+        },
+        Some((p, e)) => Error::NotExecutable {
+            command: path(p),
+            why: e.desc().to_string(),
         },
         None if command.as_bytes().contains(&b'/') => Error::CommandNotFound {
             command: shown,
@@ -198,6 +227,49 @@ pub fn exec(argv: &[OsString], env: &EnvBlock, too_big: &str) -> Error {
             ),
         },
     }
+}
+
+/// Replaces this process with `argv[0]`. Returns only on failure, with the buffers still owned
+/// by the caller so they are wiped when it exits. `too_big` names the limit and the largest
+/// injected variables, for an E2BIG the limit check could not foresee (what a chain of `#!`
+/// interpreters adds).
+pub fn exec(argv: &[OsString], env: &EnvBlock, too_big: &str) -> Error {
+    let args = match c_args(argv) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let arg_ptrs = pointers(&args);
+    let env_ptrs = env.pointers();
+    let paths: Vec<CString> = candidates(argv[0].as_bytes(), env.value_of(b"PATH"))
+        .into_iter()
+        .filter_map(|p| CString::new(p).ok())
+        .collect();
+
+    if let Err(e) = crate::signals::seal_for_exec(clean_slate) {
+        return e;
+    }
+    let mut denied = None;
+    for cpath in &paths {
+        // SAFETY: all three arrays are NUL-terminated and point into buffers alive across the call.
+        unsafe { libc::execve(cpath.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+        let e = Errno::last();
+        match next(e as i32) {
+            Next::Continue => continue,
+            Next::Denied => {
+                denied.get_or_insert((cpath.as_c_str(), e));
+            }
+            Next::Stop if e == Errno::E2BIG => {
+                return Error::DataGeneral(format!(
+                    "the kernel refused to start '{}' (E2BIG): its arguments and environment, \
+                     with what its #! interpreters add, exceed {too_big}; inject fewer or \
+                     smaller values, start with -i, or raise ulimit -s",
+                    cpath.to_string_lossy()
+                ));
+            }
+            Next::Stop => return failure(&argv[0], Some((cpath, e)), env),
+        }
+    }
+    failure(&argv[0], denied, env)
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ fn coded(code: &str, message: Option<&str>) -> Failure {
     }
 }
 
-fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
+pub(super) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

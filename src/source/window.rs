@@ -4,17 +4,55 @@
 //! runtime is shut down when this returns, so no runtime task can hold a copy of a value at
 //! execve; a helper thread stuck in a syscall is abandoned (it holds no value).
 
-use super::{Results, aws};
+use super::{Results, Versions, aws, describe};
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::signals;
+use crate::spec::SecretRef;
 use crate::vlog;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// Fetches every entry of `plan`, or fails with the deadline or the first signal. The deadline
 /// starts at `start`, so mapping after the fetch can be held to the same one.
 pub fn fetch(aws: &AwsOptions, plan: &Plan, start: Instant) -> Result<Results, Error> {
+    window(aws, plan, start, async {
+        let files = super::files::load(aws).await?;
+        let clients = aws::clients(aws, plan, files).await?;
+        vlog!(
+            1,
+            "fetching {} secret(s), default region {}",
+            plan.entries.len(),
+            clients.default_region
+        );
+        Ok(super::fetch_all(&clients, plan).await)
+    })
+}
+
+/// Where the stage of each of `refs` (secrets of `plan`) points now, for `--watch`: metadata
+/// only, under the same deadline. Clients and credentials are built afresh, so rotated
+/// credentials are picked up and nothing is kept between checks.
+pub fn stage_versions(
+    aws: &AwsOptions,
+    plan: &Plan,
+    refs: &[SecretRef],
+) -> Result<Versions, Error> {
+    window(aws, plan, Instant::now(), async {
+        let files = super::files::load(aws).await?;
+        let clients = aws::clients(aws, plan, files).await?;
+        describe::stage_versions(&clients, refs).await
+    })
+}
+
+/// Runs `work` on a fresh current-thread runtime under what is left of `--timeout` since
+/// `start`, ended early by a watched signal.
+fn window<T>(
+    aws: &AwsOptions,
+    plan: &Plan,
+    start: Instant,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
     signals::check()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -27,17 +65,6 @@ pub fn fetch(aws: &AwsOptions, plan: &Plan, start: Instant) -> Result<Results, E
         secrets: plan.entries.iter().map(|e| e.secret.to_string()).collect(),
     };
     let result = rt.block_on(async {
-        let work = async {
-            let files = super::files::load(aws).await?;
-            let clients = aws::clients(aws, plan, files).await?;
-            vlog!(
-                1,
-                "fetching {} secret(s), default region {}",
-                plan.entries.len(),
-                clients.default_region
-            );
-            Ok::<_, Error>(super::fetch_all(&clients, plan).await)
-        };
         tokio::select! {
             biased;
             sig = signals::interrupted() => Err(Error::Signal(sig)),

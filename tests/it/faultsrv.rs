@@ -71,7 +71,7 @@ impl FaultServer {
     }
 
     /// Requests seen so far for `action` (e.g. "GetSecretValue"); `"<action> ids"` counts the
-    /// ids those requests listed in `SecretIdList`.
+    /// ids those requests listed in `SecretIdList`; `"<action> <id>"` those naming `SecretId` id.
     pub fn count(&self, action: &str) -> usize {
         self.shared
             .counts
@@ -180,15 +180,14 @@ fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
     if read_body(&mut conn, &mut req).is_none() {
         return;
     }
-    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body)
-        && let Some(ids) = body["SecretIdList"].as_array()
-    {
-        *shared
-            .counts
-            .lock()
-            .unwrap()
-            .entry(format!("{action} ids"))
-            .or_insert(0) += ids.len();
+    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) {
+        let mut counts = shared.counts.lock().unwrap();
+        if let Some(ids) = body["SecretIdList"].as_array() {
+            *counts.entry(format!("{action} ids")).or_insert(0) += ids.len();
+        }
+        if let Some(id) = body["SecretId"].as_str() {
+            *counts.entry(format!("{action} {id}")).or_insert(0) += 1;
+        }
     }
     match reply {
         Reply::Forward => forward(&mut conn, upstream, &req),

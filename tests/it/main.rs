@@ -3,6 +3,8 @@
 mod support;
 
 mod core;
+mod creds;
+mod fakehttp;
 mod fault;
 mod faultsrv;
 mod golden;
@@ -10,3 +12,4 @@ mod mapping;
 mod memory;
 mod packaging;
 mod scan;
+mod supervisor;
