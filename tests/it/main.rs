@@ -11,5 +11,6 @@ mod golden;
 mod mapping;
 mod memory;
 mod packaging;
+mod robust;
 mod scan;
 mod supervisor;
