@@ -153,6 +153,12 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
             if let Some(url) = &endpoint {
                 conf = conf.endpoint_url(url);
             }
+            conf = conf.interceptor(super::body_cap::BodyCap {
+                endpoint: endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("secretsmanager.{r}.amazonaws.com")),
+                cap: super::body_cap::MAX_BODY,
+            });
             if let Some(http) = &plain {
                 conf = conf.http_client(http.clone());
             }

@@ -93,6 +93,9 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let unavailable = |what: String| failure(Class::Unavailable, what);
+    if let Some(t) = super::body_cap::exceeded(err) {
+        return unavailable(t.to_string());
+    }
     match err {
         SdkError::ServiceError(se) => match se.err().code() {
             Some(code) => coded(code, se.err().message()),

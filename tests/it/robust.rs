@@ -57,7 +57,13 @@ fn aws_files_that_cannot_be_read_are_78() {
                 .env(var, path)
                 .args(["--secret", &name, "--", "/bin/true"])
                 .run();
-            assert_eq!(out.code(), Some(78), "{var}={}: {}", path.display(), out.stderr);
+            assert_eq!(
+                out.code(),
+                Some(78),
+                "{var}={}: {}",
+                path.display(),
+                out.stderr
+            );
             assert_one_line(&out);
             let line = &out.stderr;
             assert!(line.contains(var), "{line}");
@@ -132,7 +138,14 @@ fn signal_during_fetch(sig: Signal) -> (Out, bool) {
     let marker = dir.path().join("ran");
     let mut child = se()
         .env("AWS_ENDPOINT_URL", &srv.endpoint)
-        .args(["--timeout", "50s", "--secret", &name, "--", "/usr/bin/touch"])
+        .args([
+            "--timeout",
+            "50s",
+            "--secret",
+            &name,
+            "--",
+            "/usr/bin/touch",
+        ])
         .arg_path(&marker)
         .cmd
         .stdout(Stdio::null())
@@ -196,7 +209,12 @@ fn sigpipe_during_the_fetch_does_not_stall() {
 #[test]
 fn sigterm_at_any_moment_stops_the_launch_or_reaches_command() {
     let obj: serde_json::Map<String, serde_json::Value> = (0..400)
-        .map(|i| (format!("k{i}"), serde_json::Value::from(format!("value-{i}"))))
+        .map(|i| {
+            (
+                format!("k{i}"),
+                serde_json::Value::from(format!("value-{i}")),
+            )
+        })
         .collect();
     let text = serde_json::Value::Object(obj).to_string();
     let specs: Vec<String> = (0..8)
@@ -211,7 +229,11 @@ fn sigterm_at_any_moment_stops_the_launch_or_reaches_command() {
     };
     let start = Instant::now();
     let out = launch("exit 0").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let whole = start.elapsed();
 
     const LAUNCHES: u32 = 24;
@@ -284,7 +306,10 @@ fn closed_and_full_outputs() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(74), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("secret-exec: cannot write to stdout"), "{err}");
+        assert!(
+            err.starts_with("secret-exec: cannot write to stdout"),
+            "{err}"
+        );
 
         let out = se().args(*args).cmd.stdout(closed_pipe()).output().unwrap();
         assert_eq!(out.status.code(), Some(141), "{args:?}");
@@ -366,7 +391,13 @@ fn malformed_json_fails_closed() {
     out.assert_no_leak(&["hunter2-canary"]);
 
     let out = se()
-        .args(["--secret", &format!("RAW={bad}"), "--", "/usr/bin/env", "-0"])
+        .args([
+            "--secret",
+            &format!("RAW={bad}"),
+            "--",
+            "/usr/bin/env",
+            "-0",
+        ])
         .run();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     out.assert_vars(&[("RAW", "{\"password\":\"hunter2-canary\",}")]);
@@ -383,7 +414,11 @@ fn malformed_json_fails_closed() {
         .args(["--secret", &format!("R={dup}:o"), "--", "/bin/true"])
         .run();
     assert_eq!(out.code(), Some(65), "{}", out.stderr);
-    assert!(out.stderr.contains("'/o/pw' appears more than once"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("'/o/pw' appears more than once"),
+        "{}",
+        out.stderr
+    );
     out.assert_no_leak(&["A-canary", "B-canary"]);
 }
 
@@ -411,7 +446,11 @@ fn deep_secrets_map_up_to_the_bound_and_are_refused_past_it() {
     assert_eq!(out.code(), Some(65), "{}", out.stderr);
     assert_one_line(&out);
     assert!(out.stderr.contains(&format!("'{deep}'")), "{}", out.stderr);
-    assert!(out.stderr.contains("deeper than 256 levels"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("deeper than 256 levels"),
+        "{}",
+        out.stderr
+    );
     out.assert_no_leak(&["deep-canary"]);
 }
 
@@ -433,4 +472,78 @@ fn unset_takes_any_name_env_takes() {
     assert!(entries.contains(&&b"K=v"[..]), "{err}");
     assert!(!entries.iter().any(|e| e.starts_with(b"my.var=")));
     assert!(!entries.iter().any(|e| e.starts_with(odd.as_bytes())));
+}
+
+/// A server whose every reply is a 200 with a body that does not stop: chunked without end, or
+/// a Content-Length of 200 MB. Returns its endpoint.
+fn flooding_server(chunked: bool) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let _ = conn.read(&mut buf);
+                let head = if chunked {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     Transfer-Encoding: chunked\r\n\r\n"
+                        .to_string()
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     Content-Length: 200000000\r\n\r\n"
+                        .to_string()
+                };
+                if conn.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let data = vec![b'a'; 64 << 10];
+                let mut first = true;
+                loop {
+                    let mut piece = Vec::new();
+                    let payload: &[u8] = if first {
+                        b"{\"SecretString\":\""
+                    } else {
+                        &data
+                    };
+                    first = false;
+                    if chunked {
+                        piece.extend_from_slice(format!("{:x}\r\n", payload.len()).as_bytes());
+                        piece.extend_from_slice(payload);
+                        piece.extend_from_slice(b"\r\n");
+                    } else {
+                        piece.extend_from_slice(payload);
+                    }
+                    // Ends when the client closes the connection.
+                    if conn.write_all(&piece).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// An endless or huge body fails at the cap with 69 naming the endpoint, long before the
+/// deadline (which would say "timed out").
+#[test]
+fn endless_and_huge_bodies_are_69_at_the_cap() {
+    for chunked in [true, false] {
+        let endpoint = flooding_server(chunked);
+        let out = se()
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .args(["--timeout", "50s", "--max-attempts", "1"])
+            .args(["--secret", "robust/flood", "--", "/bin/true"])
+            .run();
+        assert_eq!(out.code(), Some(69), "chunked={chunked}: {}", out.stderr);
+        assert_one_line(&out);
+        assert!(out.stderr.contains(&endpoint), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("larger than 8388608 bytes"),
+            "{}",
+            out.stderr
+        );
+    }
 }
