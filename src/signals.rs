@@ -4,8 +4,8 @@
 //! buffers, and exits 128+n) and, should the main flow still be running after a grace period,
 //! ends the process itself. So a signal never depends on the runtime thread being free.
 //!
-//! Invariants: every thread but the main one blocks these signals, so they can be delivered
-//! only to the main thread; `seal_for_exec` blocks them there too, checks what arrived, and sets
+//! Invariants: every thread but the main one blocks every signal, so signals can be delivered
+//! only to the main thread (where `--init` reads them, SIGCHLD included, from a signalfd); `seal_for_exec` blocks them there too, checks what arrived, and sets
 //! every disposition to default *before* unblocking — a signal from then on either kills the
 //! process before execve or is pending for COMMAND. No signal is lost.
 
@@ -57,28 +57,20 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-fn watched_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in WATCHED {
-        set.add(s);
-    }
-    set
-}
-
-/// Blocks the watched signals in the calling thread. Every thread other than main calls this
-/// first (the runtime's workers via `on_thread_start`, our own threads via `spawn`).
+/// Blocks every signal in the calling thread. Every thread other than main calls this first
+/// (the runtime's workers via `on_thread_start`, our own threads via `spawn`).
 pub fn block_in_this_thread() {
-    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&watched_set()), None);
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None);
 }
 
-/// Spawns a thread that never receives the watched signals: the mask is blocked around the
-/// spawn, so the thread starts with it blocked (there is no moment it could take one).
+/// Spawns a thread that never receives a signal: the mask is blocked around the spawn, so the
+/// thread starts with it blocked (there is no moment it could take one).
 pub fn spawn<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<T>> {
     let mut old = SigSet::empty();
-    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&watched_set()), Some(&mut old));
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old));
     let handle = std::thread::Builder::new().name(name.into()).spawn(f);
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     handle
@@ -205,7 +197,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spawned_threads_block_the_watched_signals() {
+    fn spawned_threads_block_every_signal() {
         let mask = spawn("t", || {
             let mut m = SigSet::empty();
             pthread_sigmask(SigmaskHow::SIG_BLOCK, None, Some(&mut m)).unwrap();
@@ -214,7 +206,10 @@ mod tests {
         .unwrap()
         .join()
         .unwrap();
-        for s in WATCHED {
+        for s in WATCHED
+            .into_iter()
+            .chain([Signal::SIGCHLD, Signal::SIGPIPE])
+        {
             assert!(mask.contains(s), "{s}");
         }
         let mut here = SigSet::empty();
