@@ -8,6 +8,7 @@ pub mod body_cap;
 pub mod credentials;
 pub mod describe;
 pub mod files;
+pub mod orphans;
 pub mod secrets_manager;
 pub mod window;
 

@@ -2,7 +2,8 @@
 //! over the AWS files, credentials and every call, and a watched signal (see `signals`) ending it
 //! at once. The runtime's threads block those signals, so they reach the main thread only. The
 //! runtime is shut down when this returns, so no runtime task can hold a copy of a value at
-//! execve; a helper thread stuck in a syscall is abandoned (it holds no value).
+//! execve; a helper thread stuck in a syscall is abandoned (it holds no value), a helper process
+//! is killed (see `orphans`).
 
 use super::{Results, Versions, aws, describe};
 use crate::config::AwsOptions;
@@ -59,6 +60,7 @@ fn window<T>(
         .on_thread_start(signals::block_in_this_thread)
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let collecting = super::orphans::begin();
     let remaining = aws.timeout.saturating_sub(start.elapsed());
     let timed_out = || Error::TimedOut {
         after: aws.timeout,
@@ -74,5 +76,8 @@ fn window<T>(
     // Blocking threads (DNS, file reads) hold no value; one stuck in a syscall is left behind
     // rather than waited for.
     rt.shutdown_timeout(Duration::from_millis(100));
+    if collecting {
+        super::orphans::end();
+    }
     result
 }

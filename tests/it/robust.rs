@@ -547,3 +547,75 @@ fn endless_and_huge_bodies_are_69_at_the_cap() {
         );
     }
 }
+
+/// Whether `pid` is still a live process (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+/// A `credential_process` helper that hangs (and a process it started) is killed at the
+/// deadline, not left running after secret-exec exits; one that fails never has its stderr
+/// quoted.
+#[test]
+fn credential_process_helpers_end_with_the_run() {
+    let dir = TempDir::new("cp");
+    let pids = dir.path().join("pids");
+    let cfg = dir.path().join("config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[default]\ncredential_process = /bin/sh -c 'sleep 1000 & echo $$ $! > {}; wait'\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    let out = se()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &cfg)
+        .args([
+            "--timeout",
+            "2s",
+            "--secret",
+            "robust/cp",
+            "--",
+            "/bin/true",
+        ])
+        .run();
+    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    let text = std::fs::read_to_string(&pids).expect("the helper ran");
+    let pids: Vec<i32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{text}");
+    let start = Instant::now();
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            start.elapsed() < HANG,
+            "helper processes {pids:?} outlived secret-exec"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    std::fs::write(
+        &cfg,
+        "[default]\ncredential_process = /bin/sh -c 'echo token=stderr-canary >&2; exit 3'\n",
+    )
+    .unwrap();
+    let out = se()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &cfg)
+        .args(["--secret", "robust/cp", "--", "/bin/true"])
+        .run();
+    assert_ne!(out.code(), Some(0), "{}", out.stderr);
+    assert_one_line(&out);
+    assert!(!out.stderr.contains("stderr-canary"), "{}", out.stderr);
+}
