@@ -19,6 +19,10 @@ Examples:
       one key, into a variable you name
   secret-exec --secret prod/db::AWSPREVIOUS -- ./app
       every key of the previous version (the ECS valueFrom form)
+  secret-exec --file TLS_KEY_FILE=prod/tls:key -- ./server
+      the key in a sealed in-memory file; TLS_KEY_FILE=/dev/fd/3
+  DB_PASSWORD=secretsmanager:prod/db:password secret-exec --from-env -- ./app
+      inherited references replaced by the values they name
   secret-exec --secret prod/db --dry-run
       what would be set (names, secrets, versions), never a value
   secret-exec --print-iam-policy --region eu-west-1 --secret prod/db
@@ -39,7 +43,8 @@ Exit codes:
   126 / 127   COMMAND not executable / not found
   128+n       interrupted by signal n before exec
 
-SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)";
+SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)
+--file VAR=ID[:KEY[:STAGE[:VERSION_ID]]]   (file descriptors from 3, after a LISTEN_FDS range of ours)";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DryRunFormat {
@@ -54,12 +59,22 @@ pub enum DryRunFormat {
     version,
     about,
     after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
-    override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... -- COMMAND [ARG]..."
+    override_usage = "secret-exec [OPTIONS] [--secret SPEC]... [--file VAR=REF]... [--from-env] -- COMMAND [ARG]..."
 )]
 pub struct Cli {
     /// Secret to inject: [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]. Repeatable.
     #[arg(short = 's', long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+
+    /// Deliver a value as a sealed in-memory file at VAR=/dev/fd/N: VAR=ID[:KEY[:STAGE[:VERSION_ID]]]
+    /// (no KEY: the whole SecretString, or a SecretBinary's bytes). Repeatable.
+    #[arg(long = "file", value_name = "VAR=REF")]
+    pub files: Vec<String>,
+
+    /// Replace every inherited variable whose value is a reference (a Secrets Manager ARN with the
+    /// ECS fields, or secretsmanager:REF) with the value it names.
+    #[arg(long)]
+    pub from_env: bool,
 
     /// AWS region (default: AWS_REGION, the profile, the secret's ARN, then instance metadata).
     #[arg(long, value_name = "REGION")]

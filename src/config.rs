@@ -3,6 +3,7 @@
 //! see raw flag text and nothing else reads an `AWS_*` variable.
 
 use crate::cli::{Cli, DryRunFormat};
+use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
@@ -61,6 +62,12 @@ pub struct EnvOptions {
 #[derive(Debug)]
 pub struct Config {
     pub specs: Vec<Spec>,
+    /// `--file VAR=REF`, in command-line order (the order of their descriptors).
+    pub files: Vec<FileSpec>,
+    /// `--from-env`: resolve references in the inherited environment.
+    pub from_env: bool,
+    /// Descriptors from 3 that belong to socket activation (`LISTEN_FDS` of ours).
+    pub listen_fds: std::os::fd::RawFd,
     pub aws: AwsOptions,
     pub map: MapOptions,
     pub env: EnvOptions,
@@ -145,15 +152,28 @@ pub fn configured_endpoint(
 impl Config {
     /// Validates the command line, then the `AWS_*` variables read through `env`.
     pub fn new(cli: Cli, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
-        if cli.secrets.is_empty() {
+        if cli.secrets.is_empty() && cli.files.is_empty() && !cli.from_env {
             return Err(Error::Usage(
-                "no --secret given; e.g. secret-exec --secret prod/db -- ./app".into(),
+                "no --secret, --file or --from-env given; e.g. secret-exec --secret prod/db -- ./app"
+                    .into(),
+            ));
+        }
+        if cli.from_env && cli.ignore_environment {
+            return Err(Error::Usage(
+                "--from-env resolves references in the inherited environment, and -i leaves \
+                 nothing inherited; drop one of them"
+                    .into(),
             ));
         }
         let specs = cli
             .secrets
             .iter()
             .map(|s| spec::parse(s).map_err(Error::Usage))
+            .collect::<Result<Vec<_>, _>>()?;
+        let file_specs = cli
+            .files
+            .iter()
+            .map(|f| files::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
 
         if let Some(n) = cli.max_attempts
@@ -220,8 +240,17 @@ impl Config {
             .iter()
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
 
+        let listen_fds = files::listen_fds(
+            text("LISTEN_PID").as_deref(),
+            text("LISTEN_FDS").as_deref(),
+            std::process::id(),
+        )?;
+
         Ok(Config {
             specs,
+            files: file_specs,
+            from_env: cli.from_env,
+            listen_fds,
             aws: AwsOptions {
                 region: cli.region,
                 env_region,
@@ -272,7 +301,14 @@ mod tests {
     #[test]
     fn usage_errors() {
         let rows: &[(&[&str], &str)] = &[
-            (&["--", "x"], "no --secret"),
+            (&["--", "x"], "no --secret, --file or --from-env"),
+            (&["--from-env", "-i", "--", "x"], "-i leaves"),
+            (&["--file", "X", "--", "x"], "invalid --file 'X'"),
+            (&["--file", "1=a", "--", "x"], "not a variable name"),
+            (
+                &["--file", "X=ssm:/a/b/", "--", "x"],
+                "Parameter Store path",
+            ),
             (&["-s", "a"], "no COMMAND"),
             (&["-s", "a", "--timeout", "0", "--", "x"], "--timeout"),
             (

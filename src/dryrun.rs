@@ -1,5 +1,6 @@
-//! `--dry-run` output: one line (or JSON object) per variable with its origin. It receives
-//! only `Origin`s and names — no value can reach it. JSON keys are secret content and may hold
+//! `--dry-run` output: one line (or JSON object) per variable with its origin, how it was asked
+//! for (`--secret`, `--file`, `--from-env`) and, for a file, its size in bytes. It receives only
+//! `Origin`s, names and sizes — no value can reach it. JSON keys are secret content and may hold
 //! tabs, newlines or terminal escapes: escaped, they can neither break the one-line-per-variable
 //! shape nor steer a terminal.
 
@@ -11,6 +12,13 @@ pub struct Row<'a> {
     pub name: &'a str,
     pub origin: &'a Origin,
     pub overrides: bool,
+    /// For a `--file`: the size of its content.
+    pub bytes: Option<usize>,
+}
+
+/// The VIA column: the flag without its dashes.
+fn via(origin: &Origin) -> &'static str {
+    origin.via.flag().trim_start_matches('-')
 }
 
 pub fn render(rows: &[Row], format: DryRunFormat) -> String {
@@ -27,6 +35,8 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                         "stage": r.origin.stage,
                         "overrides": r.overrides,
                         "explicit": r.origin.explicit,
+                        "via": via(r.origin),
+                        "bytes": r.bytes,
                     })
                 })
                 .collect();
@@ -35,10 +45,10 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
             s
         }
         DryRunFormat::Text => {
-            let mut s = String::from("NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\n");
+            let mut s = String::from("NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\tVIA\tBYTES\n");
             for r in rows {
                 s.push_str(&format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                     r.name,
                     escaped(&r.origin.secret_id),
                     escaped(r.origin.key.as_deref().unwrap_or("-")),
@@ -49,6 +59,8 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                         &r.origin.stage
                     }),
                     if r.overrides { "yes" } else { "no" },
+                    via(r.origin),
+                    r.bytes.map_or_else(|| "-".to_string(), |b| b.to_string()),
                 ));
             }
             s
@@ -63,6 +75,7 @@ mod tests {
     #[test]
     fn both_formats() {
         let src = Origin {
+            via: crate::map::Via::Secret,
             spec: "prod/db".into(),
             secret_id: "prod/db".into(),
             key: Some("/username".into()),
@@ -74,16 +87,37 @@ mod tests {
             name: "USERNAME",
             origin: &src,
             overrides: true,
+            bytes: None,
         }];
         assert_eq!(
             render(&rows, DryRunFormat::Text),
-            "NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\nUSERNAME\tprod/db\t/username\tv1\tAWSCURRENT\tyes\n"
+            "NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\tVIA\tBYTES\nUSERNAME\tprod/db\t/username\tv1\tAWSCURRENT\tyes\tsecret\t-\n"
         );
         let v: serde_json::Value =
             serde_json::from_str(&render(&rows, DryRunFormat::Json)).unwrap();
         assert_eq!(v[0]["name"], "USERNAME");
         assert_eq!(v[0]["overrides"], true);
         assert_eq!(v[0]["key"], "/username");
+        assert_eq!(v[0]["via"], "secret");
+        assert!(v[0]["bytes"].is_null());
+
+        let file = Origin {
+            via: crate::map::Via::File,
+            ..src.clone()
+        };
+        let rows = [Row {
+            name: "TLS_KEY",
+            origin: &file,
+            overrides: false,
+            bytes: Some(1704),
+        }];
+        assert!(render(&rows, DryRunFormat::Text).ends_with("\tAWSCURRENT\tno\tfile\t1704\n"));
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&rows, DryRunFormat::Json)).unwrap();
+        assert_eq!(
+            (&v[0]["via"], &v[0]["bytes"]),
+            (&"file".into(), &1704.into())
+        );
     }
 
     #[test]
@@ -98,6 +132,7 @@ mod tests {
         ];
         for (key, shown) in rows {
             let src = Origin {
+                via: crate::map::Via::Secret,
                 spec: "s".into(),
                 secret_id: "s".into(),
                 key: Some(key.into()),
@@ -109,11 +144,12 @@ mod tests {
                 name: "X",
                 origin: &src,
                 overrides: false,
+                bytes: None,
             };
             let out = render(&[row], DryRunFormat::Text);
             assert_eq!(
                 out.lines().nth(1),
-                Some(format!("X\ts\t{shown}\t-\t-\tno").as_str())
+                Some(format!("X\ts\t{shown}\t-\t-\tno\tsecret\t-").as_str())
             );
             assert_eq!(out.lines().count(), 2, "{key:?}");
         }

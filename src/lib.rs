@@ -9,6 +9,7 @@ pub(crate) mod config;
 pub mod deliver;
 pub(crate) mod dryrun;
 pub mod error;
+pub(crate) mod from_env;
 pub(crate) mod harden;
 pub(crate) mod iam;
 pub(crate) mod launch;

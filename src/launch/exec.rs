@@ -1,7 +1,9 @@
 //! Becoming COMMAND in place: the PATH search, the clean slate the child gets (default signal
-//! dispositions, empty mask, only fds 0-2), and execve with the delivered environment block.
+//! dispositions, empty mask, only fds 0-2, a socket-activation range of ours, then the `--file`
+//! descriptors), and execve with the delivered environment block.
 
 use crate::deliver::env_block::EnvBlock;
+use crate::deliver::files::{self, Files};
 use crate::error::Error;
 use nix::errno::Errno;
 use nix::libc;
@@ -9,8 +11,10 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// Resets what a child would otherwise inherit from us: blocked and ignored signals (exec keeps
-/// both), and every fd above 2 (marked close-on-exec, so they stay usable if exec fails).
-fn clean_slate() {
+/// both), and every fd above 2 and above `listen` socket-activation fds (marked close-on-exec,
+/// so they stay usable if exec fails).
+fn clean_slate(listen: i32) {
+    let keep = u32::try_from(files::FIRST_FD + listen).unwrap_or(u32::MAX);
     // SAFETY: plain syscalls on this process's own signal state and fds, single-threaded here.
     unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -24,12 +28,12 @@ fn clean_slate() {
         }
         let rc = libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            keep,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
         if rc != 0 {
-            cloexec_fallback();
+            cloexec_fallback(keep);
         }
     }
 }
@@ -78,13 +82,13 @@ unsafe fn default_disposition(sig: i32) {
 }
 
 /// For kernels before 5.11: walk /proc/self/fd.
-fn cloexec_fallback() {
+fn cloexec_fallback(keep: u32) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
     let fds: Vec<i32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
+        .filter(|fd| u32::try_from(*fd).is_ok_and(|fd| fd >= keep))
         .collect();
     for fd in fds {
         // SAFETY: F_SETFD on an fd number; a stale one (the dir's own) just fails with EBADF.
@@ -120,9 +124,9 @@ pub fn candidates(command: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Replaces this process with `argv[0]`. Returns only on failure, with the buffers still owned
-/// by the caller so they are wiped when it exits.
-pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
+/// Replaces this process with `argv[0]`, the `--file` memfds on their descriptors. Returns only
+/// on failure, with the buffers still owned by the caller so they are wiped when it exits.
+pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files) -> Error {
     let command = argv[0].clone();
     let shown = command.to_string_lossy().into_owned();
     if command.is_empty() {
@@ -142,8 +146,17 @@ pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
     let env_ptrs = env.pointers();
+    let mut fds = files.raw();
 
-    clean_slate();
+    clean_slate(files.listen);
+    let first = files::FIRST_FD + files.listen;
+    if let Err(errno) = files::place(&mut fds, first) {
+        return Error::Config(format!(
+            "cannot put the --file descriptors at {first} and up: {}; raise the open-files \
+             limit (ulimit -n)",
+            Errno::from_raw(errno).desc()
+        ));
+    }
     let mut denied = None;
     for path in candidates(command.as_bytes(), env.value_of(b"PATH")) {
         let Ok(cpath) = CString::new(path) else {

@@ -1,6 +1,7 @@
 //! SPEC + fetched secret → named variables. Applies the naming rules and the refused-name policy;
 //! pure over plain data, so every rule is table-tested without AWS.
 
+pub mod file;
 pub mod flatten;
 pub mod names;
 
@@ -12,9 +13,32 @@ use crate::spec::{Key, Spec, Target};
 use flatten::SelectError;
 use std::fmt;
 
+/// The flag that asked for a variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `--secret SPEC`.
+    Secret,
+    /// `--file VAR=REF`: the variable holds the path of a memfd, never the value.
+    File,
+    /// `--from-env`: an inherited variable whose value was a reference, replaced in place.
+    FromEnv,
+}
+
+impl Via {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Via::Secret => "--secret",
+            Via::File => "--file",
+            Via::FromEnv => "--from-env",
+        }
+    }
+}
+
 /// Where a variable came from: everything `--dry-run` and error messages may say about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
+    pub via: Via,
+    /// What the operator wrote: the SPEC, the `VAR=REF` of a `--file`, or `NAME=reference`.
     pub spec: String,
     pub secret_id: String,
     /// The key or JSON Pointer inside the secret, when the value is one member of it.
@@ -27,7 +51,7 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "--secret '{}'", self.spec)?;
+        write!(f, "{} '{}'", self.via.flag(), self.spec)?;
         if let Some(k) = &self.key {
             write!(f, " (key '{k}')")?;
         }
@@ -69,6 +93,25 @@ fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
     )
 }
 
+/// The origin of a value `spec` selected from `fetched` (`key`: the member, if it is one).
+pub fn origin_of(spec: &Spec, fetched: &Fetched, key: Option<String>, via: Via) -> Origin {
+    Origin {
+        via,
+        spec: spec.raw.clone(),
+        secret_id: spec.secret.id.clone(),
+        key,
+        version_id: fetched.version_id.clone(),
+        stage: spec
+            .secret
+            .stage
+            .clone()
+            .or_else(|| (spec.secret.version_id.is_none()).then(|| "AWSCURRENT".to_string()))
+            .or_else(|| fetched.stages.first().cloned())
+            .unwrap_or_default(),
+        explicit: matches!(spec.target, Target::Var(_)),
+    }
+}
+
 /// Maps one SPEC over its fetched secret to variables, applying names and policy.
 pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec<Var>, Error> {
     let id = &spec.secret.id;
@@ -83,20 +126,7 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
             ));
         }
     };
-    let origin = |key: Option<String>| Origin {
-        spec: spec.raw.clone(),
-        secret_id: id.clone(),
-        key,
-        version_id: fetched.version_id.clone(),
-        stage: spec
-            .secret
-            .stage
-            .clone()
-            .or_else(|| (spec.secret.version_id.is_none()).then(|| "AWSCURRENT".to_string()))
-            .or_else(|| fetched.stages.first().cloned())
-            .unwrap_or_default(),
-        explicit: matches!(spec.target, Target::Var(_)),
-    };
+    let origin = |key: Option<String>| origin_of(spec, fetched, key, Via::Secret);
     let parsed = flatten::parse(text.expose());
     let need_json = || {
         parsed.ok_or_else(|| {

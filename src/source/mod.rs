@@ -17,9 +17,7 @@ use std::collections::BTreeMap;
 #[derive(Debug)]
 pub enum Payload {
     Text(SecretText),
-    Binary(
-        #[expect(dead_code, reason = "held to be wiped; no delivery reads bytes yet")] SecretBytes,
-    ),
+    Binary(SecretBytes),
 }
 
 /// One fetched secret version, whatever served it. Only `payload` is secret (and redacted in
