@@ -345,6 +345,12 @@ mod tests {
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
             Mode::PrintIamPolicy
         ));
+        // --from-env and --file stand on their own.
+        let c = config(&["--from-env", "--", "x"]).unwrap();
+        assert!(c.from_env && c.specs.is_empty());
+        let c = config(&["--file", "K=a:k", "--file", "C=b", "--", "x"]).unwrap();
+        let vars: Vec<&str> = c.files.iter().map(|f| f.var.as_str()).collect();
+        assert_eq!(vars, ["K", "C"]);
     }
     #[test]
     fn env_retry_table() {

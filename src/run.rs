@@ -49,6 +49,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
 
     match &config.mode {
         Mode::PrintIamPolicy => {
+            if plan.entries.is_empty() {
+                return Err(Error::Usage(
+                    "--print-iam-policy: nothing to grant; --from-env found no reference in this \
+                     environment (run it with the environment the command will get)"
+                        .into(),
+                ));
+            }
             println!("{}", iam::document(&plan, config.aws.known_region()));
             Ok(0)
         }

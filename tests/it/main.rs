@@ -5,6 +5,7 @@ mod support;
 mod core;
 mod fault;
 mod faultsrv;
+mod files;
 mod golden;
 mod mapping;
 mod memory;
