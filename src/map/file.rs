@@ -2,7 +2,7 @@
 //! the fetched buffer (so it is written to the memfd with no copy in between), or one member of
 //! a JSON secret as text. Binary is allowed here, unlike in the environment; NUL bytes too.
 
-use super::{flatten, select_error};
+use super::{Via, flatten, select_error};
 use crate::error::Error;
 use crate::secret::SecretText;
 use crate::source::{Fetched, Payload};
@@ -58,7 +58,8 @@ pub fn select<'a>(spec: &Spec, fetched: &'a Fetched) -> Result<FileValue<'a>, Er
             "the secret is not JSON, so it has no keys; drop the key to deliver the whole text",
         )
     })?;
-    let raw = flatten::select(parsed, &key.path()).map_err(|e| select_error(spec, key, e))?;
+    let raw =
+        flatten::select(parsed, &key.path()).map_err(|e| select_error(spec, key, e, Via::File))?;
     let value = flatten::value_text(raw).map_err(|e| Error::data(id, what(), e))?;
     Ok(FileValue::Member(value))
 }

@@ -67,7 +67,7 @@ pub struct Var {
     pub origin: Origin,
 }
 
-fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
+fn select_error(spec: &Spec, key: &Key, e: SelectError, via: Via) -> Error {
     let path = key.path();
     const CHECK: &str = "check the key names with --dry-run on the whole secret";
     let (i, why, todo) = match e {
@@ -85,8 +85,9 @@ fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
     Error::data(
         &spec.secret.id,
         format!(
-            "key '{}' (from --secret '{}')",
+            "key '{}' (from {} '{}')",
             spec.key_text.as_deref().unwrap_or(""),
+            via.flag(),
             spec.raw
         ),
         format!("'{step}' {why}; {todo}"),
@@ -138,7 +139,8 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
         })
     };
     let selected = |key: &Key| -> Result<&serde_json::value::RawValue, Error> {
-        flatten::select(need_json()?, &key.path()).map_err(|e| select_error(spec, key, e))
+        flatten::select(need_json()?, &key.path())
+            .map_err(|e| select_error(spec, key, e, Via::Secret))
     };
 
     let mut vars = Vec::new();
