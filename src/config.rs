@@ -5,9 +5,10 @@
 use crate::cli::{Cli, DryRunFormat};
 use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
+use crate::source::credentials;
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -34,8 +35,8 @@ pub struct AwsOptions {
     pub max_attempts: u32,
     /// `AWS_RETRY_MODE=adaptive`.
     pub adaptive_retry: bool,
-    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set.
-    pub static_keys: bool,
+    /// What chooses the credentials source (key variables, profile, container endpoint…).
+    pub credentials: credentials::Settings,
 }
 
 impl AwsOptions {
@@ -118,12 +119,6 @@ pub fn env_retry(max_attempts: Option<&str>, mode: Option<&str>) -> Result<EnvRe
         max_attempts,
         adaptive,
     })
-}
-
-/// Whether the environment holds a complete static key pair (what the default chain's
-/// environment link accepts; a lone half falls through to the full chain and its diagnosis).
-pub fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
-    id.is_some_and(|v| !v.is_empty()) && secret.is_some_and(|v| !v.is_empty())
 }
 
 /// The Secrets Manager endpoint set by the operator, in the SDK's order: `--endpoint-url`, then
@@ -245,7 +240,7 @@ impl Config {
             text("LISTEN_FDS").as_deref(),
             std::process::id(),
         )?;
-
+        let credentials = credentials::Settings::from_lookup(cli.profile.as_deref(), env);
         Ok(Config {
             specs,
             files: file_specs,
@@ -260,10 +255,7 @@ impl Config {
                 timeout: cli.timeout,
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,
-                static_keys: static_keys_in_env(
-                    env("AWS_ACCESS_KEY_ID").as_deref(),
-                    env("AWS_SECRET_ACCESS_KEY").as_deref(),
-                ),
+                credentials,
             },
             map: MapOptions {
                 keep_case: cli.keep_case,
@@ -384,22 +376,6 @@ mod tests {
     }
 
     #[test]
-    fn static_keys_need_both_halves() {
-        let rows = [
-            (Some("AKIA"), Some("s3cr3t"), true),
-            (Some("AKIA"), None, false),
-            (None, Some("s3cr3t"), false),
-            (Some(""), Some("s3cr3t"), false),
-            (Some("AKIA"), Some(""), false),
-            (None, None, false),
-        ];
-        for (id, secret, want) in rows {
-            let got = static_keys_in_env(id.map(OsStr::new), secret.map(OsStr::new));
-            assert_eq!(got, want, "{id:?}");
-        }
-    }
-
-    #[test]
     fn endpoint_precedence() {
         let (f, s, g) = ("http://flag", "http://service", "https://global");
         let rows: &[(
@@ -447,7 +423,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.aws.known_region(), Some("eu-west-1"));
         assert_eq!(c.aws.max_attempts, 7);
-        assert!(c.aws.adaptive_retry && c.aws.static_keys);
+        assert!(c.aws.adaptive_retry && c.aws.credentials.env_keys);
         assert_eq!(c.aws.endpoint.as_deref(), Some("http://127.0.0.1:1"));
 
         let c = config_in(
@@ -467,7 +443,7 @@ mod tests {
         assert_eq!(c.aws.known_region(), Some("us-east-1"));
         assert_eq!(c.aws.max_attempts, 2);
         let c = config(&args).unwrap();
-        assert_eq!((c.aws.max_attempts, c.aws.static_keys), (3, false));
+        assert_eq!((c.aws.max_attempts, c.aws.credentials.env_keys), (3, false));
         assert_eq!(c.aws.known_region(), None);
 
         for (var, value) in [

@@ -56,6 +56,12 @@ pub enum Error {
     /// The credentials were found but are invalid or expired (77).
     #[error("AWS credentials are invalid or expired: {why}")]
     BadCredentials { why: String },
+    /// A credentials source refused to hand out credentials (77): `what` names the source.
+    #[error("{what}: {why}")]
+    CredentialsRefused { what: String, why: String },
+    /// A credentials source did not answer usefully after its retry (69).
+    #[error("{what}: {why}")]
+    CredentialsUnavailable { what: String, why: String },
     /// No region, no credentials, invalid AWS_* settings (78).
     #[error("{0}")]
     Config(String),
@@ -82,9 +88,13 @@ impl Error {
             Error::Usage(_) | Error::Rejected { .. } => 64,
             Error::Data { .. } | Error::DataGeneral(_) => 65,
             Error::NotFound { .. } => 66,
-            Error::Unavailable { .. } | Error::TimedOut { .. } => 69,
+            Error::Unavailable { .. }
+            | Error::TimedOut { .. }
+            | Error::CredentialsUnavailable { .. } => 69,
             Error::Internal(_) => 70,
-            Error::Permission { .. } | Error::BadCredentials { .. } => 77,
+            Error::Permission { .. }
+            | Error::BadCredentials { .. }
+            | Error::CredentialsRefused { .. } => 77,
             Error::Config(_) => 78,
             Error::NotExecutable { .. } => 126,
             Error::CommandNotFound { .. } => 127,
@@ -163,6 +173,20 @@ mod tests {
                 77,
             ),
             (Error::BadCredentials { why: why.clone() }, 77),
+            (
+                Error::CredentialsRefused {
+                    what: "w".into(),
+                    why: why.clone(),
+                },
+                77,
+            ),
+            (
+                Error::CredentialsUnavailable {
+                    what: "w".into(),
+                    why: why.clone(),
+                },
+                69,
+            ),
             (Error::Config("x".into()), 78),
             (
                 Error::NotExecutable {

@@ -5,17 +5,15 @@
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
+use crate::source::credentials;
 use crate::vlog;
 use aws_config::BehaviorVersion;
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_secretsmanager::config::Region;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -35,16 +33,6 @@ impl Clients {
     }
 }
 
-/// IMDS answers in milliseconds when it is there; when its packets are dropped (a container
-/// behind an IMDSv2 hop limit of 1) the SDK's defaults would wait seconds per attempt.
-fn fast_imds() -> aws_config::imds::Client {
-    aws_config::imds::Client::builder()
-        .connect_timeout(Duration::from_millis(300))
-        .read_timeout(Duration::from_millis(500))
-        .max_attempts(1)
-        .build()
-}
-
 /// Per-attempt and connect bounds derived from the overall deadline, so retries fit inside it.
 pub fn timeouts(total: Duration, attempts: u32) -> TimeoutConfig {
     let attempt = (total / attempts.max(1))
@@ -58,51 +46,11 @@ pub fn timeouts(total: Duration, attempts: u32) -> TimeoutConfig {
         .build()
 }
 
-fn in_container() -> bool {
-    std::path::Path::new("/.dockerenv").exists()
-        || std::path::Path::new("/run/.containerenv").exists()
-        || std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some()
-        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-        || std::fs::read_to_string("/proc/1/cgroup")
-            .map(|c| {
-                ["docker", "kubepods", "containerd", "ecs"]
-                    .iter()
-                    .any(|k| c.contains(k))
-            })
-            .unwrap_or(false)
-}
-
-fn credentials_error(e: CredentialsError) -> Error {
-    match e {
-        CredentialsError::CredentialsNotLoaded(_) => {
-            let mut msg = String::from(
-                "no AWS credentials found (tried: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the \
-                 shared config and credentials files for AWS_PROFILE, web identity token \
-                 (AWS_WEB_IDENTITY_TOKEN_FILE), the ECS container endpoint, EC2 instance \
-                 metadata); provide one of them",
-            );
-            if in_container() {
-                msg.push_str(
-                    ". In a container on EC2, IMDSv2 needs a hop limit of 2 to be reachable: \
-                     aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2",
-                );
-            }
-            Error::Config(msg)
-        }
-        CredentialsError::ProviderError(_) => Error::BadCredentials {
-            why: format!(
-                "{}; refresh them (e.g. aws sso login) and retry",
-                DisplayErrorContext(&e)
-            ),
-        },
-        other => Error::Config(format!(
-            "cannot load AWS credentials: {}",
-            DisplayErrorContext(&other)
-        )),
-    }
-}
-
-async fn resolve_region(opts: &AwsOptions, plan: &Plan) -> Result<String, Error> {
+async fn resolve_region(
+    opts: &AwsOptions,
+    plan: &Plan,
+    imds: &aws_config::imds::Client,
+) -> Result<String, Error> {
     if let Some(r) = opts.known_region() {
         return Ok(r.to_string());
     }
@@ -118,7 +66,7 @@ async fn resolve_region(opts: &AwsOptions, plan: &Plan) -> Result<String, Error>
         return Ok(r.to_string());
     }
     let imds = aws_config::imds::region::ImdsRegionProvider::builder()
-        .imds_client(fast_imds())
+        .imds_client(imds.clone())
         .build();
     if let Some(r) = imds.region().await {
         vlog!(1, "region {r} from instance metadata");
@@ -143,32 +91,20 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(2));
 
-    let region = resolve_region(opts, plan).await?;
-
-    // Static keys in the environment are the default chain's first link, so the chain would
-    // return them anyway; building it would also build its web-identity STS client, and that
-    // reads every system root certificate even when nothing is fetched over TLS.
-    let provider = if opts.static_keys {
-        vlog!(
-            2,
-            "credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        );
-        SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
-    } else {
-        let mut chain =
-            aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                .imds_client(fast_imds())
-                .region(Region::new(region.clone()));
-        if let Some(p) = &opts.profile {
-            chain = chain.profile_name(p);
-        }
-        SharedCredentialsProvider::new(chain.build().await)
-    };
+    // One IMDS client for region and credentials: one session token serves both.
+    let imds = credentials::imds_client();
+    let region = resolve_region(opts, plan, &imds).await?;
+    let (source, creds) = credentials::resolve(&opts.credentials, &region, &imds).await?;
+    vlog!(
+        2,
+        "credentials from {source:?} (access key id ending …{})",
+        tail(creds.access_key_id())
+    );
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
         .retry_config(retry)
         .timeout_config(timeouts(opts.timeout, attempts))
-        .credentials_provider(provider);
+        .credentials_provider(SharedCredentialsProvider::new(creds.clone()));
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
     }
@@ -176,19 +112,6 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
         loader = loader.endpoint_url(url);
     }
     let sdk = loader.load().await;
-
-    let provider = sdk
-        .credentials_provider()
-        .ok_or_else(|| Error::Internal("no credentials provider configured".into()))?;
-    let creds = provider
-        .provide_credentials()
-        .await
-        .map_err(credentials_error)?;
-    vlog!(
-        2,
-        "credentials loaded (access key id ending …{})",
-        tail(creds.access_key_id())
-    );
 
     let regions = plan.regions(&region);
     let endpoint = opts.endpoint.clone();

@@ -4,6 +4,7 @@
 //! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
 
 pub mod aws;
+pub mod credentials;
 pub mod secrets_manager;
 pub mod window;
 

@@ -3,6 +3,8 @@
 mod support;
 
 mod core;
+mod creds;
+mod fakehttp;
 mod fault;
 mod faultsrv;
 mod files;

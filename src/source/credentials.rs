@@ -1,0 +1,643 @@
+//! Where AWS credentials come from and what their failures mean. The sources and their order
+//! follow the AWS CLI (a `--profile` flag drops the key variables); each is asked in turn, so
+//! a failure is pinned to the source that caused it and classified here into one exit code and
+//! one line. Messages render causes with `Display` only — an SDK error's `Debug` form can run
+//! to pages — and never include a reply body, so a malformed answer cannot echo a credential.
+
+pub mod container;
+
+use crate::error::Error;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::imds::client::error::ImdsError;
+use aws_config::provider_config::ProviderConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_secretsmanager::config::Region;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, SharedRetryClassifier,
+};
+use aws_smithy_types::retry::ErrorKind;
+use container::{ContainerError, Target, TokenSource};
+use std::ffi::OsStr;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// One place credentials can come from, in the order they are asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    EnvKeys,
+    Profile,
+    WebIdentity,
+    Container,
+    Imds,
+}
+
+impl Source {
+    /// How the source is named in messages, with the settings that turn it on.
+    fn describe(self, profile: &str) -> String {
+        match self {
+            Source::EnvKeys => "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
+            Source::Profile => format!(
+                "profile '{profile}' in the shared config and credentials files (--profile, AWS_PROFILE)"
+            ),
+            Source::WebIdentity => {
+                "web identity (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN)".into()
+            }
+            Source::Container => {
+                "the ECS container / EKS Pod Identity endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI)".into()
+            }
+            Source::Imds => "EC2 instance metadata".into(),
+        }
+    }
+}
+
+/// What decides the sources, read once from the flags and the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--profile`: it wins over the key variables, as in the AWS CLI.
+    pub profile_flag: Option<String>,
+    /// `AWS_PROFILE` (non-empty).
+    pub profile_env: Option<String>,
+    /// Both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set and non-empty.
+    pub env_keys: bool,
+    /// AWS_EC2_METADATA_DISABLED=true.
+    pub imds_disabled: bool,
+    /// The container endpoint, or why its settings are invalid.
+    pub container: Result<Target, String>,
+    pub token: TokenSource,
+    /// Running in a container (for the IMDS hop-limit hint).
+    pub in_container: bool,
+    /// The shared files as messages name them.
+    pub config_file: String,
+    pub credentials_file: String,
+}
+
+impl Settings {
+    /// Built by `Config` from its one environment lookup: the AWS_* variables that choose a
+    /// credentials source.
+    pub fn from_lookup(
+        profile_flag: Option<&str>,
+        env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Settings {
+        let var = |k: &str| {
+            env(k)
+                .and_then(|v| v.into_string().ok())
+                .filter(|v| !v.is_empty())
+        };
+        let file = |k: &str, default: &str| {
+            env(k).map_or_else(|| default.to_string(), |v| v.to_string_lossy().into_owned())
+        };
+        Settings {
+            profile_flag: profile_flag.map(str::to_string),
+            profile_env: var("AWS_PROFILE"),
+            env_keys: static_keys_in_env(
+                env("AWS_ACCESS_KEY_ID").as_deref(),
+                env("AWS_SECRET_ACCESS_KEY").as_deref(),
+            ),
+            imds_disabled: var("AWS_EC2_METADATA_DISABLED")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            container: container::target(
+                var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").as_deref(),
+                var("AWS_CONTAINER_CREDENTIALS_FULL_URI").as_deref(),
+            ),
+            token: TokenSource {
+                file: env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+                    .filter(|v| !v.is_empty())
+                    .map(Into::into),
+                value: var("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Zeroizing::new),
+            },
+            in_container: in_container(env),
+            config_file: file("AWS_CONFIG_FILE", "~/.aws/config"),
+            credentials_file: file("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        }
+    }
+
+    /// The profile whose name messages use.
+    pub fn profile(&self) -> &str {
+        self.profile_flag
+            .as_deref()
+            .or(self.profile_env.as_deref())
+            .unwrap_or("default")
+    }
+
+    /// A profile the user named, which must then exist.
+    fn named_profile(&self) -> Option<&str> {
+        self.profile_flag.as_deref().or(self.profile_env.as_deref())
+    }
+}
+
+/// Whether the environment holds a complete static key pair (what the default chain's
+/// environment link accepts; a lone half falls through to the full chain and its diagnosis).
+pub fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
+    id.is_some_and(|v| !v.is_empty()) && secret.is_some_and(|v| !v.is_empty())
+}
+
+/// The sources to ask, in order. Static keys in the environment end the search before it
+/// starts (unless `--profile` overrides them), so nothing else is built or contacted.
+pub fn sources(s: &Settings) -> Vec<Source> {
+    if s.env_keys && s.profile_flag.is_none() {
+        return vec![Source::EnvKeys];
+    }
+    let mut v = Vec::with_capacity(5);
+    if s.profile_flag.is_none() {
+        v.push(Source::EnvKeys);
+    }
+    v.extend([Source::Profile, Source::WebIdentity, Source::Container]);
+    if !s.imds_disabled {
+        v.push(Source::Imds);
+    }
+    v
+}
+
+/// The cause chain of an error, by `Display` only, repeated links dropped.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+/// The SDK's wrapper text adds nothing ("an error occurred while loading credentials"); its
+/// cause is what to show.
+fn cause(e: &CredentialsError) -> String {
+    match std::error::Error::source(e) {
+        Some(inner) => chain(inner),
+        None => chain(e),
+    }
+}
+
+/// What one source's failure means for the whole search.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Not configured here; ask the next source.
+    Next,
+    /// Configured but gave nothing; the search ends with "no credentials" and this reason.
+    NoCredentials(String),
+    /// A failure worth its own line and exit code.
+    Fail(Error),
+}
+
+fn unavailable(what: &str, why: String) -> Outcome {
+    Outcome::Fail(Error::CredentialsUnavailable {
+        what: what.into(),
+        why,
+    })
+}
+
+/// Classifies one source's error. Pure over the error value.
+pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome {
+    if let CredentialsError::CredentialsNotLoaded(_) = e {
+        return Outcome::Next;
+    }
+    let inner = std::error::Error::source(e);
+    match source {
+        Source::Imds => {
+            if let Some(ImdsError::ErrorResponse(r)) = inner.and_then(|i| i.downcast_ref()) {
+                let status = r.response().status().as_u16();
+                if status == 429 || status >= 500 {
+                    return unavailable(
+                        "EC2 instance metadata is unavailable",
+                        format!("it answered HTTP {status} after a retry; retry the start"),
+                    );
+                }
+            }
+            if let CredentialsError::Unhandled(_) = e {
+                // A reply that did not parse; its text could hold a key, so it is not shown.
+                return Outcome::NoCredentials(
+                    "EC2 instance metadata answered with something that is not credentials".into(),
+                );
+            }
+            Outcome::NoCredentials(format!("EC2 instance metadata: {}", cause(e)))
+        }
+        Source::Container => match inner.and_then(|i| i.downcast_ref::<ContainerError>()) {
+            Some(ContainerError::Token(why)) => Outcome::Fail(Error::Config(why.clone())),
+            Some(err @ ContainerError::Status { status, .. })
+                if (400..500).contains(status) && *status != 429 =>
+            {
+                Outcome::Fail(Error::CredentialsRefused {
+                    what: "container credentials refused".into(),
+                    why: format!(
+                        "{err}; check AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or \
+                         AWS_CONTAINER_AUTHORIZATION_TOKEN and the task or pod role"
+                    ),
+                })
+            }
+            Some(err) => unavailable(
+                "no credentials from the container endpoint",
+                format!("{err}; retry the start"),
+            ),
+            None => match e {
+                CredentialsError::InvalidConfiguration(_) => Outcome::Fail(Error::Config(cause(e))),
+                _ => unavailable("no credentials from the container endpoint", cause(e)),
+            },
+        },
+        Source::EnvKeys => Outcome::Fail(Error::Config(format!(
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: {}",
+            cause(e)
+        ))),
+        Source::Profile => match e {
+            CredentialsError::ProviderError(_) => Outcome::Fail(Error::CredentialsRefused {
+                what: format!("credentials of profile '{profile}' are invalid or expired"),
+                why: format!(
+                    "{}; refresh them (for an SSO profile: aws sso login --profile {profile}) \
+                     and retry",
+                    cause(e)
+                ),
+            }),
+            _ => Outcome::Fail(Error::Config(format!(
+                "cannot load credentials of profile '{profile}': {}",
+                cause(e)
+            ))),
+        },
+        Source::WebIdentity => match e {
+            CredentialsError::ProviderError(_) => Outcome::Fail(Error::CredentialsRefused {
+                what: "web identity credentials were refused".into(),
+                why: format!(
+                    "{}; check AWS_ROLE_ARN, the role's trust policy and \
+                     AWS_WEB_IDENTITY_TOKEN_FILE",
+                    cause(e)
+                ),
+            }),
+            _ => Outcome::Fail(Error::Config(format!(
+                "cannot use web identity (AWS_WEB_IDENTITY_TOKEN_FILE): {}",
+                cause(e)
+            ))),
+        },
+    }
+}
+
+/// The "no credentials" line: only the sources actually asked, and a command only when it is
+/// complete and relevant (IMDS was asked, from inside a container).
+pub fn no_credentials(
+    tried: &[Source],
+    profile: &str,
+    reasons: &[String],
+    in_container: bool,
+) -> Error {
+    let list: Vec<String> = tried.iter().map(|s| s.describe(profile)).collect();
+    let mut msg = format!("no AWS credentials found (tried: {})", list.join(", "));
+    for r in reasons {
+        msg.push_str("; ");
+        msg.push_str(r);
+    }
+    msg.push_str("; provide one of them");
+    if in_container && tried.contains(&Source::Imds) {
+        msg.push_str(
+            ". In a container on EC2, IMDSv2 needs a hop limit of 2 to be reachable: \
+             aws ec2 modify-instance-metadata-options --instance-id <instance-id> \
+             --http-endpoint enabled --http-put-response-hop-limit 2",
+        );
+    }
+    Error::Config(msg)
+}
+
+/// IMDS retry policy: server errors, throttling (429, what a herd of starting containers
+/// meets), an expired token (401) and no answer at all get one retry; 403 (IMDS turned off)
+/// and 404 do not.
+#[derive(Debug, Default)]
+struct HerdRetry;
+
+impl ClassifyRetry for HerdRetry {
+    fn name(&self) -> &'static str {
+        "secret-exec IMDS retry"
+    }
+
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        // The SDK's standard backoff waits up to a full second; a fixed short pause keeps the
+        // retry inside the ~1 s an IMDS operation is allowed.
+        let quick = RetryAction::retryable_error_with_explicit_delay(
+            ErrorKind::ServerError,
+            Duration::from_millis(50),
+        );
+        match ctx.response().map(|r| r.status().as_u16()) {
+            Some(s) if s >= 500 || s == 429 || s == 401 => quick,
+            Some(_) => RetryAction::NoActionIndicated,
+            // No answer at all (timeout, refused, reset); not a failed token fetch, which has
+            // had its own retry already.
+            None => match ctx.output_or_error() {
+                Some(Err(e)) if e.is_timeout_error() || e.is_connector_error() => quick,
+                _ => RetryAction::NoActionIndicated,
+            },
+        }
+    }
+}
+
+/// One IMDS client for region and credentials, so one session token serves both. IMDS answers
+/// in milliseconds when it is there; each operation (token included) has two attempts and ends
+/// within 1.2 s, so a dropped-packet IMDS still gives "no credentials" well under 2 s.
+pub fn imds_client() -> aws_config::imds::Client {
+    aws_config::imds::Client::builder()
+        .connect_timeout(Duration::from_millis(250))
+        .read_timeout(Duration::from_millis(400))
+        .operation_attempt_timeout(Duration::from_millis(450))
+        .operation_timeout(Duration::from_millis(1200))
+        .max_attempts(2)
+        .retry_classifier(SharedRetryClassifier::new(HerdRetry))
+        .build()
+}
+
+fn in_container(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+        || env("ECS_CONTAINER_METADATA_URI_V4").is_some()
+        || env("KUBERNETES_SERVICE_HOST").is_some()
+        || std::fs::read_to_string("/proc/1/cgroup")
+            .map(|c| {
+                ["docker", "kubepods", "containerd", "ecs"]
+                    .iter()
+                    .any(|k| c.contains(k))
+            })
+            .unwrap_or(false)
+}
+
+/// A named profile must exist in one of the files; the SDK would fall through silently.
+async fn check_profile(name: &str, s: &Settings) -> Result<(), Error> {
+    use aws_runtime::env_config::file::EnvConfigFiles;
+    use aws_types::os_shim_internal::{Env, Fs};
+    let set =
+        aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
+            .await
+            .map_err(|e| {
+                Error::Config(format!("cannot read the AWS config files: {}", chain(&e)))
+            })?;
+    if set.get_profile(name).is_none() {
+        return Err(Error::Config(format!(
+            "profile '{name}' not found in {} or {}; check --profile and AWS_PROFILE",
+            s.config_file, s.credentials_file,
+        )));
+    }
+    Ok(())
+}
+
+/// Builds the provider for each source. STS and SSO clients inside the profile and web
+/// identity providers follow the usual endpoint settings (AWS_ENDPOINT_URL_STS, …).
+fn provider(
+    source: Source,
+    s: &Settings,
+    conf: &ProviderConfig,
+    imds: &aws_config::imds::Client,
+) -> Result<SharedCredentialsProvider, Error> {
+    Ok(match source {
+        Source::EnvKeys => {
+            SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
+        }
+        Source::Profile => {
+            let mut b =
+                aws_config::profile::ProfileFileCredentialsProvider::builder().configure(conf);
+            if let Some(p) = s.named_profile() {
+                b = b.profile_name(p);
+            }
+            SharedCredentialsProvider::new(b.build())
+        }
+        Source::WebIdentity => SharedCredentialsProvider::new(
+            aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
+                .configure(conf)
+                .build(),
+        ),
+        Source::Container => match &s.container {
+            Err(why) => return Err(Error::Config(why.clone())),
+            Ok(Target::Http(endpoint)) => {
+                SharedCredentialsProvider::new(container::ContainerProvider {
+                    endpoint: endpoint.clone(),
+                    token: s.token.clone(),
+                })
+            }
+            Ok(_) => SharedCredentialsProvider::new(
+                aws_config::ecs::EcsCredentialsProvider::builder()
+                    .configure(conf)
+                    .build(),
+            ),
+        },
+        Source::Imds => SharedCredentialsProvider::new(
+            aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                .configure(conf)
+                .imds_client(imds.clone())
+                .build(),
+        ),
+    })
+}
+
+/// Asks each source in turn; the first credentials win.
+pub async fn resolve(
+    s: &Settings,
+    region: &str,
+    imds: &aws_config::imds::Client,
+) -> Result<(Source, Credentials), Error> {
+    let list = sources(s);
+    if list.contains(&Source::Profile)
+        && let Some(name) = s.named_profile()
+    {
+        check_profile(name, s).await?;
+    }
+    let conf = ProviderConfig::without_region().with_region(Some(Region::new(region.to_string())));
+    let mut reasons = Vec::new();
+    for &source in &list {
+        let p = provider(source, s, &conf, imds)?;
+        match p.provide_credentials().await {
+            Ok(c) => return Ok((source, c)),
+            Err(e) => match classify(source, s.profile(), &e) {
+                Outcome::Next => {}
+                Outcome::NoCredentials(r) => reasons.push(r),
+                Outcome::Fail(err) => return Err(err),
+            },
+        }
+    }
+    Err(no_credentials(&list, s.profile(), &reasons, s.in_container))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Source::*;
+
+    fn settings(flag: Option<&str>, env_keys: bool, imds_disabled: bool) -> Settings {
+        Settings {
+            profile_flag: flag.map(str::to_string),
+            env_keys,
+            imds_disabled,
+            profile_env: None,
+            container: Ok(Target::None),
+            token: TokenSource::default(),
+            in_container: false,
+            config_file: String::new(),
+            credentials_file: String::new(),
+        }
+    }
+
+    #[test]
+    fn source_order() {
+        let rows: &[(Option<&str>, bool, bool, &[Source])] = &[
+            (None, true, false, &[EnvKeys]),
+            (None, true, true, &[EnvKeys]),
+            (
+                None,
+                false,
+                false,
+                &[EnvKeys, Profile, WebIdentity, Container, Imds],
+            ),
+            (
+                None,
+                false,
+                true,
+                &[EnvKeys, Profile, WebIdentity, Container],
+            ),
+            // --profile wins over the key variables, as in the AWS CLI.
+            (
+                Some("p"),
+                true,
+                false,
+                &[Profile, WebIdentity, Container, Imds],
+            ),
+            (Some("p"), false, true, &[Profile, WebIdentity, Container]),
+        ];
+        for (flag, keys, off, want) in rows {
+            assert_eq!(
+                sources(&settings(*flag, *keys, *off)),
+                *want,
+                "{flag:?} {keys} {off}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_credentials_lists_only_what_was_tried() {
+        let all = [EnvKeys, Profile, WebIdentity, Container, Imds];
+        let msg = no_credentials(&all[..4], "default", &[], true).to_string();
+        assert!(!msg.contains("instance metadata"), "{msg}");
+        assert!(!msg.contains("hop limit"), "{msg}");
+        let msg = no_credentials(&all, "dev", &["EC2 instance metadata: x".into()], true);
+        assert_eq!(msg.exit_code(), 78);
+        let msg = msg.to_string();
+        for want in [
+            "AWS_ACCESS_KEY_ID",
+            "profile 'dev'",
+            "web identity",
+            "ECS container",
+            "EC2 instance metadata: x",
+            "--instance-id <instance-id>",
+            "--http-put-response-hop-limit 2",
+        ] {
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
+        let msg = no_credentials(&all, "default", &[], false).to_string();
+        assert!(!msg.contains("hop limit"), "{msg}");
+    }
+
+    #[test]
+    fn classification_table() {
+        let status = |status| {
+            CredentialsError::provider_error(ContainerError::Status {
+                authority: "127.0.0.1:9".into(),
+                status,
+            })
+        };
+        let rows: Vec<(Source, CredentialsError, Option<i32>)> = vec![
+            (Imds, CredentialsError::not_loaded("off"), None),
+            (Container, CredentialsError::not_loaded("unset"), None),
+            (Container, status(403), Some(77)),
+            (Container, status(429), Some(69)),
+            (Container, status(503), Some(69)),
+            (
+                Container,
+                CredentialsError::provider_error(ContainerError::Malformed {
+                    authority: "a:1".into(),
+                }),
+                Some(69),
+            ),
+            (
+                Container,
+                CredentialsError::invalid_configuration(ContainerError::Token("t".into())),
+                Some(78),
+            ),
+            (
+                Profile,
+                CredentialsError::provider_error("expired"),
+                Some(77),
+            ),
+            (
+                Profile,
+                CredentialsError::invalid_configuration("bad"),
+                Some(78),
+            ),
+            (
+                WebIdentity,
+                CredentialsError::provider_error("denied"),
+                Some(77),
+            ),
+            (
+                WebIdentity,
+                CredentialsError::invalid_configuration("bad"),
+                Some(78),
+            ),
+            (
+                EnvKeys,
+                CredentialsError::invalid_configuration("half"),
+                Some(78),
+            ),
+        ];
+        for (source, err, want) in rows {
+            let got = match classify(source, "p", &err) {
+                Outcome::Next => None,
+                Outcome::NoCredentials(_) => Some(78),
+                Outcome::Fail(e) => Some(e.exit_code()),
+            };
+            assert_eq!(got, want, "{source:?} {err}");
+        }
+        // IMDS failures that are not throttling are "no credentials", whatever their kind.
+        for err in [
+            CredentialsError::provider_error("token forbidden"),
+            CredentialsError::unhandled("{\"SecretAccessKey\":\"canary\""),
+        ] {
+            match classify(Imds, "p", &err) {
+                Outcome::NoCredentials(r) => assert!(!r.contains("canary"), "{r}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn static_keys_need_both_halves() {
+        let rows = [
+            (Some("AKIA"), Some("s3cr3t"), true),
+            (Some("AKIA"), None, false),
+            (None, Some("s3cr3t"), false),
+            (Some(""), Some("s3cr3t"), false),
+            (Some("AKIA"), Some(""), false),
+            (None, None, false),
+        ];
+        for (id, secret, want) in rows {
+            let got = static_keys_in_env(id.map(OsStr::new), secret.map(OsStr::new));
+            assert_eq!(got, want, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn chain_is_display_only() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("outer")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(chain(&e), "outer: inner");
+        let e = CredentialsError::provider_error(Outer(std::io::Error::other("inner")));
+        let text = cause(&e);
+        assert_eq!(text, "outer: inner");
+        assert!(!text.contains("Outer("), "{text}");
+    }
+}
