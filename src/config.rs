@@ -2,10 +2,11 @@
 //! reads itself (the SDK reads its own); every field is already checked, so later stages never
 //! see raw flag text and nothing else reads an `AWS_*` variable.
 
-use crate::cli::{Cli, DryRunFormat};
+use crate::cli::{self, Cli, DryRunFormat, OnChange};
 use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
-use crate::source::credentials;
+use crate::launch::{supervise, watch};
+use crate::source::{credentials, proxy};
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -14,8 +15,17 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum Mode {
     Exec(Vec<OsString>),
-    DryRun(DryRunFormat),
-    PrintIamPolicy,
+    /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec.
+    Supervise(Vec<OsString>, supervise::Options),
+    /// `command` is empty, or the COMMAND whose start the dry run predicts.
+    DryRun {
+        format: DryRunFormat,
+        command: Vec<OsString>,
+    },
+    /// `watch`: the run would poll with `--watch`, so the policy grants `DescribeSecret`.
+    PrintIamPolicy {
+        watch: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +47,12 @@ pub struct AwsOptions {
     pub adaptive_retry: bool,
     /// What chooses the credentials source (key variables, profile, container endpoint…).
     pub credentials: credentials::Settings,
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (either case), credential endpoints always direct.
+    pub proxies: proxy::Proxies,
+    /// Trust-root settings, first found wins (see `tls::root_source`).
+    pub aws_ca_bundle: Option<OsString>,
+    pub ssl_cert_file: Option<OsString>,
+    pub ssl_cert_dir: Option<OsString>,
 }
 
 impl AwsOptions {
@@ -67,13 +83,12 @@ pub struct Config {
     pub files: Vec<FileSpec>,
     /// `--from-env`: resolve references in the inherited environment.
     pub from_env: bool,
-    /// Descriptors from 3 that belong to socket activation (`LISTEN_FDS` of ours).
-    pub listen_fds: std::os::fd::RawFd,
     pub aws: AwsOptions,
     pub map: MapOptions,
     pub env: EnvOptions,
     pub mode: Mode,
     pub verbosity: u8,
+    pub log_format: crate::log::Format,
 }
 
 fn check_name(flag: &str, name: &str) -> Result<(), Error> {
@@ -84,6 +99,70 @@ fn check_name(flag: &str, name: &str) -> Result<(), Error> {
             "{flag} '{name}' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
         )))
     }
+}
+
+/// Why `url` cannot be an endpoint: it needs http:// or https://, a host, and no spaces or
+/// control characters (the SDK would otherwise fail later with a less helpful message).
+pub fn endpoint_problem(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    let Some(rest) = rest else {
+        return Some("must start with http:// or https://");
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("must not contain spaces or control characters");
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Some("has no host");
+    }
+    if let Some((_, port)) = host.rsplit_once(':')
+        && !host.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return Some("has a port that is not a number from 0 to 65535");
+    }
+    None
+}
+
+/// `--init`, `--watch` and their settings; `None` when neither is given.
+fn supervise_options(cli: &Cli) -> Result<Option<supervise::Options>, Error> {
+    if cli.watch.is_none() {
+        let given = [
+            ("--on-change", cli.on_change.is_some()),
+            ("--stop-signal", cli.stop_signal.is_some()),
+            ("--stop-timeout", cli.stop_timeout.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(Error::Usage(format!(
+                "{flag} acts when a watched secret changes, so it needs --watch"
+            )));
+        }
+    }
+    if !cli.init && cli.watch.is_none() {
+        return Ok(None);
+    }
+    let watch = cli
+        .watch
+        .as_deref()
+        .map(|w| watch::parse_interval(w).map_err(|e| Error::Usage(format!("--watch: {e}"))))
+        .transpose()?;
+    let stop_signal = match &cli.stop_signal {
+        Some(s) => {
+            supervise::parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?
+        }
+        None => nix::libc::SIGTERM,
+    };
+    let stop_timeout = cli::parse_duration(cli.stop_timeout.as_deref().unwrap_or("10s"))
+        .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
+    Ok(Some(supervise::Options {
+        watch,
+        on_change: cli.on_change.unwrap_or(OnChange::Restart),
+        stop_signal,
+        stop_timeout,
+    }))
 }
 
 /// Settings read from AWS_* variables that the SDK would otherwise panic on or ignore.
@@ -179,10 +258,16 @@ impl Config {
             )));
         }
         if let Some(url) = &cli.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && let Some(why) = endpoint_problem(url)
         {
             return Err(Error::Usage(format!(
-                "--endpoint-url '{url}' must start with http:// or https://"
+                "--endpoint-url '{url}' {why}; e.g. https://secretsmanager.eu-west-1.amazonaws.com"
+            )));
+        }
+        if cli.verbose > crate::log::MAX_LEVEL {
+            return Err(Error::Usage(format!(
+                "-v given {} times; -vvv is the most (see docs/logging.md)",
+                cli.verbose
             )));
         }
         for (flag, value) in [("--region", &cli.region), ("--profile", &cli.profile)] {
@@ -197,15 +282,23 @@ impl Config {
             check_name("--allow-name", n)?;
         }
 
+        let supervise = supervise_options(&cli)?;
         let mode = if cli.print_iam_policy {
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy {
+                watch: supervise.as_ref().is_some_and(|s| s.watch.is_some()),
+            }
         } else if let Some(format) = cli.dry_run {
-            Mode::DryRun(format)
+            Mode::DryRun {
+                format,
+                command: cli.command,
+            }
         } else if cli.command.is_empty() {
             return Err(Error::Usage(
                 "no COMMAND given; put it after '--', e.g. secret-exec --secret prod/db -- ./app"
                     .into(),
             ));
+        } else if let Some(opts) = supervise {
+            Mode::Supervise(cli.command, opts)
         } else {
             Mode::Exec(cli.command)
         };
@@ -215,13 +308,27 @@ impl Config {
             text("AWS_MAX_ATTEMPTS").as_deref(),
             text("AWS_RETRY_MODE").as_deref(),
         )?;
+        // Checked even when --log-format is given, as AWS_MAX_ATTEMPTS is: a set but unusable
+        // variable is an error, never silently passed over.
+        let env_format = match text("SECRET_EXEC_LOG_FORMAT").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => Some(crate::log::Format::parse(&v).ok_or_else(|| {
+                Error::Config(format!(
+                    "SECRET_EXEC_LOG_FORMAT='{v}' is not 'text' or 'json'; fix or unset it"
+                ))
+            })?),
+        };
+        let log_format = cli
+            .log_format
+            .or(env_format)
+            .unwrap_or(crate::log::Format::Text);
         for var in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"] {
             if let Some(v) = text(var)
                 && !v.is_empty()
-                && !(v.starts_with("http://") || v.starts_with("https://"))
+                && let Some(why) = endpoint_problem(&v)
             {
                 return Err(Error::Config(format!(
-                    "{var}='{v}' must start with http:// or https://"
+                    "{var}='{v}' {why}; fix or unset it (--endpoint-url overrides it)"
                 )));
             }
         }
@@ -235,17 +342,20 @@ impl Config {
             .iter()
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
 
-        let listen_fds = files::listen_fds(
-            text("LISTEN_PID").as_deref(),
-            text("LISTEN_FDS").as_deref(),
-            std::process::id(),
-        )?;
         let credentials = credentials::Settings::from_lookup(cli.profile.as_deref(), env);
+        // Credential endpoints the operator pointed elsewhere must not go through a proxy either.
+        let direct: Vec<String> = [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        ]
+        .iter()
+        .filter_map(|k| proxy::host_of(&text(k)?))
+        .collect();
+        let proxies = proxy::from_env(text, &direct)?;
         Ok(Config {
             specs,
             files: file_specs,
             from_env: cli.from_env,
-            listen_fds,
             aws: AwsOptions {
                 region: cli.region,
                 env_region,
@@ -256,6 +366,10 @@ impl Config {
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,
                 credentials,
+                proxies,
+                aws_ca_bundle: env("AWS_CA_BUNDLE"),
+                ssl_cert_file: env("SSL_CERT_FILE"),
+                ssl_cert_dir: env("SSL_CERT_DIR"),
             },
             map: MapOptions {
                 keep_case: cli.keep_case,
@@ -268,6 +382,7 @@ impl Config {
             },
             mode,
             verbosity: cli.verbose,
+            log_format,
         })
     }
 }
@@ -315,11 +430,87 @@ mod tests {
             (&["-s", "a", "--allow-name", "", "--", "x"], "--allow-name"),
             (&["-s", "1=a", "--", "x"], "invalid --secret"),
             (&["-s", "a", "--region", "", "--", "x"], "--region"),
+            (
+                &["-s", "a", "--endpoint-url", "http://", "--", "x"],
+                "--endpoint-url 'http://' has no host",
+            ),
+            (
+                &["-s", "a", "--endpoint-url", "http://h:99999", "--", "x"],
+                "port",
+            ),
+            (&["-s", "a", "-vvvv", "--", "x"], "-vvv is the most"),
+            (
+                &["-s", "a", "--log-format", "xml", "--", "x"],
+                "--log-format",
+            ),
+            (&["-s", "a", "--watch=0s", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=500ms", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=abc", "--", "x"], "--watch"),
+            (&["-s", "a", "--watch=25h", "--", "x"], "--watch"),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "0", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-timeout", "x", "--", "x"],
+                "--stop-timeout",
+            ),
+            (
+                &["-s", "a", "--watch", "--stop-signal", "FOO", "--", "x"],
+                "--stop-signal",
+            ),
         ];
         for (args, want) in rows {
             let err = config(args).expect_err(&format!("{args:?}"));
             assert_eq!(err.exit_code(), 64);
             assert!(err.to_string().contains(want), "{args:?}: {err}");
+        }
+    }
+
+    fn supervise(args: &[&str]) -> Option<supervise::Options> {
+        match config(args).unwrap().mode {
+            Mode::Supervise(_, o) => Some(o),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn supervise_settings() {
+        let o = supervise(&["-s", "a", "--watch", "--", "x"]).expect("supervised");
+        assert_eq!(o.watch, Some(Duration::from_secs(300)));
+        assert_eq!(o.on_change, OnChange::Restart);
+        assert_eq!(
+            (o.stop_signal, o.stop_timeout),
+            (15, Duration::from_secs(10))
+        );
+        let o = supervise(&["-s", "a", "--init", "--", "x"]).expect("supervised");
+        assert_eq!(o.watch, None);
+        let o = supervise(&[
+            "-s",
+            "a",
+            "--watch=30s",
+            "--on-change=exit",
+            "--stop-signal",
+            "INT",
+            "--stop-timeout",
+            "2s",
+            "--",
+            "x",
+        ])
+        .expect("supervised");
+        assert_eq!(o.watch, Some(Duration::from_secs(30)));
+        assert_eq!(o.on_change, OnChange::Exit);
+        assert_eq!((o.stop_signal, o.stop_timeout), (2, Duration::from_secs(2)));
+        assert!(supervise(&["-s", "a", "--", "x"]).is_none());
+        for (args, want) in [
+            (&["-s", "a", "--print-iam-policy"][..], false),
+            (&["-s", "a", "--print-iam-policy", "--init"], false),
+            (&["-s", "a", "--print-iam-policy", "--watch"], true),
+        ] {
+            assert!(
+                matches!(config(args).unwrap().mode, Mode::PrintIamPolicy { watch } if watch == want),
+                "{args:?}"
+            );
         }
     }
 
@@ -331,11 +522,14 @@ mod tests {
         ));
         assert!(matches!(
             config(&["-s", "a", "--dry-run"]).unwrap().mode,
-            Mode::DryRun(DryRunFormat::Text)
+            Mode::DryRun {
+                format: DryRunFormat::Text,
+                ..
+            }
         ));
         assert!(matches!(
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
-            Mode::PrintIamPolicy
+            Mode::PrintIamPolicy { .. }
         ));
         // --from-env and --file stand on their own.
         let c = config(&["--from-env", "--", "x"]).unwrap();
@@ -404,6 +598,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn endpoint_problems() {
+        let ok = [
+            "http://127.0.0.1:4566",
+            "https://secretsmanager.eu-west-1.amazonaws.com",
+            "http://[::1]:8080/",
+            "http://host/path?q",
+        ];
+        for url in ok {
+            assert_eq!(endpoint_problem(url), None, "{url}");
+        }
+        for url in [
+            "localhost:4566",
+            "http://",
+            "https://:80",
+            "http://h:x",
+            "http://a b",
+            "",
+        ] {
+            assert!(endpoint_problem(url).is_some(), "{url}");
+        }
+    }
+
+    #[test]
+    fn log_format_flag_beats_env() {
+        use crate::log::Format;
+        let args = ["-s", "a", "--", "x"];
+        assert_eq!(config(&args).unwrap().log_format, Format::Text);
+        let env = [("SECRET_EXEC_LOG_FORMAT", "json")];
+        assert_eq!(config_in(&args, &env).unwrap().log_format, Format::Json);
+        let flagged = ["--log-format", "text", "-s", "a", "--", "x"];
+        assert_eq!(config_in(&flagged, &env).unwrap().log_format, Format::Text);
+        let env = [("SECRET_EXEC_LOG_FORMAT", "yaml")];
+        assert_eq!(config_in(&flagged, &env).unwrap_err().exit_code(), 78);
+    }
+
     /// Every AWS_* variable secret-exec reads lands in `AwsOptions`, or is refused with 78.
     #[test]
     fn aws_variables_are_read_here() {
@@ -451,6 +681,8 @@ mod tests {
             ("AWS_RETRY_MODE", "fast"),
             ("AWS_ENDPOINT_URL", "localhost:4566"),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "ftp://x"),
+            ("AWS_ENDPOINT_URL", "http://a b"),
+            ("SECRET_EXEC_LOG_FORMAT", "yaml"),
         ] {
             let err = config_in(&args, &[(var, value)]).expect_err(var);
             assert_eq!(err.exit_code(), 78, "{var}");

@@ -1,6 +1,7 @@
 //! `--dry-run` output: one line (or JSON object) per variable with its origin, how it was asked
-//! for (`--secret`, `--file`, `--from-env`) and, for a file, its size in bytes. It receives only
-//! `Origin`s, names and sizes — no value can reach it. JSON keys are secret content and may hold
+//! for (`--secret`, `--file`, `--from-env`), for a file its size in bytes, and, when a COMMAND
+//! was given, whether it would start. It receives only `Origin`s, names, sizes and the
+//! prediction — no value can reach it. JSON keys are secret content and may hold
 //! tabs, newlines or terminal escapes: escaped, they can neither break the one-line-per-variable
 //! shape nor steer a terminal.
 
@@ -21,7 +22,15 @@ fn via(origin: &Origin) -> &'static str {
     origin.via.flag().trim_start_matches('-')
 }
 
-pub fn render(rows: &[Row], format: DryRunFormat) -> String {
+/// What exec would do with the COMMAND: the file it would run, or the error it would end with.
+pub struct Launch<'a> {
+    pub command: &'a str,
+    pub outcome: &'a Result<String, crate::error::Error>,
+}
+
+/// Without a COMMAND the JSON is the array of variables (as before COMMANDs were predicted); with
+/// one it is `{"variables": [...], "command": {...}}`. Text appends one `# COMMAND` line.
+pub fn render(rows: &[Row], format: DryRunFormat, launch: Option<&Launch>) -> String {
     match format {
         DryRunFormat::Json => {
             let items: Vec<serde_json::Value> = rows
@@ -40,7 +49,27 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                     })
                 })
                 .collect();
-            let mut s = serde_json::Value::Array(items).to_string();
+            let vars = serde_json::Value::Array(items);
+            let mut s = match launch {
+                None => vars.to_string(),
+                Some(l) => {
+                    let (path, exit, why) = match l.outcome {
+                        Ok(p) => (Some(p.as_str()), None, None),
+                        Err(e) => (None, Some(e.exit_code()), Some(e.to_string())),
+                    };
+                    serde_json::json!({
+                        "variables": vars,
+                        "command": {
+                            "name": l.command,
+                            "path": path,
+                            "would_start": l.outcome.is_ok(),
+                            "exit_code": exit,
+                            "why": why,
+                        },
+                    })
+                    .to_string()
+                }
+            };
             s.push('\n');
             s
         }
@@ -62,6 +91,17 @@ pub fn render(rows: &[Row], format: DryRunFormat) -> String {
                     via(r.origin),
                     r.bytes.map_or_else(|| "-".to_string(), |b| b.to_string()),
                 ));
+            }
+            if let Some(l) = launch {
+                let command = escaped(l.command);
+                s.push_str(&match l.outcome {
+                    Ok(p) => format!("# COMMAND {command}: would run {}\n", escaped(p)),
+                    Err(e) => format!(
+                        "# COMMAND {command}: would not start, exit {}: {}\n",
+                        e.exit_code(),
+                        crate::sanitize::one_line(&e.to_string())
+                    ),
+                });
             }
             s
         }
@@ -90,11 +130,11 @@ mod tests {
             bytes: None,
         }];
         assert_eq!(
-            render(&rows, DryRunFormat::Text),
+            render(&rows, DryRunFormat::Text, None),
             "NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\tVIA\tBYTES\nUSERNAME\tprod/db\t/username\tv1\tAWSCURRENT\tyes\tsecret\t-\n"
         );
         let v: serde_json::Value =
-            serde_json::from_str(&render(&rows, DryRunFormat::Json)).unwrap();
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, None)).unwrap();
         assert_eq!(v[0]["name"], "USERNAME");
         assert_eq!(v[0]["overrides"], true);
         assert_eq!(v[0]["key"], "/username");
@@ -111,13 +151,43 @@ mod tests {
             overrides: false,
             bytes: Some(1704),
         }];
-        assert!(render(&rows, DryRunFormat::Text).ends_with("\tAWSCURRENT\tno\tfile\t1704\n"));
+        assert!(
+            render(&rows, DryRunFormat::Text, None).ends_with("\tAWSCURRENT\tno\tfile\t1704\n")
+        );
         let v: serde_json::Value =
-            serde_json::from_str(&render(&rows, DryRunFormat::Json)).unwrap();
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, None)).unwrap();
         assert_eq!(
             (&v[0]["via"], &v[0]["bytes"]),
             (&"file".into(), &1704.into())
         );
+
+        let missing = Err(crate::error::Error::CommandNotFound {
+            command: "nope".into(),
+            why: String::new(),
+        });
+        let l = Launch {
+            command: "nope",
+            outcome: &missing,
+        };
+        let text = render(&rows, DryRunFormat::Text, Some(&l));
+        assert!(
+            text.ends_with("# COMMAND nope: would not start, exit 127: command 'nope' not found\n"),
+            "{text}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, Some(&l))).unwrap();
+        assert_eq!(v["variables"][0]["name"], "USERNAME");
+        assert_eq!(v["command"]["would_start"], false);
+        assert_eq!(v["command"]["exit_code"], 127);
+        let found = Ok("/bin/sh".to_string());
+        let l = Launch {
+            command: "sh",
+            outcome: &found,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, Some(&l))).unwrap();
+        assert_eq!(v["command"]["path"], "/bin/sh");
+        assert_eq!(v["command"]["exit_code"], serde_json::Value::Null);
     }
 
     #[test]
@@ -146,7 +216,7 @@ mod tests {
                 overrides: false,
                 bytes: None,
             };
-            let out = render(&[row], DryRunFormat::Text);
+            let out = render(&[row], DryRunFormat::Text, None);
             assert_eq!(
                 out.lines().nth(1),
                 Some(format!("X\ts\t{shown}\t-\t-\tno\tsecret\t-").as_str())

@@ -138,8 +138,9 @@ fn render(v: &Json, indent: usize, out: &mut String) {
 
 /// The policy document for the plan, `region` being the default region when one is known:
 /// `--region`, else the environment's (as the run would pick it), else unknown (`*`); reading
-/// the profile's region is left to the run, so a profile-only region gives `*` here.
-pub fn document(plan: &Plan, region: Option<&str>) -> String {
+/// the profile's region is left to the run, so a profile-only region gives `*` here. `watch`
+/// adds `DescribeSecret` on the secrets `--watch` polls.
+pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
     let mut resources = BTreeSet::new();
     let mut places = BTreeSet::new();
     for r in plan.secrets(Backend::SecretsManager) {
@@ -154,6 +155,20 @@ pub fn document(plan: &Plan, region: Option<&str>) -> String {
         ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
         ("Resource", Json::List(resources.into_iter().collect())),
     ])];
+    let watched: BTreeSet<String> = plan
+        .watched()
+        .iter()
+        .map(|r| secret_resource(&r.id, region).0)
+        .collect();
+    if watch && !watched.is_empty() {
+        // Metadata only: which version holds which stage. Version-pinned secrets are not polled.
+        statements.push(Json::Obj(vec![
+            ("Sid", Json::Str("WatchForRotation".into())),
+            ("Effect", Json::Str("Allow".into())),
+            ("Action", Json::Str("secretsmanager:DescribeSecret".into())),
+            ("Resource", Json::List(watched.into_iter().collect())),
+        ]));
+    }
     if plan.may_batch(region) {
         // BatchGetSecretValue has no resource-level permissions; each secret in the batch is
         // still checked against GetSecretValue above.
@@ -225,7 +240,7 @@ mod tests {
 
     fn parsed(raw: &[&str], region: Option<&str>) -> serde_json::Value {
         let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
-        let text = document(&Plan::new(&specs), region);
+        let text = document(&Plan::new(&specs), region, false);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
@@ -246,6 +261,24 @@ mod tests {
             }
             other => panic!("not a string or list: {other}"),
         }
+    }
+
+    #[test]
+    fn watch_adds_describe_secret_for_unpinned_secrets() {
+        let describe = |raw: &[&str], watch: bool| {
+            let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
+            let text = document(&Plan::new(&specs), Some("us-east-1"), watch);
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            statement(&doc, "secretsmanager:DescribeSecret").cloned()
+        };
+        let ss = ["prod/db", "old/db:::v1"];
+        assert!(describe(&ss, false).is_none());
+        let s = describe(&ss, true).expect("DescribeSecret");
+        assert_eq!(
+            list(&s["Resource"]),
+            ["arn:aws:secretsmanager:us-east-1:*:secret:prod/db-??????"]
+        );
+        assert!(describe(&["old/db:::v1"], true).is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub(crate) mod from_env;
 pub(crate) mod harden;
 pub(crate) mod iam;
 pub(crate) mod launch;
-pub(crate) mod log;
+pub mod log;
 pub(crate) mod map;
 pub(crate) mod plan;
 pub mod run;

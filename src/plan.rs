@@ -70,6 +70,19 @@ impl Plan {
             .map(|e| &e.secret)
     }
 
+    /// The secrets `--watch` follows, and the IAM printer grants `DescribeSecret` on: every
+    /// entry without an explicit VERSION_ID (that pin never changes). A STAGE-pinned entry
+    /// follows its own stage.
+    pub fn watched(&self) -> Vec<SecretRef> {
+        let mut refs: Vec<SecretRef> = self
+            .secrets(Backend::SecretsManager)
+            .filter(|r| r.version_id.is_none())
+            .cloned()
+            .collect();
+        refs.sort();
+        refs
+    }
+
     /// The region to use when none is configured: the ARNs' region, when every secret is named
     /// by an ARN that has one (the first such ARN's, in plan order).
     pub fn region_from_arns(&self) -> Option<&str> {
@@ -241,6 +254,20 @@ mod tests {
                 assert_eq!(p.may_batch(Some(region)), batches, "{raw:?} {region}");
             }
         }
+    }
+
+    #[test]
+    fn pinned_versions_are_not_watched() {
+        let p = plan(&[
+            "a",
+            "X=a",
+            "b::AWSPREVIOUS",
+            "c:::v1",
+            "d::AWSCURRENT:v2",
+            "A=a:k",
+        ]);
+        let got: Vec<String> = p.watched().iter().map(|r| r.to_string()).collect();
+        assert_eq!(got, ["a", "b (stage AWSPREVIOUS)"]);
     }
 
     #[test]

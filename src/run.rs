@@ -1,54 +1,58 @@
 //! The pipeline, start to finish: config (and the references `--from-env` finds) → plan → fetch
 //! (async, bounded, interruptible) → map → deliver (environment, memfds) → launch, with one
-//! `match` on the mode. The async runtime lives only inside the fetch
-//! window; the environment block is built after it is gone.
+//! `match` on the mode. The async runtime lives only inside the fetch window; the environment
+//! block is built after it is gone. `--watch` re-fetches through the same [`env_block`], so a
+//! restart obeys every rule of a first start.
 
 use crate::cli;
 use crate::config::{Config, Mode};
 use crate::deliver::env_block::EnvBlock;
 use crate::deliver::environ::{self, Limits, Merged};
-use crate::deliver::files;
+use crate::deliver::files::{self, Files};
 use crate::dryrun;
 use crate::error::Error;
 use crate::from_env::{self, Reference};
 use crate::harden;
 use crate::iam;
-use crate::launch::exec;
-use crate::log;
+use crate::launch::{exec, listen, supervise};
+use crate::log::{self, Event};
 use crate::map::{self, Var, Via};
 use crate::plan::Plan;
 use crate::secret::SecretText;
-use crate::source::{Results, window};
+use crate::source::{self, Results, Versions, window};
 use crate::spec::Spec;
-use crate::vlog;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
 
 /// Runs secret-exec. Returns the exit status for modes that end here (`--dry-run`, help);
 /// in exec mode a return is always a failure.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
-    harden::no_dumps();
+    log::start();
+    let args: Vec<OsString> = args.into_iter().collect();
+    // Known before parsing, so that even a usage error is written in the asked-for format.
+    let env_format = std::env::var_os("SECRET_EXEC_LOG_FORMAT");
+    if let Some(f) = log::early_format(&args, env_format.as_deref()) {
+        log::set_format(f);
+    }
     let Some(cli) = cli::parse(args)? else {
         return Ok(0);
     };
     let config = Config::new(cli, &|name| std::env::var_os(name))?;
+    log::set_format(config.log_format);
     log::set_level(config.verbosity);
-    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let refs = references(&config, &inherited)?;
+    harden::no_dumps();
+    // Found once, before the first start: a `--watch` re-fetch resolves the same references.
+    let refs = references(&config, &std::env::vars_os().collect::<Vec<_>>())?;
     // One plan for everything a run reads, so --secret, --file and --from-env share batching,
     // deduplication and the deadline, and the IAM policy covers all three.
-    let specs: Vec<Spec> = config
-        .specs
-        .iter()
-        .chain(config.files.iter().map(|f| &f.spec))
-        .chain(refs.iter().map(|r| &r.spec))
-        .cloned()
-        .collect();
+    let specs: Vec<Spec> = all_specs(&config, &refs).cloned().collect();
     let plan = Plan::new(&specs);
 
     match &config.mode {
-        Mode::PrintIamPolicy => {
+        Mode::PrintIamPolicy { watch } => {
             if plan.entries.is_empty() {
                 return Err(Error::Usage(
                     "--print-iam-policy: nothing to grant; --from-env found no reference in this \
@@ -56,13 +60,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                         .into(),
                 ));
             }
-            println!("{}", iam::document(&plan, config.aws.known_region()));
+            println!(
+                "{}",
+                iam::document(&plan, config.aws.known_region(), *watch)
+            );
             Ok(0)
         }
-        Mode::DryRun(format) => {
-            let r = resolve(&config, &plan, &refs, inherited, Files::SizesOnly)?;
+        Mode::DryRun { format, command } => {
+            let r = resolve(&config, &plan, &refs, Make::SizesOnly)?;
             // A dry run refuses what the real run would: an oversized variable included.
-            environ::check_limits(&r.merged, &[], Limits::current())?;
+            environ::check_limits(&r.merged, command, Limits::current())?;
             let rows: Vec<dryrun::Row> = r
                 .merged
                 .injected
@@ -76,24 +83,61 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                         .flatten(),
                 })
                 .collect();
+            let merged = &r.merged;
+            let predicted = command.first().map(|c| {
+                // PATH as the command would get it; when a secret sets it, it is not shown.
+                let injected = merged.injected.iter().rev().find(|i| i.var.name == "PATH");
+                let path = match injected {
+                    Some(i) => Some(i.var.value.expose().as_bytes()),
+                    None => merged
+                        .inherited
+                        .iter()
+                        .find(|(k, _)| k == "PATH")
+                        .map(|(_, v)| v.as_bytes()),
+                };
+                let outcome = exec::predict(c.as_bytes(), path, injected.is_none());
+                (c.to_string_lossy().into_owned(), outcome)
+            });
+            let launch = predicted
+                .as_ref()
+                .map(|(command, outcome)| dryrun::Launch { command, outcome });
+            log::at(1, Event::DryRun)
+                .count(rows.len())
+                .took(log::since_start())
+                .say(format_args!(
+                    "dry run done: {} variables, total time before exec",
+                    rows.len()
+                ));
             std::io::stdout()
-                .write_all(dryrun::render(&rows, *format).as_bytes())
+                .write_all(dryrun::render(&rows, *format, launch.as_ref()).as_bytes())
                 .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))?;
             Ok(0)
         }
         Mode::Exec(argv) => {
-            let r = resolve(&config, &plan, &refs, inherited, Files::Memfds)?;
-            environ::check_limits(&r.merged, argv, Limits::current())?;
-            vlog!(
-                1,
-                "exec {} with {} injected variables and {} files",
-                argv[0].to_string_lossy(),
-                r.merged.injected.len(),
-                r.files.fds.len()
-            );
-            Err(exec::exec(argv, &EnvBlock::build(r.merged), &r.files))
+            let d = env_block(&config, &plan, &refs, argv)?;
+            log::at(1, Event::Exec)
+                .took(log::since_start())
+                .say(format_args!(
+                    "exec {}, total time before exec",
+                    argv[0].to_string_lossy()
+                ));
+            Err(exec::exec(argv, &d.block, &d.files))
+        }
+        Mode::Supervise(argv, opts) => {
+            let d = env_block(&config, &plan, &refs, argv)?;
+            let (argv, opts) = (argv.clone(), opts.clone());
+            supervise::run(config, plan, refs, argv, opts, d)
         }
     }
+}
+
+/// Every SPEC a run reads, in command-line order: `--secret`s, `--file`s, then the references.
+fn all_specs<'a>(config: &'a Config, refs: &'a [Reference]) -> impl Iterator<Item = &'a Spec> {
+    config
+        .specs
+        .iter()
+        .chain(config.files.iter().map(|f| &f.spec))
+        .chain(refs.iter().map(|r| &r.spec))
 }
 
 /// The references `--from-env` resolves: in the inherited environment left after `-u`.
@@ -111,29 +155,54 @@ fn references(
         .collect();
     let refs = from_env::references(&kept)?;
     if refs.is_empty() {
-        vlog!(
-            1,
+        log::at(1, Event::Map).say(format_args!(
             "--from-env: no inherited variable holds a reference; the environment passes unchanged"
-        );
+        ));
     } else {
         let names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
-        vlog!(1, "--from-env: resolving {}", names.join(", "));
+        log::at(1, Event::Map).say(format_args!("--from-env: resolving {}", names.join(", ")));
     }
     Ok(refs)
 }
 
+/// What COMMAND is started with: the environment block, checked against the kernel's limits
+/// for `argv`, the `--file` memfds, and the versions they were built from.
+pub struct Delivery {
+    pub block: EnvBlock,
+    pub files: Files,
+    pub versions: Versions,
+}
+
+/// The first start and every `--watch` re-fetch.
+pub fn env_block(
+    config: &Config,
+    plan: &Plan,
+    refs: &[Reference],
+    argv: &[OsString],
+) -> Result<Delivery, Error> {
+    let r = resolve(config, plan, refs, Make::Memfds)?;
+    environ::check_limits(&r.merged, argv, Limits::current())?;
+    Ok(Delivery {
+        block: EnvBlock::build(r.merged),
+        files: r.files,
+        versions: r.versions,
+    })
+}
+
 /// Whether `resolve` makes the memfds (a real run) or only measures them (`--dry-run`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Files {
+enum Make {
     Memfds,
     SizesOnly,
 }
 
-/// Everything delivered: the environment, the memfds, and each file's size by variable.
+/// Everything delivered: the environment, the memfds, each file's size by variable, and the
+/// versions fetched.
 struct Resolved {
     merged: Merged,
-    files: files::Files,
+    files: Files,
     sizes: BTreeMap<String, usize>,
+    versions: Versions,
 }
 
 /// Fetches the plan and maps every SPEC, file and reference, all-or-nothing, reporting failures
@@ -144,30 +213,22 @@ fn resolve(
     config: &Config,
     plan: &Plan,
     refs: &[Reference],
-    inherited: Vec<(OsString, OsString)>,
-    make: Files,
+    make: Make,
 ) -> Result<Resolved, Error> {
+    // `--from-env` alone with no reference found: nothing to ask, so no credentials needed.
     let mut results = if plan.entries.is_empty() {
         Results::new()
     } else {
         window::fetch(&config.aws, plan)?
     };
-    let mut fetched = |spec: &Spec| -> Result<(), Error> {
-        match results.get(&spec.secret) {
-            Some(Ok(_)) => Ok(()),
-            _ => Err(results
+    let started = Instant::now();
+    for spec in all_specs(config, refs) {
+        if !matches!(results.get(&spec.secret), Some(Ok(_))) {
+            return Err(results
                 .remove(&spec.secret)
                 .and_then(Result::err)
-                .unwrap_or_else(|| Error::Internal(format!("no result for '{}'", spec.secret)))),
+                .unwrap_or_else(|| Error::Internal(format!("no result for '{}'", spec.secret))));
         }
-    };
-    for spec in config
-        .specs
-        .iter()
-        .chain(config.files.iter().map(|f| &f.spec))
-        .chain(refs.iter().map(|r| &r.spec))
-    {
-        fetched(spec)?;
     }
     let get = |spec: &Spec| match results.get(&spec.secret) {
         Some(Ok(f)) => Ok(f),
@@ -178,22 +239,23 @@ fn resolve(
     for spec in &config.specs {
         vars.extend(map::map_spec(spec, get(spec)?, &config.map)?);
     }
-    let mut out_files = files::Files {
+    let listen = i32::try_from(listen::from_env()).unwrap_or(0);
+    let mut out_files = Files {
         fds: Vec::with_capacity(config.files.len()),
-        listen: config.listen_fds,
+        listen,
     };
     let mut sizes = BTreeMap::new();
     for (i, f) in config.files.iter().enumerate() {
         let src = get(&f.spec)?;
         let value = map::file::select(&f.spec, src)?;
-        if make == Files::Memfds {
+        if make == Make::Memfds {
             out_files.fds.push(files::memfd(&f.var, value.bytes())?);
         }
         sizes.insert(f.var.clone(), value.bytes().len());
         let key = f.spec.key_text.clone();
         vars.push(Var {
             name: f.var.clone(),
-            value: SecretText::copy_of(&files::path(files::fd_number(config.listen_fds, i))),
+            value: SecretText::copy_of(&files::path(files::fd_number(listen, i))),
             origin: map::origin_of(&f.spec, src, key, Via::File),
         });
     }
@@ -204,16 +266,31 @@ fn resolve(
         }
         vars.extend(mapped);
     }
+    let versions = source::versions(&results);
     // Every SDK-provided buffer is wiped here; only the mapped values remain.
     drop(results);
 
-    let merged = environ::merge(inherited, vars, &config.env)?;
+    let merged = environ::merge(std::env::vars_os().collect(), vars, &config.env)?;
+    log::at(1, Event::Map)
+        .count(merged.injected.len())
+        .took(started.elapsed())
+        .say(format_args!(
+            "mapped {} secret(s) to {} variables",
+            all_specs(config, refs).count(),
+            merged.injected.len()
+        ));
     for inj in merged.injected.iter().filter(|i| i.overrides) {
-        vlog!(1, "{} overrides an inherited variable", inj.var.name);
+        log::at(1, Event::Override)
+            .secret(&inj.var.origin.secret_id)
+            .say(format_args!(
+                "{} overrides an inherited variable",
+                inj.var.name
+            ));
     }
     Ok(Resolved {
         merged,
         files: out_files,
         sizes,
+        versions,
     })
 }

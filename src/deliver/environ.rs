@@ -23,10 +23,21 @@ pub struct Merged {
     pub injected: Vec<Injected>,
 }
 
+/// Two sources for one name. The advice depends on where they come from: two keys of one
+/// secret cannot be told apart by a prefix (it applies to both), only by picking one key.
 fn collision(name: &str, first: &Origin, second: &Origin) -> Error {
+    let what_to_do = if first.spec != second.spec {
+        "give one of them an explicit name (VAR=...) or a prefix (PREFIX*=...)".to_string()
+    } else if first.key == second.key {
+        "the same --secret is given twice; remove one".to_string()
+    } else {
+        format!(
+            "both keys of that secret map to {name}; take them one by one with \
+             VAR=ID:KEY, or pass --keep-case if they differ only in case"
+        )
+    };
     Error::DataGeneral(format!(
-        "variable {name} would be set twice, by {first} and by {second}; \
-         give one of them an explicit name (VAR=...) or a prefix (PREFIX*=...)"
+        "variable {name} would be set twice, by {first} and by {second}; {what_to_do}"
     ))
 }
 
@@ -361,6 +372,29 @@ mod tests {
             msg.contains("--secret 'one'") && msg.contains("--secret 'two'"),
             "{msg}"
         );
+        assert!(msg.contains("PREFIX*="), "{msg}");
+    }
+
+    /// Two keys of one secret that give one name: a prefix would not help, so it is not offered.
+    #[test]
+    fn collision_inside_one_secret_does_not_suggest_a_prefix() {
+        let mut a = var("A_B", "1", "prod/db");
+        a.origin.key = Some("/a-b".into());
+        let mut b = var("A_B", "2", "prod/db");
+        b.origin.key = Some("/a_b".into());
+        let msg = merge(vec![], vec![a, b], &EnvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("PREFIX") && !msg.contains("prefix"), "{msg}");
+        assert!(msg.contains("VAR=ID:KEY"), "{msg}");
+        let twice = merge(
+            vec![],
+            vec![var("A", "1", "s"), var("A", "1", "s")],
+            &EnvOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("given twice"), "{twice}");
     }
 
     #[test]

@@ -55,25 +55,6 @@ pub fn parse(raw: &str) -> Result<FileSpec, Error> {
     })
 }
 
-/// How many descriptors from 3 belong to socket activation: `LISTEN_FDS`, when `LISTEN_PID`
-/// names this process (systemd's sd_listen_fds rule). Passed on to a PID that is not ours, the
-/// variables are someone else's and are ignored, as sd_listen_fds does; naming us with a
-/// `LISTEN_FDS` that is not a count is a broken setting (78), never silently zero.
-pub fn listen_fds(pid: Option<&str>, fds: Option<&str>, ours: u32) -> Result<RawFd, Error> {
-    let Some(pid) = pid else { return Ok(0) };
-    if pid.trim().parse::<u32>().ok() != Some(ours) {
-        return Ok(0);
-    }
-    match fds.map(str::trim).map(str::parse::<u16>) {
-        Some(Ok(n)) => Ok(RawFd::from(n)),
-        _ => Err(Error::Config(format!(
-            "LISTEN_PID names this process but LISTEN_FDS='{}' is not a count of descriptors; \
-             fix or unset them",
-            fds.unwrap_or("")
-        ))),
-    }
-}
-
 /// The child's descriptor for the `i`-th `--file`.
 pub fn fd_number(listen: RawFd, i: usize) -> RawFd {
     FIRST_FD + listen + RawFd::try_from(i).unwrap_or(RawFd::MAX - FIRST_FD - listen)
@@ -224,26 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn listen_fds_table() {
-        let rows: &[(Option<&str>, Option<&str>, Result<RawFd, ()>)] = &[
-            (None, None, Ok(0)),
-            (None, Some("2"), Ok(0)),
-            (Some("41"), Some("2"), Ok(2)),
-            (Some("40"), Some("2"), Ok(0)),
-            (Some("x"), Some("2"), Ok(0)),
-            (Some("41"), Some("0"), Ok(0)),
-            (Some("41"), None, Err(())),
-            (Some("41"), Some("-1"), Err(())),
-            (Some("41"), Some("many"), Err(())),
-        ];
-        for (pid, fds, want) in rows {
-            let got = listen_fds(*pid, *fds, 41);
-            match (got, want) {
-                (Ok(n), Ok(w)) => assert_eq!(n, *w, "{pid:?} {fds:?}"),
-                (Err(e), Err(())) => assert_eq!(e.exit_code(), 78),
-                (got, _) => panic!("{pid:?} {fds:?}: {got:?}"),
-            }
-        }
+    fn numbers() {
         assert_eq!(fd_number(0, 0), 3);
         assert_eq!(fd_number(2, 1), 6);
         assert_eq!(path(4), "/dev/fd/4");

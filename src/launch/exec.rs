@@ -1,40 +1,60 @@
 //! Becoming COMMAND in place: the PATH search, the clean slate the child gets (default signal
-//! dispositions, empty mask, only fds 0-2, a socket-activation range of ours, then the `--file`
-//! descriptors), and execve with the delivered environment block.
+//! dispositions, empty mask, only fds 0-2, the socket-activation range, then the `--file`
+//! descriptors), and execve with the delivered environment block. The supervisor's forked child
+//! shares the search and its errors.
 
 use crate::deliver::env_block::EnvBlock;
 use crate::deliver::files::{self, Files};
 use crate::error::Error;
 use nix::errno::Errno;
 use nix::libc;
-use std::ffi::{CString, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// Resets what a child would otherwise inherit from us: blocked and ignored signals (exec keeps
-/// both), and every fd above 2 and above `listen` socket-activation fds (marked close-on-exec,
-/// so they stay usable if exec fails).
-fn clean_slate(listen: i32) {
-    let keep = u32::try_from(files::FIRST_FD + listen).unwrap_or(u32::MAX);
+/// both), and every fd above 2 but the socket-activation range (marked close-on-exec, so they
+/// stay usable if exec fails).
+fn clean_slate() -> u32 {
+    let first = 3 + crate::launch::listen::from_env();
     // SAFETY: plain syscalls on this process's own signal state and fds, single-threaded here.
     unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        reset_signals();
+        for fd in 3..first {
+            let flags = libc::fcntl(fd as i32, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd as i32, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+        }
+        let rc = libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if rc != 0 {
+            cloexec_fallback(first as i32);
+        }
+    }
+    first
+}
+
+/// Every signal back to its default disposition, then an empty mask. Raw syscalls only, so a
+/// forked child of a multi-threaded parent may call it too.
+///
+/// # Safety
+/// Changes the whole process's signal state; call only right before exec.
+pub(crate) unsafe fn reset_signals() {
+    // SAFETY: see the function's contract.
+    unsafe {
         for sig in 1..=NSIG {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
             default_disposition(sig);
         }
-        let rc = libc::syscall(
-            libc::SYS_close_range,
-            keep,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        if rc != 0 {
-            cloexec_fallback(keep);
-        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 }
 
@@ -82,13 +102,13 @@ unsafe fn default_disposition(sig: i32) {
 }
 
 /// For kernels before 5.11: walk /proc/self/fd.
-fn cloexec_fallback(keep: u32) {
+fn cloexec_fallback(first: i32) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
     let fds: Vec<i32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| u32::try_from(*fd).is_ok_and(|fd| fd >= keep))
+        .filter(|fd| *fd >= first)
         .collect();
     for fd in fds {
         // SAFETY: F_SETFD on an fd number; a stale one (the dir's own) just fails with EBADF.
@@ -124,77 +144,69 @@ pub fn candidates(command: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Replaces this process with `argv[0]`, the `--file` memfds on their descriptors. Returns only
-/// on failure, with the buffers still owned by the caller so they are wiped when it exits.
-pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files) -> Error {
-    let command = argv[0].clone();
-    let shown = command.to_string_lossy().into_owned();
-    if command.is_empty() {
-        return Error::CommandNotFound {
-            command: shown,
+/// `argv` as C strings, refusing what execve cannot take: an empty command name, a NUL byte.
+pub(crate) fn c_args(argv: &[OsString]) -> Result<Vec<CString>, Error> {
+    if argv[0].is_empty() {
+        return Err(Error::CommandNotFound {
+            command: String::new(),
             why: " (empty command name)".into(),
-        };
+        });
     }
-    let args: Vec<CString> = match argv
-        .iter()
+    argv.iter()
         .map(|a| CString::new(a.clone().into_vec()))
         .collect::<Result<_, _>>()
-    {
-        Ok(a) => a,
-        Err(_) => return Error::Usage("COMMAND or an argument contains a NUL byte".into()),
-    };
-    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    arg_ptrs.push(std::ptr::null());
-    let env_ptrs = env.pointers();
-    let mut fds = files.raw();
+        .map_err(|_| Error::Usage("COMMAND or an argument contains a NUL byte".into()))
+}
 
-    clean_slate(files.listen);
-    let first = files::FIRST_FD + files.listen;
-    if let Err(errno) = files::place(&mut fds, first) {
-        return Error::Config(format!(
-            "cannot put the --file descriptors at {first} and up: {}; raise the open-files \
-             limit (ulimit -n)",
-            Errno::from_raw(errno).desc()
-        ));
+/// The NUL-terminated pointer array execve takes for `args`.
+pub(crate) fn pointers(args: &[CString]) -> Vec<*const libc::c_char> {
+    let mut p: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    p.push(std::ptr::null());
+    p
+}
+
+/// What a failed execve of one PATH candidate means for the search (execvp's rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Not there: try the next candidate.
+    Continue,
+    /// There but not allowed: remember it, try the next candidate.
+    Denied,
+    /// A real failure of this candidate: stop and report it.
+    Stop,
+}
+
+/// Classifies an execve errno. Async-signal-safe (a forked child calls it before exec).
+pub(crate) fn next(errno: i32) -> Next {
+    match errno {
+        libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP => Next::Continue,
+        libc::EACCES | libc::EPERM => Next::Denied,
+        _ => Next::Stop,
     }
-    let mut denied = None;
-    for path in candidates(command.as_bytes(), env.value_of(b"PATH")) {
-        let Ok(cpath) = CString::new(path) else {
-            continue;
-        };
-        // SAFETY: all three arrays are NUL-terminated and point into buffers alive across the call.
-        unsafe { libc::execve(cpath.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };
-        match Errno::last() {
-            Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP => continue,
-            Errno::EACCES | Errno::EPERM => {
-                denied.get_or_insert((cpath, Errno::last()));
-                continue;
-            }
-            Errno::E2BIG => {
-                return Error::DataGeneral(
-                    "the kernel refused the environment as too large (E2BIG); \
-                     inject fewer or smaller values, or start with -i"
-                        .into(),
-                );
-            }
-            Errno::ENOEXEC => {
-                return Error::NotExecutable {
-                    command: cpath.to_string_lossy().into_owned(),
-                    why: "not a binary this system can run and no #! line".into(),
-                };
-            }
-            e => {
-                return Error::NotExecutable {
-                    command: cpath.to_string_lossy().into_owned(),
-                    why: e.desc().to_string(),
-                };
-            }
-        }
-    }
-    match denied {
-        Some((p, e)) => Error::NotExecutable {
-            command: p.to_string_lossy().into_owned(),
+}
+
+/// The error for a PATH search that ended without exec: `failed` is the candidate that stopped
+/// it (or the first one denied) with its errno, `None` when no candidate exists.
+pub(crate) fn failure(command: &OsStr, failed: Option<(&CStr, Errno)>, env: &EnvBlock) -> Error {
+    let shown = command.to_string_lossy().into_owned();
+    let path = |p: &CStr| p.to_string_lossy().into_owned();
+    match failed {
+        Some((_, Errno::E2BIG)) => Error::DataGeneral(
+            "the kernel refused the environment as too large (E2BIG); \
+             inject fewer or smaller values, or start with -i"
+                .into(),
+        ),
+        Some((p, Errno::ENOEXEC)) => Error::NotExecutable {
+            command: path(p),
+            why: "not a binary this system can run and no #! line".into(),
+        },
+        Some((p, e)) if next(e as i32) == Next::Denied => Error::NotExecutable {
+            command: path(p),
             why: format!("{}; check its mode (chmod +x) and mount options", e.desc()),
+        },
+        Some((p, e)) => Error::NotExecutable {
+            command: path(p),
+            why: e.desc().to_string(),
         },
         None if command.as_bytes().contains(&b'/') => Error::CommandNotFound {
             command: shown,
@@ -210,9 +222,135 @@ pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files) -> Error {
     }
 }
 
+/// Replaces this process with `argv[0]`, the `--file` memfds on their descriptors right after
+/// the socket-activation range. Returns only on failure, with the buffers still owned by the
+/// caller so they are wiped when it exits.
+pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files) -> Error {
+    let args = match c_args(argv) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let arg_ptrs = pointers(&args);
+    let env_ptrs = env.pointers();
+    let paths: Vec<CString> = candidates(argv[0].as_bytes(), env.value_of(b"PATH"))
+        .into_iter()
+        .filter_map(|p| CString::new(p).ok())
+        .collect();
+
+    let mut fds = files.raw();
+
+    let first = clean_slate();
+    if let Err(e) = place_files(&mut fds, first) {
+        return e;
+    }
+    let mut denied = None;
+    for cpath in &paths {
+        // SAFETY: all three arrays are NUL-terminated and point into buffers alive across the call.
+        unsafe { libc::execve(cpath.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+        let e = Errno::last();
+        match next(e as i32) {
+            Next::Continue => continue,
+            Next::Denied => {
+                denied.get_or_insert((cpath.as_c_str(), e));
+            }
+            Next::Stop => return failure(&argv[0], Some((cpath, e)), env),
+        }
+    }
+    failure(&argv[0], denied, env)
+}
+
+/// [`files::place`] from `first` on, its errno turned into the error both launch paths report.
+pub(crate) fn place_files(fds: &mut [i32], first: u32) -> Result<(), Error> {
+    let first = i32::try_from(first).unwrap_or(i32::MAX);
+    files::place(fds, first).map_err(|errno| placing(first, errno))
+}
+
+/// The error for a `--file` descriptor that could not be put at its number.
+pub(crate) fn placing(first: i32, errno: i32) -> Error {
+    Error::Config(format!(
+        "cannot put the --file descriptors at {first} and up: {}; raise the open-files limit \
+         (ulimit -n)",
+        Errno::from_raw(errno).desc()
+    ))
+}
+
+/// What `exec` would do with `command` under `path`, without doing it (for `--dry-run`): the
+/// file it would run, or the 126/127 error it would end with. Same search, same order; "would
+/// run" means a regular file with an execute bit for us, which is what execve checks first.
+/// `path_shown` is false when PATH comes from a secret: the message then leaves it out.
+pub fn predict(command: &[u8], path: Option<&[u8]>, path_shown: bool) -> Result<String, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = String::from_utf8_lossy(command).into_owned();
+    if command.is_empty() {
+        return Err(Error::CommandNotFound {
+            command: shown,
+            why: " (empty command name)".into(),
+        });
+    }
+    let mut denied = None;
+    for candidate in candidates(command, path) {
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&candidate));
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        let runnable = meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok();
+        if runnable {
+            return Ok(p.display().to_string());
+        }
+        denied.get_or_insert_with(|| p.display().to_string());
+    }
+    Err(match denied {
+        Some(p) => Error::NotExecutable {
+            command: p,
+            why: "not a regular file with execute permission; check its mode (chmod +x)".into(),
+        },
+        None if command.contains(&b'/') || !path_shown => Error::CommandNotFound {
+            command: shown,
+            why: String::new(),
+        },
+        None => Error::CommandNotFound {
+            command: shown,
+            why: format!(
+                " in PATH ({})",
+                String::from_utf8_lossy(path.unwrap_or(DEFAULT_PATH))
+            ),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn predictions() {
+        let dir = std::env::temp_dir().join(format!("se-predict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let d = dir.display().to_string();
+        let rows: &[(&str, Option<&str>, Result<&str, i32>)] = &[
+            ("sh", Some("/nonexistent:/bin"), Ok("/bin/sh")),
+            ("/bin/sh", None, Ok("/bin/sh")),
+            ("no-such-cmd-x", Some("/bin"), Err(127)),
+            ("/nonexistent/x", None, Err(127)),
+            ("plain", Some(&d), Err(126)),
+            ("", None, Err(127)),
+        ];
+        for (cmd, path, want) in rows {
+            let got = predict(cmd.as_bytes(), path.map(str::as_bytes), true);
+            match (got, want) {
+                (Ok(p), Ok(w)) => assert_eq!(p, *w, "{cmd}"),
+                (Err(e), Err(code)) => assert_eq!(e.exit_code(), *code, "{cmd}: {e}"),
+                (got, _) => panic!("{cmd}: {got:?}"),
+            }
+        }
+        let hidden = predict(b"no-such-cmd-x", Some(b"/secret/dir"), false).unwrap_err();
+        assert!(!hidden.to_string().contains("/secret/dir"), "{hidden}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn candidate_table() {

@@ -3,9 +3,13 @@
 //! `Failure` once per call. The types here are the seam a new backend plugs into: add a
 //! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
 
+pub mod attempts;
 pub mod aws;
 pub mod credentials;
+pub mod describe;
+pub mod proxy;
 pub mod secrets_manager;
+pub mod tls;
 pub mod window;
 
 use crate::error::Error;
@@ -34,6 +38,23 @@ pub struct Fetched {
 
 /// Every secret's outcome. All come back; the caller decides (all-or-nothing).
 pub type Results = BTreeMap<SecretRef, Result<Fetched, Error>>;
+
+/// The version id each secret version was answered with: what `--watch` compares the live
+/// stages with. Metadata only.
+pub type Versions = BTreeMap<SecretRef, Option<String>>;
+
+/// The versions of every successful fetch in `results`.
+pub fn versions(results: &Results) -> Versions {
+    results
+        .iter()
+        .map(|(r, f)| {
+            (
+                r.clone(),
+                f.as_ref().ok().and_then(|f| f.version_id.clone()),
+            )
+        })
+        .collect()
+}
 
 /// The SPEC class of a backend failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

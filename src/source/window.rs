@@ -3,16 +3,43 @@
 //! in a container an unhandled SIGTERM would be ignored). The runtime is gone when this
 //! returns, so no runtime thread or buffer can hold a copy of a value at execve.
 
-use super::{Results, aws};
+use super::{Results, Versions, aws, describe};
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
-use crate::vlog;
+use crate::spec::SecretRef;
 use nix::sys::signal::Signal;
+use std::future::Future;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Fetches every entry of `plan`, or fails with the deadline or the first signal.
 pub fn fetch(aws: &AwsOptions, plan: &Plan) -> Result<Results, Error> {
+    window(aws, plan, async {
+        let clients = aws::clients(aws, plan).await?;
+        Ok(super::fetch_all(&clients, plan).await)
+    })
+}
+
+/// Where the stage of each of `refs` (secrets of `plan`) points now, for `--watch`: metadata
+/// only, under the same deadline. Clients and credentials are built afresh, so rotated
+/// credentials are picked up and nothing is kept between checks.
+pub fn stage_versions(
+    aws: &AwsOptions,
+    plan: &Plan,
+    refs: &[SecretRef],
+) -> Result<Versions, Error> {
+    window(aws, plan, async {
+        let clients = aws::clients(aws, plan).await?;
+        describe::stage_versions(&clients, refs).await
+    })
+}
+
+/// Runs `work` on a fresh current-thread runtime under `--timeout`, ended early by a signal.
+fn window<T>(
+    aws: &AwsOptions,
+    plan: &Plan,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,16 +54,6 @@ pub fn fetch(aws: &AwsOptions, plan: &Plan) -> Result<Results, Error> {
             watch(Signal::SIGINT)?,
             watch(Signal::SIGHUP)?,
         );
-        let work = async {
-            let clients = aws::clients(aws, plan).await?;
-            vlog!(
-                1,
-                "fetching {} secret(s), default region {}",
-                plan.entries.len(),
-                clients.default_region
-            );
-            Ok::<_, Error>(super::fetch_all(&clients, plan).await)
-        };
         tokio::select! {
             r = tokio::time::timeout(aws.timeout, work) => r.unwrap_or_else(|_| Err(Error::TimedOut {
                 after: aws.timeout,

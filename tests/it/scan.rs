@@ -216,6 +216,33 @@ pub fn trace_stops(
     }
 }
 
+/// Attaches to a running process (not traced before), stops it, scans its memory for `needles`,
+/// and lets it go on. For a process that stays resident, such as the `--init` parent.
+pub fn attach_scan(pid: i32, needles: &[&[u8]]) -> Scan {
+    let pid = Pid::from_raw(pid);
+    // SAFETY: PTRACE_ATTACH on a process we may trace (tests run as root).
+    let rc = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid.as_raw(), 0usize, 0usize) };
+    assert_eq!(rc, 0, "PTRACE_ATTACH: {}", std::io::Error::last_os_error());
+    loop {
+        match waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL))
+            .expect("wait for the attach stop")
+        {
+            WaitStatus::Stopped(_, Signal::SIGSTOP) => break,
+            // Another signal arrived first: deliver it, keep waiting for our stop.
+            WaitStatus::Stopped(_, sig) => {
+                // SAFETY: resumes the stopped tracee, delivering the signal it stopped for.
+                unsafe { libc::ptrace(libc::PTRACE_CONT, pid.as_raw(), 0usize, sig as usize) };
+            }
+            other => panic!("attached process did not stop: {other:?}"),
+        }
+    }
+    let scan = scan_memory(pid, Stop::Signal(Signal::SIGSTOP), needles, Vec::new());
+    // SAFETY: detaching our stopped tracee.
+    let rc = unsafe { libc::ptrace(libc::PTRACE_DETACH, pid.as_raw(), 0usize, 0usize) };
+    assert_eq!(rc, 0, "PTRACE_DETACH: {}", std::io::Error::last_os_error());
+    scan
+}
+
 fn syscall_info(pid: Pid) -> libc::ptrace_syscall_info {
     // SAFETY: all-zero is a valid value of this plain C struct; the kernel fills at most
     // `size_of` bytes of it.

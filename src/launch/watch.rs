@@ -1,0 +1,329 @@
+//! `--watch`: a background thread asks Secrets Manager every INTERVAL (±10 % jitter) which
+//! version each watched secret's stage points at, compares with the versions the running
+//! COMMAND was started with, and on a change fetches and maps everything again. Only a complete,
+//! valid environment block is handed to the supervisor; a failed re-fetch is one stderr line and
+//! the running COMMAND is kept. Polling failures back off and never end anything.
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::from_env::Reference;
+use crate::log::{self, Event};
+use crate::plan::Plan;
+use crate::run::{self, Delivery};
+use crate::source::{Versions, window};
+use crate::spec::SecretRef;
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+pub const DEFAULT_INTERVAL: &str = "5m";
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Failed polls double the delay up to this (or the interval, when that is longer).
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// `30s`, `5m`, `1h`: a whole number of seconds, minutes or hours, from 1s to 24h.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid interval '{text}': give a whole number with s, m or h, from 1s to 24h (e.g. 30s, 5m, 1h)"
+        )
+    };
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(bad()),
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let d = num
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .map(Duration::from_secs)
+        .ok_or_else(bad)?;
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
+/// `d` scaled by a factor in [0.9, 1.1): `r` in [0, 1) picks where, so a fleet started together
+/// spreads its polls.
+pub fn jittered(d: Duration, r: f64) -> Duration {
+    d.mul_f64(0.9 + 0.2 * r.clamp(0.0, 1.0))
+}
+
+/// The wait before the next poll after `failures` failed ones in a row: the interval, doubled
+/// per failure, capped at the larger of the interval and `MAX_BACKOFF`.
+pub fn poll_delay(interval: Duration, failures: u32) -> Duration {
+    let cap = interval.max(MAX_BACKOFF);
+    interval.saturating_mul(1 << failures.min(16)).min(cap)
+}
+
+/// The watched references whose stage now points somewhere other than the baseline says.
+pub fn changed<'a>(baseline: &Versions, now: &'a Versions) -> Vec<&'a SecretRef> {
+    now.iter()
+        .filter(|(r, v)| baseline.get(r) != Some(v))
+        .map(|(r, _)| r)
+        .collect()
+}
+
+/// A uniform number in [0, 1) from the kernel; 0.5 (no jitter) if it cannot give one.
+fn random_unit() -> f64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into `b`.
+    let n = unsafe { nix::libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    if n != 8 {
+        return 0.5;
+    }
+    (u64::from_ne_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Overwrites the stack below the caller with zeros: the fetch's deeper frames are dead but
+/// their bytes stay in the stack mapping, and this process keeps running.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = [0u8; SCRUB_BYTES];
+    zeroize::Zeroize::zeroize(&mut area[..]);
+    std::hint::black_box(&area);
+}
+const SCRUB_BYTES: usize = 1 << 20;
+/// The watcher thread's stack: the SDK's futures are deep, and the scrub must fit under them.
+const WATCHER_STACK: usize = 4 << 20;
+
+/// The supervisor's end: readable `wake` means `updates` has something.
+pub struct Watcher {
+    pub wake: OwnedFd,
+    pub updates: Receiver<Delivery>,
+}
+
+/// Starts the watcher thread. `baseline` holds the versions the running COMMAND got.
+pub fn spawn(
+    config: Config,
+    plan: Plan,
+    refs: Vec<Reference>,
+    argv: Vec<OsString>,
+    interval: Duration,
+    baseline: Versions,
+) -> Result<Watcher, Error> {
+    let watched = plan.watched();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe {
+        nix::libc::pipe2(
+            fds.as_mut_ptr(),
+            nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK,
+        )
+    } != 0
+    {
+        return Err(Error::Internal("cannot create the watcher's pipe".into()));
+    }
+    // SAFETY: both fds were just created and are owned by nothing else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (tx, rx) = channel();
+    if watched.is_empty() {
+        log::at(1, Event::Watch).say(format_args!(
+            "--watch: every secret is pinned to a version; nothing to watch"
+        ));
+    } else {
+        std::thread::Builder::new()
+            .name("watch".into())
+            .stack_size(WATCHER_STACK)
+            .spawn(move || {
+                let job = Job {
+                    config,
+                    plan,
+                    refs,
+                    argv,
+                };
+                watch_loop(&job, interval, watched, baseline, tx, wr)
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the watcher: {e}")))?;
+    }
+    Ok(Watcher {
+        wake: rd,
+        updates: rx,
+    })
+}
+
+/// What a re-fetch needs: the same configuration, plan, `--from-env` references and COMMAND as
+/// the first start.
+struct Job {
+    config: Config,
+    plan: Plan,
+    refs: Vec<Reference>,
+    argv: Vec<OsString>,
+}
+
+fn watch_loop(
+    job: &Job,
+    interval: Duration,
+    refs: Vec<SecretRef>,
+    mut baseline: Versions,
+    tx: Sender<Delivery>,
+    wake: OwnedFd,
+) {
+    let mut failures = 0u32;
+    loop {
+        std::thread::sleep(jittered(poll_delay(interval, failures), random_unit()));
+        let now = match window::stage_versions(&job.config.aws, &job.plan, &refs) {
+            Ok(now) => now,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let next = poll_delay(interval, failures);
+                let transient = matches!(e, Error::Unavailable { .. } | Error::TimedOut { .. });
+                if failures == 1 && !transient {
+                    log::warn_error(
+                        Event::Watch,
+                        &e,
+                        "--watch keeps COMMAND running and retries",
+                    );
+                } else {
+                    log::at(1, Event::Watch).say(format_args!(
+                        "--watch: {e}; next check in about {}s",
+                        next.as_secs()
+                    ));
+                }
+                continue;
+            }
+        };
+        failures = 0;
+        let ids: Vec<String> = changed(&baseline, &now)
+            .iter()
+            .map(|r| format!("'{r}'"))
+            .collect();
+        if ids.is_empty() {
+            log::at(2, Event::Watch).say(format_args!("--watch: no change"));
+            continue;
+        }
+        log::at(1, Event::Watch).say(format_args!(
+            "--watch: {} changed; fetching everything again",
+            ids.join(", ")
+        ));
+        match run::env_block(&job.config, &job.plan, &job.refs, &job.argv) {
+            Ok(delivery) => {
+                baseline = delivery.versions.clone();
+                if tx.send(delivery).is_err() {
+                    return;
+                }
+                // SAFETY: one byte to the pipe we own; a full pipe already means "look".
+                unsafe { nix::libc::write(wake.as_raw_fd(), b"!".as_ptr().cast(), 1) };
+            }
+            Err(e) => log::warn_error(
+                Event::Watch,
+                &e,
+                &format!(
+                    "{} changed but the new set cannot be used, so COMMAND keeps running with \
+                     the old one; retrying at the next check",
+                    ids.join(", ")
+                ),
+            ),
+        }
+        scrub_stack();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        let ok = [
+            ("1s", 1),
+            ("30s", 30),
+            ("5m", 300),
+            ("24h", 86_400),
+            (" 2h ", 7200),
+        ];
+        for (text, secs) in ok {
+            assert_eq!(
+                parse_interval(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "0s",
+            "500ms",
+            "abc",
+            "25h",
+            "86401s",
+            "1441m",
+            "",
+            "s",
+            "5",
+            "1.5m",
+            "-1s",
+            "+1s",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let d = Duration::from_secs(300);
+        let rows = [
+            (0.0, 270_000),
+            (0.5, 300_000),
+            (0.999_999, 329_999),
+            (-1.0, 270_000),
+            (2.0, 330_000),
+        ];
+        for (r, ms) in rows {
+            assert_eq!(jittered(d, r).as_millis(), ms, "{r}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let s = Duration::from_secs;
+        let rows = [
+            (s(1), 0, s(1)),
+            (s(1), 1, s(2)),
+            (s(1), 3, s(8)),
+            (s(1), 10, s(900)),
+            (s(1), u32::MAX, s(900)),
+            (s(300), 1, s(600)),
+            (s(300), 2, s(900)),
+            (s(3600), 0, s(3600)),
+            (s(3600), 5, s(3600)),
+        ];
+        for (interval, failures, want) in rows {
+            assert_eq!(
+                poll_delay(interval, failures),
+                want,
+                "{interval:?} {failures}"
+            );
+        }
+    }
+
+    #[test]
+    fn change_detection() {
+        let r = |id: &str| SecretRef {
+            id: id.into(),
+            stage: None,
+            version_id: None,
+        };
+        let mut base = Versions::new();
+        base.insert(r("a"), Some("v1".into()));
+        base.insert(r("b"), Some("v1".into()));
+        let now = |a: Option<&str>, b: Option<&str>| -> Versions {
+            [(r("a"), a.map(String::from)), (r("b"), b.map(String::from))].into()
+        };
+        let same = now(Some("v1"), Some("v1"));
+        assert!(changed(&base, &same).is_empty());
+        let moved = now(Some("v2"), Some("v1"));
+        assert_eq!(changed(&base, &moved), [&r("a")]);
+        let gone = now(Some("v1"), None);
+        assert_eq!(changed(&base, &gone), [&r("b")]);
+    }
+}
