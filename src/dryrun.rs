@@ -176,7 +176,7 @@ mod tests {
         );
         let v: serde_json::Value =
             serde_json::from_str(&render(&rows, DryRunFormat::Json, Some(&l))).unwrap();
-        assert_eq!(v["variables"][0]["name"], "USERNAME");
+        assert_eq!(v["variables"][0]["name"], "TLS_KEY");
         assert_eq!(v["command"]["would_start"], false);
         assert_eq!(v["command"]["exit_code"], 127);
         let found = Ok("/bin/sh".to_string());
