@@ -32,7 +32,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL",
         "The Secrets Manager endpoint when --endpoint-url is not given, the first one set wins. \
-         A value that does not start with http:// or https:// is exit 78.",
+         A value that is not an http:// or https:// URL with a host is exit 78, naming the variable.",
     ),
     (
         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
@@ -79,6 +79,16 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "ECS_CONTAINER_METADATA_URI_V4, KUBERNETES_SERVICE_HOST",
         "Only to recognise a container, for the IMDSv2 hop-limit hint when no credentials are \
          found.",
+    ),
+    (
+        "SECRET_EXEC_LOG_FORMAT",
+        "text or json: the format of every stderr line when --log-format is not given; any other \
+         value is exit 78 (see docs/logging.md).",
+    ),
+    (
+        "LISTEN_PID, LISTEN_FDS",
+        "Socket activation: when LISTEN_PID is secret-exec's own PID, descriptors 3 to \
+         3+LISTEN_FDS-1 pass to COMMAND and --file descriptors follow them.",
     ),
     (
         "PATH",

@@ -19,6 +19,10 @@ Examples:
       one key, into a variable you name
   secret-exec --secret prod/db::AWSPREVIOUS -- ./app
       every key of the previous version (the ECS valueFrom form)
+  secret-exec --file TLS_KEY_FILE=prod/tls:key -- ./server
+      the key in a sealed in-memory file; TLS_KEY_FILE=/dev/fd/3
+  DB_PASSWORD=secretsmanager:prod/db:password secret-exec --from-env -- ./app
+      inherited references replaced by the values they name
   secret-exec --secret prod/db --dry-run
       what would be set (names, secrets, versions), never a value
   secret-exec --watch=1m --secret prod/db -- ./app
@@ -42,7 +46,8 @@ Exit codes:
   126 / 127   COMMAND not executable / not found
   128+n       interrupted by signal n before exec; with --init/--watch, COMMAND died of signal n
 
-SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)";
+SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)
+--file VAR=ID[:KEY[:STAGE[:VERSION_ID]]]   (file descriptors from 3, after a LISTEN_FDS range of ours)";
 
 /// What `--watch` does once the changed secrets are fetched and valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -68,12 +73,22 @@ pub enum DryRunFormat {
     version,
     about,
     after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
-    override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
+    override_usage = "secret-exec [OPTIONS] [--secret SPEC]... [--file VAR=REF]... [--from-env] [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
 )]
 pub struct Cli {
     /// Secret to inject: [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]. Repeatable.
     #[arg(short = 's', long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+
+    /// Deliver a value as a sealed in-memory file at VAR=/dev/fd/N: VAR=ID[:KEY[:STAGE[:VERSION_ID]]]
+    /// (no KEY: the whole SecretString, or a SecretBinary's bytes). Repeatable.
+    #[arg(long = "file", value_name = "VAR=REF")]
+    pub files: Vec<String>,
+
+    /// Replace every inherited variable whose value is a reference (a Secrets Manager ARN with the
+    /// ECS fields, or secretsmanager:REF) with the value it names.
+    #[arg(long)]
+    pub from_env: bool,
 
     /// AWS region (default: AWS_REGION, the profile, the secret's ARN, then instance metadata).
     #[arg(long, value_name = "REGION")]
@@ -115,17 +130,24 @@ pub struct Cli {
     #[arg(long = "allow-name", value_name = "NAME")]
     pub allow_names: Vec<String>,
 
-    /// Fetch and map everything, print what would be set (never a value), exit 0.
-    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "text")]
+    /// Fetch and map everything, print what would be set (never a value) and whether COMMAND
+    /// would start, exit 0.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text")]
     pub dry_run: Option<DryRunFormat>,
 
     /// Print the least-privilege IAM policy the given secrets need, without calling AWS.
     #[arg(long)]
     pub print_iam_policy: bool,
 
-    /// Say what is happening on stderr (names and ids only, never values). Repeat for more.
+    /// Say what is happening on stderr, never a value: -v events and timings, -vv request ids,
+    /// credential source and retries, -vvv each attempt's URL, User-Agent and status.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// Format of every stderr line: text, or one JSON object per line (default:
+    /// SECRET_EXEC_LOG_FORMAT, else text).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::log::Format>,
 
     /// Stay resident as COMMAND's init: start it as a child in its own process group, forward
     /// every signal, reap zombies, exit with its status (for containers without tini).
@@ -189,15 +211,47 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, Er
             Ok(None)
         }
         Err(e) => {
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            Err(Error::Usage(format!("{first}; see secret-exec --help")))
+            let mut line = one_line_usage(&e.render().to_string());
+            // `--dry-run ./app`: the value slot took the COMMAND; say where a COMMAND goes.
+            let dry_run = e
+                .get(clap::error::ContextKind::InvalidArg)
+                .is_some_and(|a| a.to_string().starts_with("--dry-run"));
+            if e.kind() == clap::error::ErrorKind::InvalidValue && dry_run {
+                line = line.replace(
+                    "; see secret-exec --help",
+                    "; a COMMAND to check goes after '--': --dry-run -- COMMAND",
+                );
+            }
+            Err(Error::Usage(line))
         }
     }
+}
+
+/// clap's multi-line error folded into the one line every error gets: the error, then its tip
+/// ("a similar argument exists") and the possible values, without the usage block clap repeats.
+fn one_line_usage(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    while let Some(line) = lines.next() {
+        if line.starts_with("Usage:") {
+            // The usage text follows up to clap's "For more information" line.
+            for rest in lines.by_ref() {
+                if rest.starts_with("For more information") {
+                    break;
+                }
+            }
+            continue;
+        }
+        if line.starts_with("For more information") {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        parts.push(line.to_string());
+    }
+    if parts.is_empty() {
+        parts.push("invalid arguments".into());
+    }
+    format!("{}; see secret-exec --help", parts.join("; "))
 }
 
 #[cfg(test)]
@@ -239,22 +293,70 @@ mod tests {
         assert_eq!(cli.secrets, ["a"]);
     }
 
+    /// `--dry-run json` (a space) is the JSON format, never text with `json` as COMMAND; a
+    /// COMMAND after a dry run goes after `--`.
     #[test]
     fn dry_run_forms() {
-        let rows = [
-            (vec!["x", "-s", "a", "--dry-run"], Some(DryRunFormat::Text)),
+        let rows: &[(&[&str], Option<DryRunFormat>, &[&str])] = &[
+            (&["--dry-run"], Some(DryRunFormat::Text), &[]),
+            (&["--dry-run=json"], Some(DryRunFormat::Json), &[]),
+            (&["--dry-run", "json"], Some(DryRunFormat::Json), &[]),
+            (&["--dry-run", "text"], Some(DryRunFormat::Text), &[]),
             (
-                vec!["x", "-s", "a", "--dry-run=json"],
-                Some(DryRunFormat::Json),
+                &["--dry-run", "--", "json"],
+                Some(DryRunFormat::Text),
+                &["json"],
             ),
-            (vec!["x", "-s", "a", "--", "cmd"], None),
+            (
+                &["--dry-run", "json", "--", "cmd"],
+                Some(DryRunFormat::Json),
+                &["cmd"],
+            ),
+            (&["--", "cmd"], None, &["cmd"]),
+        ];
+        for (args, want, command) in rows {
+            let full = ["x", "-s", "a"].iter().chain(args.iter());
+            let cli = Cli::try_parse_from(full).unwrap();
+            assert_eq!(cli.dry_run, *want, "{args:?}");
+            assert_eq!(cli.command, *command, "{args:?}");
+        }
+        let err = parse(["x", "-s", "a", "--dry-run", "./app"].map(OsString::from)).unwrap_err();
+        assert_eq!(err.exit_code(), 64);
+    }
+
+    /// clap's tip and possible values survive in the one line; the usage block does not.
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let rows: &[(&[&str], &[&str])] = &[
+            (
+                &["--secrets", "a"],
+                &["'--secrets'", "tip: a similar argument exists: '--secret'"],
+            ),
+            (
+                &["--dry-run=xml"],
+                &["'xml'", "[possible values: text, json]"],
+            ),
+            (
+                &["--log-format", "yaml"],
+                &["'yaml'", "[possible values: text, json]"],
+            ),
         ];
         for (args, want) in rows {
-            assert_eq!(
-                Cli::try_parse_from(&args).unwrap().dry_run,
-                want,
-                "{args:?}"
-            );
+            let full = std::iter::once("x")
+                .chain(args.iter().copied())
+                .map(OsString::from);
+            let err = parse(full).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.exit_code(), 64, "{text}");
+            assert!(!text.contains('\n') && !text.contains("Usage:"), "{text}");
+            let hint = [
+                "; see secret-exec --help",
+                "goes after '--': --dry-run -- COMMAND",
+            ];
+            assert!(hint.iter().any(|h| text.ends_with(h)), "{text}");
+            for w in *want {
+                assert!(text.contains(w), "{args:?}: {text}");
+            }
         }
     }
 }

@@ -3,9 +3,10 @@
 //! see raw flag text and nothing else reads an `AWS_*` variable.
 
 use crate::cli::{self, Cli, DryRunFormat, OnChange};
+use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
 use crate::launch::{supervise, watch};
-use crate::source::credentials;
+use crate::source::{credentials, proxy};
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -60,33 +61,6 @@ pub const TEXT_SETTINGS: &[&str] = &[
     "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
 ];
 
-/// Checks an endpoint URL: http(s), with a host. `what` names the flag or variable.
-pub fn check_endpoint(what: &str, url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{what}='{url}' must start with http:// or https://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map_or("", |(h, _)| h),
-        None => host.split(':').next().unwrap_or(""),
-    };
-    let port_ok = match authority.rsplit_once(':') {
-        Some((_, p)) if !authority.ends_with(']') && !p.contains(']') => p.parse::<u16>().is_ok(),
-        _ => true,
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
-    if host_ok && port_ok && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Ok(())
-    } else {
-        Err(format!("{what}='{url}' has no usable host[:port]"))
-    }
-}
-
 /// `~` at the start of a path is HOME, as the AWS CLI and SDK read it.
 fn expand_home(path: &OsStr, home: Option<&OsStr>) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
@@ -138,7 +112,11 @@ pub enum Mode {
     Exec(Vec<OsString>),
     /// `--init`/`--watch`: COMMAND as a child of a resident secret-exec.
     Supervise(Vec<OsString>, supervise::Options),
-    DryRun(DryRunFormat),
+    /// `command` is empty, or the COMMAND whose start the dry run predicts.
+    DryRun {
+        format: DryRunFormat,
+        command: Vec<OsString>,
+    },
     /// `watch`: the run would poll with `--watch`, so the policy grants `DescribeSecret`.
     PrintIamPolicy {
         watch: bool,
@@ -165,6 +143,12 @@ pub struct AwsOptions {
     /// What chooses the credentials source (key variables, profile, container endpoint…).
     pub credentials: credentials::Settings,
     pub files: AwsFileSettings,
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (either case), credential endpoints always direct.
+    pub proxies: proxy::Proxies,
+    /// Trust-root settings, first found wins (see `tls::root_source`).
+    pub aws_ca_bundle: Option<OsString>,
+    pub ssl_cert_file: Option<OsString>,
+    pub ssl_cert_dir: Option<OsString>,
 }
 
 impl AwsOptions {
@@ -192,11 +176,16 @@ pub struct EnvOptions {
 #[derive(Debug)]
 pub struct Config {
     pub specs: Vec<Spec>,
+    /// `--file VAR=REF`, in command-line order (the order of their descriptors).
+    pub files: Vec<FileSpec>,
+    /// `--from-env`: resolve references in the inherited environment.
+    pub from_env: bool,
     pub aws: AwsOptions,
     pub map: MapOptions,
     pub env: EnvOptions,
     pub mode: Mode,
     pub verbosity: u8,
+    pub log_format: crate::log::Format,
 }
 
 fn check_name(flag: &str, name: &str) -> Result<(), Error> {
@@ -207,6 +196,32 @@ fn check_name(flag: &str, name: &str) -> Result<(), Error> {
             "{flag} '{name}' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
         )))
     }
+}
+
+/// Why `url` cannot be an endpoint: it needs http:// or https://, a host, and no spaces or
+/// control characters (the SDK would otherwise fail later with a less helpful message).
+pub fn endpoint_problem(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    let Some(rest) = rest else {
+        return Some("must start with http:// or https://");
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("must not contain spaces or control characters");
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Some("has no host");
+    }
+    if let Some((_, port)) = host.rsplit_once(':')
+        && !host.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return Some("has a port that is not a number from 0 to 65535");
+    }
+    None
 }
 
 /// `--init`, `--watch` and their settings; `None` when neither is given.
@@ -308,15 +323,28 @@ pub fn configured_endpoint(
 impl Config {
     /// Validates the command line, then the `AWS_*` variables read through `env`.
     pub fn new(cli: Cli, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
-        if cli.secrets.is_empty() {
+        if cli.secrets.is_empty() && cli.files.is_empty() && !cli.from_env {
             return Err(Error::Usage(
-                "no --secret given; e.g. secret-exec --secret prod/db -- ./app".into(),
+                "no --secret, --file or --from-env given; e.g. secret-exec --secret prod/db -- ./app"
+                    .into(),
+            ));
+        }
+        if cli.from_env && cli.ignore_environment {
+            return Err(Error::Usage(
+                "--from-env resolves references in the inherited environment, and -i leaves \
+                 nothing inherited; drop one of them"
+                    .into(),
             ));
         }
         let specs = cli
             .secrets
             .iter()
             .map(|s| spec::parse(s).map_err(Error::Usage))
+            .collect::<Result<Vec<_>, _>>()?;
+        let file_specs = cli
+            .files
+            .iter()
+            .map(|f| files::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
 
         if let Some(n) = cli.max_attempts
@@ -326,8 +354,18 @@ impl Config {
                 "--max-attempts {n} must be between 1 and 20"
             )));
         }
-        if let Some(url) = &cli.endpoint_url {
-            check_endpoint("--endpoint-url", url).map_err(Error::Usage)?;
+        if let Some(url) = &cli.endpoint_url
+            && let Some(why) = endpoint_problem(url)
+        {
+            return Err(Error::Usage(format!(
+                "--endpoint-url '{url}' {why}; e.g. https://secretsmanager.eu-west-1.amazonaws.com"
+            )));
+        }
+        if cli.verbose > crate::log::MAX_LEVEL {
+            return Err(Error::Usage(format!(
+                "-v given {} times; -vvv is the most (see docs/logging.md)",
+                cli.verbose
+            )));
         }
         for (flag, value) in [("--region", &cli.region), ("--profile", &cli.profile)] {
             if value.as_deref() == Some("") {
@@ -353,7 +391,10 @@ impl Config {
                 watch: supervise.as_ref().is_some_and(|s| s.watch.is_some()),
             }
         } else if let Some(format) = cli.dry_run {
-            Mode::DryRun(format)
+            Mode::DryRun {
+                format,
+                command: cli.command,
+            }
         } else if cli.command.is_empty() {
             return Err(Error::Usage(
                 "no COMMAND given; put it after '--', e.g. secret-exec --secret prod/db -- ./app"
@@ -380,6 +421,20 @@ impl Config {
             text("AWS_MAX_ATTEMPTS").as_deref(),
             text("AWS_RETRY_MODE").as_deref(),
         )?;
+        // Checked even when --log-format is given, as AWS_MAX_ATTEMPTS is: a set but unusable
+        // variable is an error, never silently passed over.
+        let env_format = match text("SECRET_EXEC_LOG_FORMAT").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => Some(crate::log::Format::parse(&v).ok_or_else(|| {
+                Error::Config(format!(
+                    "SECRET_EXEC_LOG_FORMAT='{v}' is not 'text' or 'json'; fix or unset it"
+                ))
+            })?),
+        };
+        let log_format = cli
+            .log_format
+            .or(env_format)
+            .unwrap_or(crate::log::Format::Text);
         let ignore_endpoints = text("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         for var in ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"] {
@@ -391,7 +446,13 @@ impl Config {
                         "{var} is set but empty; give a URL or unset it"
                     )));
                 }
-                Some(v) => check_endpoint(var, &v).map_err(Error::Config)?,
+                Some(v) => {
+                    if let Some(why) = endpoint_problem(&v) {
+                        return Err(Error::Config(format!(
+                            "{var}='{v}' {why}; fix or unset it (--endpoint-url overrides it)"
+                        )));
+                    }
+                }
                 None => {}
             }
         }
@@ -406,8 +467,19 @@ impl Config {
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
 
         let credentials = credentials::Settings::from_lookup(cli.profile.as_deref(), env);
+        // Credential endpoints the operator pointed elsewhere must not go through a proxy either.
+        let direct: Vec<String> = [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        ]
+        .iter()
+        .filter_map(|k| proxy::host_of(&text(k)?))
+        .collect();
+        let proxies = proxy::from_env(text, &direct)?;
         Ok(Config {
             specs,
+            files: file_specs,
+            from_env: cli.from_env,
             aws: AwsOptions {
                 region: cli.region,
                 env_region,
@@ -419,6 +491,10 @@ impl Config {
                 adaptive_retry: retry.adaptive,
                 credentials,
                 files: file_settings(env),
+                proxies,
+                aws_ca_bundle: env("AWS_CA_BUNDLE"),
+                ssl_cert_file: env("SSL_CERT_FILE"),
+                ssl_cert_dir: env("SSL_CERT_DIR"),
             },
             map: MapOptions {
                 keep_case: cli.keep_case,
@@ -431,6 +507,7 @@ impl Config {
             },
             mode,
             verbosity: cli.verbose,
+            log_format,
         })
     }
 }
@@ -456,7 +533,14 @@ mod tests {
     #[test]
     fn usage_errors() {
         let rows: &[(&[&str], &str)] = &[
-            (&["--", "x"], "no --secret"),
+            (&["--", "x"], "no --secret, --file or --from-env"),
+            (&["--from-env", "-i", "--", "x"], "-i leaves"),
+            (&["--file", "X", "--", "x"], "invalid --file 'X'"),
+            (&["--file", "1=a", "--", "x"], "not a variable name"),
+            (
+                &["--file", "X=ssm:/a/b/", "--", "x"],
+                "Parameter Store path",
+            ),
             (&["-s", "a"], "no COMMAND"),
             (&["-s", "a", "--timeout", "0", "--", "x"], "--timeout"),
             (
@@ -472,6 +556,19 @@ mod tests {
             (&["-s", "a", "--allow-name", "", "--", "x"], "--allow-name"),
             (&["-s", "1=a", "--", "x"], "invalid --secret"),
             (&["-s", "a", "--region", "", "--", "x"], "--region"),
+            (
+                &["-s", "a", "--endpoint-url", "http://", "--", "x"],
+                "--endpoint-url 'http://' has no host",
+            ),
+            (
+                &["-s", "a", "--endpoint-url", "http://h:99999", "--", "x"],
+                "port",
+            ),
+            (&["-s", "a", "-vvvv", "--", "x"], "-vvv is the most"),
+            (
+                &["-s", "a", "--log-format", "xml", "--", "x"],
+                "--log-format",
+            ),
             (&["-s", "a", "--watch=0s", "--", "x"], "--watch"),
             (&["-s", "a", "--watch=500ms", "--", "x"], "--watch"),
             (&["-s", "a", "--watch=abc", "--", "x"], "--watch"),
@@ -551,12 +648,21 @@ mod tests {
         ));
         assert!(matches!(
             config(&["-s", "a", "--dry-run"]).unwrap().mode,
-            Mode::DryRun(DryRunFormat::Text)
+            Mode::DryRun {
+                format: DryRunFormat::Text,
+                ..
+            }
         ));
         assert!(matches!(
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
             Mode::PrintIamPolicy { .. }
         ));
+        // --from-env and --file stand on their own.
+        let c = config(&["--from-env", "--", "x"]).unwrap();
+        assert!(c.from_env && c.specs.is_empty());
+        let c = config(&["--file", "K=a:k", "--file", "C=b", "--", "x"]).unwrap();
+        let vars: Vec<&str> = c.files.iter().map(|f| f.var.as_str()).collect();
+        assert_eq!(vars, ["K", "C"]);
     }
     #[test]
     fn env_retry_table() {
@@ -618,6 +724,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn endpoint_problems() {
+        let ok = [
+            "http://127.0.0.1:4566",
+            "https://secretsmanager.eu-west-1.amazonaws.com",
+            "http://[::1]:8080/",
+            "http://host/path?q",
+        ];
+        for url in ok {
+            assert_eq!(endpoint_problem(url), None, "{url}");
+        }
+        for url in [
+            "localhost:4566",
+            "http://",
+            "https://:80",
+            "http://h:x",
+            "http://a b",
+            "",
+        ] {
+            assert!(endpoint_problem(url).is_some(), "{url}");
+        }
+    }
+
+    #[test]
+    fn log_format_flag_beats_env() {
+        use crate::log::Format;
+        let args = ["-s", "a", "--", "x"];
+        assert_eq!(config(&args).unwrap().log_format, Format::Text);
+        let env = [("SECRET_EXEC_LOG_FORMAT", "json")];
+        assert_eq!(config_in(&args, &env).unwrap().log_format, Format::Json);
+        let flagged = ["--log-format", "text", "-s", "a", "--", "x"];
+        assert_eq!(config_in(&flagged, &env).unwrap().log_format, Format::Text);
+        let env = [("SECRET_EXEC_LOG_FORMAT", "yaml")];
+        assert_eq!(config_in(&flagged, &env).unwrap_err().exit_code(), 78);
+    }
+
     /// Every AWS_* variable secret-exec reads lands in `AwsOptions`, or is refused with 78.
     #[test]
     fn aws_variables_are_read_here() {
@@ -665,6 +807,8 @@ mod tests {
             ("AWS_RETRY_MODE", "fast"),
             ("AWS_ENDPOINT_URL", "localhost:4566"),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "ftp://x"),
+            ("AWS_ENDPOINT_URL", "http://a b"),
+            ("SECRET_EXEC_LOG_FORMAT", "yaml"),
         ] {
             let err = config_in(&args, &[(var, value)]).expect_err(var);
             assert_eq!(err.exit_code(), 78, "{var}");

@@ -115,6 +115,18 @@ impl Error {
         !matches!(self, Error::BrokenPipe)
     }
 
+    /// The secret the error is about, when it is about one (for the JSON log's `secret` field).
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Error::Rejected { secret, .. }
+            | Error::Data { secret, .. }
+            | Error::NotFound { secret, .. }
+            | Error::Unavailable { secret, .. }
+            | Error::Permission { secret, .. } => Some(secret),
+            _ => None,
+        }
+    }
+
     pub fn data(
         secret: impl Into<String>,
         what: impl Into<String>,

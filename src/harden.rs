@@ -2,14 +2,13 @@
 //! closed. `RLIMIT_CORE` is left alone on purpose: it would outlive exec and change the child,
 //! whereas the dumpable flag is reset by the kernel when COMMAND is executed.
 
-use crate::vlog;
+use crate::log::{self, Event};
 
 pub fn no_dumps() {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
-        vlog!(
-            1,
+        log::at(1, Event::Warning).say(format_args!(
             "could not clear the dumpable flag ({e}); core dumps stay possible"
-        );
+        ));
     }
 }
 

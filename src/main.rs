@@ -1,7 +1,7 @@
 //! Thin entry point: run, print the one error line, exit with its code.
 
-use secret_exec::error::{Error, Report};
-use secret_exec::output::stderr_line;
+use secret_exec::error::Error;
+use secret_exec::log;
 
 #[cfg(not(feature = "bench-system-allocator"))]
 #[global_allocator]
@@ -16,17 +16,13 @@ fn main() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        stderr_line(&format!(
-            "secret-exec: internal error{at}; this is a bug, please report it"
-        ));
+        log::report_panic(&at);
     }));
     let outcome = std::panic::catch_unwind(|| secret_exec::run(std::env::args_os()));
     let code = match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
-            if e.is_reported() {
-                stderr_line(&Report(&e).to_string());
-            }
+            log::report(&e);
             e.exit_code()
         }
         Err(_) => Error::Internal(String::new()).exit_code(),

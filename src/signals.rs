@@ -167,15 +167,15 @@ pub async fn interrupted() -> Signal {
 /// arrived (caught, or pending since the block), then resets every disposition to default and
 /// only then unblocks. From here a watched signal kills the process before execve (COMMAND never
 /// starts) or stays pending across it (COMMAND gets it). `reset` sets the dispositions.
-pub fn seal_for_exec(reset: impl FnOnce()) -> Result<(), Error> {
+pub fn seal_for_exec<T>(reset: impl FnOnce() -> T) -> Result<T, Error> {
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None);
     check()?;
     if let Some(s) = first_pending() {
         return Err(Error::Signal(s));
     }
-    reset();
+    let done = reset();
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    Ok(())
+    Ok(done)
 }
 
 /// The first watched signal pending for this thread or the process (blocked, so not delivered).

@@ -4,7 +4,7 @@
 
 use crate::config::EnvOptions;
 use crate::error::Error;
-use crate::map::{Origin, Var};
+use crate::map::{Origin, Var, Via};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -23,10 +23,21 @@ pub struct Merged {
     pub injected: Vec<Injected>,
 }
 
+/// Two sources for one name. The advice depends on where they come from: two keys of one
+/// secret cannot be told apart by a prefix (it applies to both), only by picking one key.
 fn collision(name: &str, first: &Origin, second: &Origin) -> Error {
+    let what_to_do = if first.spec != second.spec {
+        "give one of them an explicit name (VAR=...) or a prefix (PREFIX*=...)".to_string()
+    } else if first.key == second.key {
+        "the same --secret is given twice; remove one".to_string()
+    } else {
+        format!(
+            "both keys of that secret map to {name}; take them one by one with \
+             VAR=ID:KEY, or pass --keep-case if they differ only in case"
+        )
+    };
     Error::DataGeneral(format!(
-        "variable {name} would be set twice, by {first} and by {second}; \
-         give one of them an explicit name (VAR=...) or a prefix (PREFIX*=...)"
+        "variable {name} would be set twice, by {first} and by {second}; {what_to_do}"
     ))
 }
 
@@ -61,9 +72,12 @@ pub fn merge(
     }
     let mut injected = Vec::with_capacity(vars.len());
     for var in vars {
-        let overrides = kept
+        let present = kept
             .iter()
             .any(|(k, _)| k.as_bytes() == var.name.as_bytes());
+        // A resolved reference takes the place of its own variable: that is the point of
+        // --from-env, not an override, so --no-override does not refuse it.
+        let overrides = present && var.origin.via != Via::FromEnv;
         if overrides && opts.no_override {
             return Err(Error::data(
                 &var.origin.secret_id,
@@ -72,7 +86,7 @@ pub fn merge(
                  unset it (-u NAME) or rename the injected one (VAR=...)",
             ));
         }
-        if overrides {
+        if present {
             kept.retain(|(k, _)| k.as_bytes() != var.name.as_bytes());
         }
         injected.push(Injected { var, overrides });
@@ -216,6 +230,7 @@ mod tests {
             name: name.into(),
             value: SecretText::copy_of(value),
             origin: Origin {
+                via: crate::map::Via::Secret,
                 spec: spec.into(),
                 secret_id: spec.into(),
                 key: Some(format!("/{}", name.to_lowercase())),
@@ -286,6 +301,51 @@ mod tests {
         }
     }
 
+    /// A resolved reference replaces its own variable, even under --no-override; a file path
+    /// or a --secret on the same name as another source is a collision naming both flags.
+    #[test]
+    fn via_rules() {
+        let via = |name: &str, spec: &str, via: Via| {
+            let mut v = var(name, "v", spec);
+            v.origin.via = via;
+            v
+        };
+        let strict = EnvOptions {
+            no_override: true,
+            ..Default::default()
+        };
+        let m = merge(
+            env(&[("DB", "secretsmanager:db"), ("HOME", "/")]),
+            vec![via("DB", "DB=secretsmanager:db", Via::FromEnv)],
+            &strict,
+        )
+        .unwrap();
+        assert!(!m.injected[0].overrides);
+        assert_eq!(m.inherited, env(&[("HOME", "/")]));
+
+        let rows: &[(Via, Via, [&str; 2])] = &[
+            (Via::Secret, Via::File, ["by --secret 'a'", "by --file 'b'"]),
+            (Via::File, Via::File, ["by --file 'a'", "by --file 'b'"]),
+            (
+                Via::FromEnv,
+                Via::Secret,
+                ["by --from-env 'a'", "by --secret 'b'"],
+            ),
+        ];
+        for (first, second, wants) in rows {
+            let err = merge(
+                vec![],
+                vec![via("X", "a", *first), via("X", "b", *second)],
+                &EnvOptions::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.exit_code(), 65);
+            for want in wants {
+                assert!(err.to_string().contains(want), "{err}");
+            }
+        }
+    }
+
     #[test]
     fn no_override_refuses() {
         let opts = EnvOptions {
@@ -312,6 +372,29 @@ mod tests {
             msg.contains("--secret 'one'") && msg.contains("--secret 'two'"),
             "{msg}"
         );
+        assert!(msg.contains("PREFIX*="), "{msg}");
+    }
+
+    /// Two keys of one secret that give one name: a prefix would not help, so it is not offered.
+    #[test]
+    fn collision_inside_one_secret_does_not_suggest_a_prefix() {
+        let mut a = var("A_B", "1", "prod/db");
+        a.origin.key = Some("/a-b".into());
+        let mut b = var("A_B", "2", "prod/db");
+        b.origin.key = Some("/a_b".into());
+        let msg = merge(vec![], vec![a, b], &EnvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("PREFIX") && !msg.contains("prefix"), "{msg}");
+        assert!(msg.contains("VAR=ID:KEY"), "{msg}");
+        let twice = merge(
+            vec![],
+            vec![var("A", "1", "s"), var("A", "1", "s")],
+            &EnvOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("given twice"), "{twice}");
     }
 
     #[test]

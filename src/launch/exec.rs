@@ -1,8 +1,10 @@
 //! Becoming COMMAND in place: the PATH search, the clean slate the child gets (default signal
-//! dispositions, empty mask, only fds 0-2 and the socket-activation range), and execve with the
-//! delivered environment block. The supervisor's forked child shares the search and its errors.
+//! dispositions, empty mask, only fds 0-2, the socket-activation range, then the `--file`
+//! descriptors), and execve with the delivered environment block. The supervisor's forked child
+//! shares the search and its errors.
 
 use crate::deliver::env_block::EnvBlock;
+use crate::deliver::files::{self, Files};
 use crate::error::Error;
 use nix::errno::Errno;
 use nix::libc;
@@ -13,7 +15,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 /// ignored disposition), and every fd above 2 but the socket-activation range (marked
 /// close-on-exec, so they stay usable if exec fails). Runs with every signal blocked; see
 /// `signals::seal_for_exec`, which unblocks them after, so the child starts with an empty mask.
-fn clean_slate() {
+fn clean_slate() -> u32 {
     let first = 3 + crate::launch::listen::from_env();
     // SAFETY: plain syscalls on this process's own signal state and fds, all signals blocked.
     unsafe {
@@ -34,6 +36,7 @@ fn clean_slate() {
             cloexec_fallback(first as i32);
         }
     }
+    first
 }
 
 /// Every signal back to its default disposition, then an empty mask. Raw syscalls only, so a
@@ -229,11 +232,12 @@ pub(crate) fn failure(command: &OsStr, failed: Option<(&CStr, Errno)>, env: &Env
     }
 }
 
-/// Replaces this process with `argv[0]`. Returns only on failure, with the buffers still owned
-/// by the caller so they are wiped when it exits. `too_big` names the limit and the largest
-/// injected variables, for an E2BIG the limit check could not foresee (what a chain of `#!`
-/// interpreters adds).
-pub fn exec(argv: &[OsString], env: &EnvBlock, too_big: &str) -> Error {
+/// Replaces this process with `argv[0]`, the `--file` memfds on their descriptors right after
+/// the socket-activation range. Returns only on failure, with the buffers still owned by the
+/// caller so they are wiped when it exits. `too_big` names the limit and the largest injected
+/// variables, for an E2BIG the limit check could not foresee (what a chain of `#!` interpreters
+/// adds).
+pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files, too_big: &str) -> Error {
     let args = match c_args(argv) {
         Ok(a) => a,
         Err(e) => return e,
@@ -245,7 +249,13 @@ pub fn exec(argv: &[OsString], env: &EnvBlock, too_big: &str) -> Error {
         .filter_map(|p| CString::new(p).ok())
         .collect();
 
-    if let Err(e) = crate::signals::seal_for_exec(clean_slate) {
+    let mut fds = files.raw();
+
+    let first = match crate::signals::seal_for_exec(clean_slate) {
+        Ok(first) => first,
+        Err(e) => return e,
+    };
+    if let Err(e) = place_files(&mut fds, first) {
         return e;
     }
     let mut denied = None;
@@ -272,9 +282,98 @@ pub fn exec(argv: &[OsString], env: &EnvBlock, too_big: &str) -> Error {
     failure(&argv[0], denied, env)
 }
 
+/// [`files::place`] from `first` on, its errno turned into the error both launch paths report.
+pub(crate) fn place_files(fds: &mut [i32], first: u32) -> Result<(), Error> {
+    let first = i32::try_from(first).unwrap_or(i32::MAX);
+    files::place(fds, first).map_err(|errno| placing(first, errno))
+}
+
+/// The error for a `--file` descriptor that could not be put at its number.
+pub(crate) fn placing(first: i32, errno: i32) -> Error {
+    Error::Config(format!(
+        "cannot put the --file descriptors at {first} and up: {}; raise the open-files limit \
+         (ulimit -n)",
+        Errno::from_raw(errno).desc()
+    ))
+}
+
+/// What `exec` would do with `command` under `path`, without doing it (for `--dry-run`): the
+/// file it would run, or the 126/127 error it would end with. Same search, same order; "would
+/// run" means a regular file with an execute bit for us, which is what execve checks first.
+/// `path_shown` is false when PATH comes from a secret: the message then leaves it out.
+pub fn predict(command: &[u8], path: Option<&[u8]>, path_shown: bool) -> Result<String, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = String::from_utf8_lossy(command).into_owned();
+    if command.is_empty() {
+        return Err(Error::CommandNotFound {
+            command: shown,
+            why: " (empty command name)".into(),
+        });
+    }
+    let mut denied = None;
+    for candidate in candidates(command, path) {
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&candidate));
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        let runnable = meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok();
+        if runnable {
+            return Ok(p.display().to_string());
+        }
+        denied.get_or_insert_with(|| p.display().to_string());
+    }
+    Err(match denied {
+        Some(p) => Error::NotExecutable {
+            command: p,
+            why: "not a regular file with execute permission; check its mode (chmod +x)".into(),
+        },
+        None if command.contains(&b'/') || !path_shown => Error::CommandNotFound {
+            command: shown,
+            why: String::new(),
+        },
+        None => Error::CommandNotFound {
+            command: shown,
+            why: format!(
+                " in PATH ({})",
+                String::from_utf8_lossy(path.unwrap_or(DEFAULT_PATH))
+            ),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn predictions() {
+        let dir = std::env::temp_dir().join(format!("se-predict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let d = dir.display().to_string();
+        let rows: &[(&str, Option<&str>, Result<&str, i32>)] = &[
+            ("sh", Some("/nonexistent:/bin"), Ok("/bin/sh")),
+            ("/bin/sh", None, Ok("/bin/sh")),
+            ("no-such-cmd-x", Some("/bin"), Err(127)),
+            ("/nonexistent/x", None, Err(127)),
+            ("plain", Some(&d), Err(126)),
+            ("", None, Err(127)),
+        ];
+        for (cmd, path, want) in rows {
+            let got = predict(cmd.as_bytes(), path.map(str::as_bytes), true);
+            match (got, want) {
+                (Ok(p), Ok(w)) => assert_eq!(p, *w, "{cmd}"),
+                (Err(e), Err(code)) => assert_eq!(e.exit_code(), *code, "{cmd}: {e}"),
+                (got, _) => panic!("{cmd}: {got:?}"),
+            }
+        }
+        let hidden = predict(b"no-such-cmd-x", Some(b"/secret/dir"), false).unwrap_err();
+        assert!(!hidden.to_string().contains("/secret/dir"), "{hidden}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn candidate_table() {

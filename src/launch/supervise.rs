@@ -5,17 +5,18 @@
 //! watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or exits 75.
 //!
 //! Signals are blocked and read from a signalfd, so none is lost and none runs a handler. The
-//! parent holds no secret value while the child runs: the block is dropped (wiped) the moment a
-//! child has been started from it, and the stack the fetch used is scrubbed.
+//! parent holds no secret value while the child runs: the block is dropped (wiped) and the
+//! `--file` memfds closed the moment a child has been started from them (a sealed memfd cannot
+//! be wiped; it dies with the last child holding it), and the stack the fetch used is scrubbed.
 
 use crate::cli::OnChange;
 use crate::config::Config;
-use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
+use crate::from_env::Reference;
 use crate::launch::{child, listen, watch};
+use crate::log::{self, Event};
 use crate::plan::Plan;
-use crate::source::Versions;
-use crate::vlog;
+use crate::run::Delivery;
 use nix::libc;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -137,7 +138,10 @@ fn reap_all(child: Pid) -> Option<i32> {
                 if status.pid() == Some(child) {
                     ours = status_code(status);
                 } else {
-                    vlog!(2, "reaped orphan {:?}", status.pid());
+                    log::at(2, Event::Supervise).say(format_args!(
+                        "reaped orphan {}",
+                        status.pid().map_or(0, |p| p.as_raw())
+                    ));
                 }
             }
         }
@@ -153,35 +157,40 @@ fn kill_group(child: Pid, sig: i32) {
     }
 }
 
-/// Starts COMMAND with `block` and stays resident until it ends. Returns the exit status.
+/// Starts COMMAND from `first` (environment block and `--file` memfds) and stays resident until
+/// it ends. Returns the exit status.
 pub fn run(
     config: Config,
     plan: Plan,
+    refs: Vec<Reference>,
     argv: Vec<OsString>,
     opts: Options,
-    block: EnvBlock,
-    baseline: Versions,
+    first: Delivery,
 ) -> Result<i32, Error> {
     let signals = signal_fd()?;
     // SAFETY: getpid has no preconditions.
     if unsafe { libc::getpid() } != 1
         && let Err(e) = nix::sys::prctl::set_child_subreaper(true)
     {
-        vlog!(
-            1,
+        log::at(1, Event::Supervise).say(format_args!(
             "cannot become a child subreaper ({e}); orphans of COMMAND go to PID 1"
-        );
+        ));
     }
     let listen_fds = listen::from_env();
-    let mut child = child::spawn(&argv, &block, listen_fds)?;
-    drop(block);
+    let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds)?;
+    let baseline = first.versions.clone();
+    drop(first);
     watch::scrub_stack();
-    vlog!(1, "started {} as pid {child}", argv[0].to_string_lossy());
+    log::at(1, Event::Supervise).say(format_args!(
+        "started {} as pid {child}",
+        argv[0].to_string_lossy()
+    ));
 
     let watcher = match opts.watch {
         Some(interval) => Some(watch::spawn(
             config,
             plan,
+            refs,
             argv.clone(),
             interval,
             baseline,
@@ -189,7 +198,7 @@ pub fn run(
         None => None,
     };
 
-    let mut pending: Option<EnvBlock> = None;
+    let mut pending: Option<Delivery> = None;
     let mut stop_deadline: Option<Instant> = None;
     let mut stopping = false;
     let mut terminating = false;
@@ -218,7 +227,8 @@ pub fn run(
 
         while let Some(sig) = next_signal(&signals) {
             if sig != libc::SIGCHLD {
-                vlog!(2, "forwarding signal {sig} to COMMAND");
+                log::at(2, Event::Supervise)
+                    .say(format_args!("forwarding signal {sig} to COMMAND"));
                 kill_group(child, sig);
                 if sig == libc::SIGTERM || sig == libc::SIGINT {
                     terminating = true;
@@ -236,23 +246,21 @@ pub fn run(
             stopping = false;
             stop_deadline = None;
             if opts.on_change == OnChange::Exit {
-                vlog!(
-                    1,
+                log::at(1, Event::Supervise).say(format_args!(
                     "a watched secret changed; exiting {EXIT_CHANGED} (--on-change=exit)"
-                );
+                ));
                 return Ok(EXIT_CHANGED);
             }
-            let Some(block) = pending.take() else {
+            let Some(next) = pending.take() else {
                 return Ok(code);
             };
-            child = child::spawn(&argv, &block, listen_fds)?;
-            drop(block);
+            child = child::spawn(&argv, &next.block, &next.files, listen_fds)?;
+            drop(next);
             watch::scrub_stack();
-            vlog!(
-                1,
+            log::at(1, Event::Supervise).say(format_args!(
                 "restarted {} with the new secrets as pid {child}",
                 argv[0].to_string_lossy()
-            );
+            ));
         }
 
         if let Some(w) = &watcher {
@@ -261,20 +269,19 @@ pub fn run(
             while unsafe { libc::read(w.wake.as_raw_fd(), byte.as_mut_ptr().cast(), byte.len()) }
                 > 0
             {}
-            while let Ok(block) = w.updates.try_recv() {
+            while let Ok(delivery) = w.updates.try_recv() {
                 if terminating {
                     continue;
                 }
                 // A newer set replaces one still waiting for the old child to go.
-                pending = Some(block);
+                pending = Some(delivery);
                 if !stopping {
                     stopping = true;
                     stop_deadline = Some(Instant::now() + opts.stop_timeout);
-                    vlog!(
-                        1,
+                    log::at(1, Event::Supervise).say(format_args!(
                         "a watched secret changed; stopping COMMAND (signal {})",
                         opts.stop_signal
-                    );
+                    ));
                     kill_group(child, opts.stop_signal);
                 }
             }
@@ -283,10 +290,9 @@ pub fn run(
         if let Some(d) = stop_deadline
             && Instant::now() >= d
         {
-            vlog!(
-                1,
+            log::at(1, Event::Supervise).say(format_args!(
                 "COMMAND outlived --stop-timeout; sending SIGKILL to its process group"
-            );
+            ));
             kill_group(child, libc::SIGKILL);
             stop_deadline = None;
         }

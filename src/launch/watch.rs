@@ -5,13 +5,13 @@
 //! the running COMMAND is kept. Polling failures back off and never end anything.
 
 use crate::config::Config;
-use crate::deliver::env_block::EnvBlock;
-use crate::error::{Error, Report};
+use crate::error::Error;
+use crate::from_env::Reference;
+use crate::log::{self, Event};
 use crate::plan::Plan;
-use crate::run;
+use crate::run::{self, Delivery};
 use crate::source::{Versions, window};
 use crate::spec::SecretRef;
-use crate::vlog;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -100,18 +100,19 @@ const WATCHER_STACK: usize = 4 << 20;
 /// The supervisor's end: readable `wake` means `updates` has something.
 pub struct Watcher {
     pub wake: OwnedFd,
-    pub updates: Receiver<EnvBlock>,
+    pub updates: Receiver<Delivery>,
 }
 
 /// Starts the watcher thread. `baseline` holds the versions the running COMMAND got.
 pub fn spawn(
     config: Config,
     plan: Plan,
+    refs: Vec<Reference>,
     argv: Vec<OsString>,
     interval: Duration,
     baseline: Versions,
 ) -> Result<Watcher, Error> {
-    let refs = plan.watched();
+    let watched = plan.watched();
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe {
@@ -126,18 +127,22 @@ pub fn spawn(
     // SAFETY: both fds were just created and are owned by nothing else.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (tx, rx) = channel();
-    if refs.is_empty() {
-        vlog!(
-            1,
+    if watched.is_empty() {
+        log::at(1, Event::Watch).say(format_args!(
             "--watch: every secret is pinned to a version; nothing to watch"
-        );
+        ));
     } else {
         std::thread::Builder::new()
             .name("watch".into())
             .stack_size(WATCHER_STACK)
             .spawn(move || {
-                let job = Job { config, plan, argv };
-                watch_loop(&job, interval, refs, baseline, tx, wr)
+                let job = Job {
+                    config,
+                    plan,
+                    refs,
+                    argv,
+                };
+                watch_loop(&job, interval, watched, baseline, tx, wr)
             })
             .map_err(|e| Error::Internal(format!("cannot start the watcher: {e}")))?;
     }
@@ -147,10 +152,12 @@ pub fn spawn(
     })
 }
 
-/// What a re-fetch needs: the same configuration, plan and COMMAND as the first start.
+/// What a re-fetch needs: the same configuration, plan, `--from-env` references and COMMAND as
+/// the first start.
 struct Job {
     config: Config,
     plan: Plan,
+    refs: Vec<Reference>,
     argv: Vec<OsString>,
 }
 
@@ -159,7 +166,7 @@ fn watch_loop(
     interval: Duration,
     refs: Vec<SecretRef>,
     mut baseline: Versions,
-    tx: Sender<EnvBlock>,
+    tx: Sender<Delivery>,
     wake: OwnedFd,
 ) {
     let mut failures = 0u32;
@@ -172,9 +179,16 @@ fn watch_loop(
                 let next = poll_delay(interval, failures);
                 let transient = matches!(e, Error::Unavailable { .. } | Error::TimedOut { .. });
                 if failures == 1 && !transient {
-                    eprintln!("{}; --watch keeps COMMAND running and retries", Report(&e));
+                    log::warn_error(
+                        Event::Watch,
+                        &e,
+                        "--watch keeps COMMAND running and retries",
+                    );
                 } else {
-                    vlog!(1, "--watch: {e}; next check in about {}s", next.as_secs());
+                    log::at(1, Event::Watch).say(format_args!(
+                        "--watch: {e}; next check in about {}s",
+                        next.as_secs()
+                    ));
                 }
                 continue;
             }
@@ -185,28 +199,30 @@ fn watch_loop(
             .map(|r| format!("'{r}'"))
             .collect();
         if ids.is_empty() {
-            vlog!(2, "--watch: no change");
+            log::at(2, Event::Watch).say(format_args!("--watch: no change"));
             continue;
         }
-        vlog!(
-            1,
+        log::at(1, Event::Watch).say(format_args!(
             "--watch: {} changed; fetching everything again",
             ids.join(", ")
-        );
-        match run::env_block(&job.config, &job.plan, &job.argv) {
-            Ok((block, versions)) => {
-                baseline = versions;
-                if tx.send(block).is_err() {
+        ));
+        match run::env_block(&job.config, &job.plan, &job.refs, &job.argv) {
+            Ok(delivery) => {
+                baseline = delivery.versions.clone();
+                if tx.send(delivery).is_err() {
                     return;
                 }
                 // SAFETY: one byte to the pipe we own; a full pipe already means "look".
                 unsafe { nix::libc::write(wake.as_raw_fd(), b"!".as_ptr().cast(), 1) };
             }
-            Err(e) => eprintln!(
-                "{}; {} changed but the new set cannot be used, so COMMAND keeps running with \
-                 the old one; retrying at the next check",
-                Report(&e),
-                ids.join(", ")
+            Err(e) => log::warn_error(
+                Event::Watch,
+                &e,
+                &format!(
+                    "{} changed but the new set cannot be used, so COMMAND keeps running with \
+                     the old one; retrying at the next check",
+                    ids.join(", ")
+                ),
             ),
         }
         scrub_stack();

@@ -1,39 +1,62 @@
 //! AWS set-up: region, credentials and the Secrets Manager clients, all bounded by the overall
 //! deadline. Credentials are resolved once, up front, so their failure is diagnosed on its own
 //! (exit 78/77) instead of surfacing as an opaque request error, and so IMDS is asked once.
+//! Every client is built from one `SdkConfig` that names secret-exec in the User-Agent, and
+//! finished by [`observe`], so any client a source adds is attributed and logged the same way.
 
 use super::files::AwsFiles;
 use crate::config::AwsOptions;
 use crate::error::Error;
+use crate::log::{self, Event};
 use crate::plan::Plan;
-use crate::source::credentials;
-use crate::vlog;
+use crate::source::{credentials, tls};
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
 #[allow(deprecated)]
 use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_secretsmanager::config::Region;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub type Client = aws_sdk_secretsmanager::Client;
+
+/// The User-Agent product secret-exec adds to every AWS call, rendered by the SDK as
+/// `lib/secret-exec/VERSION`, so CloudTrail's `userAgent` tells its calls from other SDK clients.
+pub const UA_NAME: &str = "secret-exec";
+pub const UA_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// One client per region the secrets live in; the default region is `default`.
 pub struct Clients {
     pub default_region: String,
-    by_region: BTreeMap<String, Client>,
+    by_region: BTreeMap<String, (Client, String)>,
 }
 
 impl Clients {
     pub fn for_region(&self, region: &str) -> &Client {
+        &self.entry(region).0
+    }
+
+    /// The Secrets Manager endpoint asked in `region`, for messages that must say where.
+    pub fn endpoint(&self, region: &str) -> &str {
+        &self.entry(region).1
+    }
+
+    fn entry(&self, region: &str) -> &(Client, String) {
         self.by_region
             .get(region)
             .unwrap_or_else(|| &self.by_region[&self.default_region])
     }
+}
+
+/// What every service client gets on top of the shared `SdkConfig`: the attempt log. Service
+/// builders differ in type, so each source calls this on its own builder (one line each).
+pub fn observe() -> aws_sdk_secretsmanager::config::SharedInterceptor {
+    aws_sdk_secretsmanager::config::SharedInterceptor::new(super::attempts::Attempts)
 }
 
 /// Per-attempt and connect bounds derived from the overall deadline, so retries fit inside it.
@@ -71,26 +94,42 @@ async fn resolve_region(
     imds: &aws_config::imds::Client,
     files: &AwsFiles,
 ) -> Result<String, Error> {
-    if let Some(r) = opts.known_region() {
-        return Ok(r.to_string());
+    let started = Instant::now();
+    let (region, from) = find_region(opts, plan, imds, files).await?;
+    log::at(1, Event::Region)
+        .region(&region)
+        .took(started.elapsed())
+        .say(format_args!("region {region} from {from}"));
+    Ok(region)
+}
+
+async fn find_region(
+    opts: &AwsOptions,
+    plan: &Plan,
+    imds: &aws_config::imds::Client,
+    files: &AwsFiles,
+) -> Result<(String, &'static str), Error> {
+    if let Some(r) = &opts.region {
+        return Ok((r.clone(), "--region"));
+    }
+    if let Some(r) = &opts.env_region {
+        return Ok((r.clone(), "AWS_REGION/AWS_DEFAULT_REGION"));
     }
     let mut profile = ProfileFileRegionProvider::builder().profile_files(profile_files(files));
     if let Some(p) = &opts.profile {
         profile = profile.profile_name(p);
     }
     if let Some(r) = profile.build().region().await {
-        return Ok(r.to_string());
+        return Ok((r.to_string(), "the profile"));
     }
     if let Some(r) = plan.region_from_arns() {
-        vlog!(1, "no region configured; using {r} from the secret's ARN");
-        return Ok(r.to_string());
+        return Ok((r.to_string(), "the secret's ARN (no region configured)"));
     }
     let imds = aws_config::imds::region::ImdsRegionProvider::builder()
         .imds_client(imds.clone())
         .build();
     if let Some(r) = imds.region().await {
-        vlog!(1, "region {r} from instance metadata");
-        return Ok(r.to_string());
+        return Ok((r.to_string(), "instance metadata"));
     }
     Err(Error::Config(
         "no AWS region configured; pass --region, set AWS_REGION, or give secrets by full ARN"
@@ -111,19 +150,51 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(2));
 
-    // One IMDS client for region and credentials: one session token serves both.
-    let imds = credentials::imds_client();
-    let region = resolve_region(opts, plan, &imds, &files).await?;
-    let (source, creds) = credentials::resolve(&opts.credentials, &region, &imds).await?;
-    vlog!(
-        2,
-        "credentials from {source:?} (access key id ending …{})",
-        tail(creds.access_key_id())
+    // One HTTP client for every AWS call (TLS roots and proxies as the AWS CLI reads them); the
+    // credential chain and IMDS get it too, since no other client is compiled in.
+    let profile_ca_bundle = if opts.aws_ca_bundle.as_ref().is_some_and(|v| !v.is_empty()) {
+        None
+    } else {
+        tls::profile_ca_bundle(opts.profile.as_deref()).await
+    };
+    let roots = tls::root_source(
+        opts.aws_ca_bundle.as_deref(),
+        profile_ca_bundle.as_deref(),
+        opts.ssl_cert_file.as_deref(),
+        opts.ssl_cert_dir.as_deref(),
+        std::path::Path::exists,
     );
+    let https = tls::https_client(roots, opts.proxies.clone());
+    let provider_config = ProviderConfig::without_region().with_http_client(https.clone());
+
+    // One IMDS client for region and credentials: one session token serves both.
+    let imds = credentials::imds_client(&provider_config);
+    let region = resolve_region(opts, plan, &imds, &files).await?;
+    let started = Instant::now();
+    let (source, creds) =
+        credentials::resolve(&opts.credentials, &region, &imds, &provider_config).await?;
+    log::at(1, Event::Credentials)
+        .took(started.elapsed())
+        .say(format_args!("credentials resolved"));
+    log::at(2, Event::Credentials).say(format_args!(
+        "credentials from {} (access key id ending …{}{})",
+        source.describe(opts.credentials.profile()),
+        tail(creds.access_key_id()),
+        if creds.expiry().is_some() {
+            ", temporary"
+        } else {
+            ""
+        }
+    ));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
         .retry_config(retry)
         .timeout_config(timeouts(opts.timeout, attempts))
+        .http_client(https)
+        .framework_metadata(
+            aws_config::FrameworkMetadata::new(UA_NAME, Some(UA_VERSION))
+                .map_err(|_| Error::Internal("invalid User-Agent product".into()))?,
+        )
         .credentials_provider(SharedCredentialsProvider::new(creds.clone()))
         .profile_files(profile_files(&files));
     if let Some(p) = &opts.profile {
@@ -142,33 +213,56 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
     let plain = endpoint
         .as_ref()
         .filter(|u| u.starts_with("http://"))
-        .map(|_| aws_smithy_http_client::Builder::new().build_http());
-    let by_region = regions
-        .into_iter()
-        .map(|r| {
-            let mut conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
-                .credentials_provider(creds.clone())
-                .region(Region::new(r.clone()));
-            // The endpoint secret-exec validated, pinned on the client.
-            if let Some(url) = &endpoint {
-                conf = conf.endpoint_url(url);
-            }
-            conf = conf.interceptor(super::body_cap::BodyCap {
-                endpoint: endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("secretsmanager.{r}.amazonaws.com")),
-                cap: super::body_cap::MAX_BODY,
-            });
-            if let Some(http) = &plain {
-                conf = conf.http_client(http.clone());
-            }
-            (r, Client::from_conf(conf.build()))
-        })
-        .collect();
+        .map(|_| tls::http_client(opts.proxies.clone()));
+    let mut by_region = BTreeMap::new();
+    for r in regions {
+        let mut conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .credentials_provider(creds.clone())
+            .region(Region::new(r.clone()))
+            .interceptor(observe());
+        // The endpoint secret-exec validated, pinned on the client.
+        if let Some(url) = &endpoint {
+            conf = conf.endpoint_url(url);
+        }
+        if let Some(http) = &plain {
+            conf = conf.http_client(http.clone());
+        }
+        let shown = endpoint_of(opts.endpoint.as_deref(), &sdk, &r).await;
+        conf = conf.interceptor(super::body_cap::BodyCap {
+            endpoint: shown.clone(),
+            cap: super::body_cap::MAX_BODY,
+        });
+        by_region.insert(r, (Client::from_conf(conf.build()), shown));
+    }
     Ok(Clients {
         default_region: region,
         by_region,
     })
+}
+
+/// The Secrets Manager endpoint a client for `region` calls: the configured one, else what the
+/// SDK's own endpoint rules give for the region (FIPS and dual-stack settings included).
+async fn endpoint_of(
+    configured: Option<&str>,
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+) -> String {
+    use aws_sdk_secretsmanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    if let Some(url) = configured.or(sdk.endpoint_url()) {
+        return url.to_string();
+    }
+    let params = Params::builder()
+        .region(region)
+        .set_use_fips(sdk.use_fips())
+        .set_use_dual_stack(sdk.use_dual_stack())
+        .build();
+    match params {
+        Ok(p) => match DefaultResolver::new().resolve_endpoint(&p).await {
+            Ok(e) => e.url().to_string(),
+            Err(_) => "the SDK's default endpoint".into(),
+        },
+        Err(_) => "the SDK's default endpoint".into(),
+    }
 }
 
 /// The last four characters of an access key id: enough to tell keys apart in `-vv` output.

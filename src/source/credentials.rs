@@ -7,6 +7,7 @@
 pub mod container;
 
 use crate::error::Error;
+use crate::source::tls::{self, Transport};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::imds::client::error::ImdsError;
 use aws_config::provider_config::ProviderConfig;
@@ -36,7 +37,7 @@ pub enum Source {
 
 impl Source {
     /// How the source is named in messages, with the settings that turn it on.
-    fn describe(self, profile: &str) -> String {
+    pub fn describe(self, profile: &str) -> String {
         match self {
             Source::EnvKeys => "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
             Source::Profile => format!(
@@ -210,6 +211,15 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
     if let CredentialsError::CredentialsNotLoaded(_) = e {
         return Outcome::Next;
     }
+    // An untrusted certificate (an STS or SSO endpoint behind a TLS-inspecting proxy) is the
+    // same configuration problem wherever it shows up; retrying another source would hide it.
+    match tls::transport_error(e) {
+        Some(Transport::Certificate(why)) => {
+            return Outcome::Fail(Error::Config(format!("cannot load AWS credentials: {why}")));
+        }
+        Some(Transport::Proxy(why)) => return unavailable("cannot load AWS credentials", why),
+        None => {}
+    }
     let inner = std::error::Error::source(e);
     match source {
         Source::Imds => {
@@ -346,8 +356,9 @@ impl ClassifyRetry for HerdRetry {
 /// One IMDS client for region and credentials, so one session token serves both. IMDS answers
 /// in milliseconds when it is there; each operation (token included) has two attempts and ends
 /// within 1.2 s, so a dropped-packet IMDS still gives "no credentials" well under 2 s.
-pub fn imds_client() -> aws_config::imds::Client {
+pub fn imds_client(conf: &ProviderConfig) -> aws_config::imds::Client {
     aws_config::imds::Client::builder()
+        .configure(conf)
         .connect_timeout(Duration::from_millis(250))
         .read_timeout(Duration::from_millis(400))
         .operation_attempt_timeout(Duration::from_millis(450))
@@ -443,6 +454,7 @@ pub async fn resolve(
     s: &Settings,
     region: &str,
     imds: &aws_config::imds::Client,
+    conf: &ProviderConfig,
 ) -> Result<(Source, Credentials), Error> {
     let list = sources(s);
     if list.contains(&Source::Profile)
@@ -450,7 +462,9 @@ pub async fn resolve(
     {
         check_profile(name, s).await?;
     }
-    let conf = ProviderConfig::without_region().with_region(Some(Region::new(region.to_string())));
+    let conf = conf
+        .clone()
+        .with_region(Some(Region::new(region.to_string())));
     let mut reasons = Vec::new();
     for &source in &list {
         let p = provider(source, s, &conf, imds)?;

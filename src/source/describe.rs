@@ -3,11 +3,12 @@
 //! Its errors are classified like every other Secrets Manager call.
 
 use super::aws::{Client, Clients};
-use super::secrets_manager::classify_sdk;
+use super::secrets_manager::{Asked, classify_sdk};
 use super::{Class, Versions};
 use crate::error::Error;
+use crate::log::{self, Event};
 use crate::spec::SecretRef;
-use crate::vlog;
+use std::time::Instant;
 use tokio::task::JoinSet;
 
 /// The stage a reference follows: its own, or AWSCURRENT.
@@ -16,14 +17,19 @@ pub fn stage_of(r: &SecretRef) -> &str {
 }
 
 /// The version id that carries `r`'s stage now (`None` when no version does).
-async fn stage_version(client: &Client, r: &SecretRef) -> Result<Option<String>, Error> {
+async fn stage_version(
+    client: &Client,
+    r: &SecretRef,
+    asked: &Asked,
+) -> Result<Option<String>, Error> {
+    let started = Instant::now();
     let out = client
         .describe_secret()
         .secret_id(&r.id)
         .send()
         .await
         .map_err(|e| {
-            let mut f = classify_sdk(&e);
+            let mut f = classify_sdk(&e, asked);
             if f.class == Class::Permission {
                 f.why.push_str(
                     " (--watch also needs secretsmanager:DescribeSecret; see \
@@ -33,6 +39,14 @@ async fn stage_version(client: &Client, r: &SecretRef) -> Result<Option<String>,
             f.for_secret(r)
         })?;
     let stage = stage_of(r);
+    log::at(2, Event::Watch)
+        .source("secretsmanager")
+        .call("DescribeSecret")
+        .secret(&r.id)
+        .stage(Some(stage))
+        .region(&asked.region)
+        .took(started.elapsed())
+        .say(format_args!("DescribeSecret '{}'", r.id));
     Ok(out.version_ids_to_stages().and_then(|m| {
         m.iter()
             .find(|(_, stages)| stages.iter().any(|s| s == stage))
@@ -46,10 +60,13 @@ pub async fn stage_versions(clients: &Clients, refs: &[SecretRef]) -> Result<Ver
     for r in refs {
         let region = r.arn_region().unwrap_or(&clients.default_region);
         let client = clients.for_region(region).clone();
+        let asked = Asked {
+            region: region.to_string(),
+            endpoint: clients.endpoint(region).to_string(),
+        };
         let r = r.clone();
-        vlog!(2, "DescribeSecret {r}");
         calls.spawn(async move {
-            let v = stage_version(&client, &r).await;
+            let v = stage_version(&client, &r, &asked).await;
             (r, v)
         });
     }

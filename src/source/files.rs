@@ -7,7 +7,6 @@
 use crate::bounded_read::{self, ReadError};
 use crate::config::{AwsOptions, FileSetting};
 use crate::error::Error;
-use crate::vlog;
 
 /// A shared config or credentials file: far beyond any real one, small enough to hold.
 pub const PROFILE_CAP: usize = 1 << 20;
@@ -33,10 +32,7 @@ async fn read(s: &FileSetting, cap: usize) -> Result<Option<String>, Error> {
     match bounded_read::read(s.path.clone(), cap).await {
         Ok(None) => Ok(None),
         Ok(Some(bytes)) => match std::str::from_utf8(&bytes) {
-            Ok(text) => {
-                vlog!(2, "read {} ({} bytes)", s.path.display(), bytes.len());
-                Ok(Some(text.to_string()))
-            }
+            Ok(text) => Ok(Some(text.to_string())),
             Err(_) => Err(refused(s, &"it is not UTF-8 text")),
         },
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {

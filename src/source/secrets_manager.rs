@@ -6,15 +6,18 @@
 use super::aws::{Client, Clients};
 use super::{Class, Failure, Fetched, Payload};
 use crate::error::Error;
+use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
 use crate::sanitize::one_line;
 use crate::secret::{SecretBytes, SecretText};
+use crate::source::tls::{self, Transport};
 use crate::spec::SecretRef;
-use crate::vlog;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::operation::RequestId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -72,33 +75,53 @@ fn advice(class: Class) -> &'static str {
     }
 }
 
-fn failure(class: Class, what: String) -> Failure {
+/// Where a call went: a "not found" names it, as the commonest cause is the wrong region.
+#[derive(Clone)]
+pub(super) struct Asked {
+    pub(super) region: String,
+    pub(super) endpoint: String,
+}
+
+fn failure(class: Class, what: String, asked: &Asked) -> Failure {
+    let place = if class == Class::NotFound {
+        format!(" (asked region {} at {})", asked.region, asked.endpoint)
+    } else {
+        String::new()
+    };
     Failure {
         service: SERVICE,
         class,
-        why: format!("{what}; {}", advice(class)),
+        why: format!("{what}{place}; {}", advice(class)),
     }
 }
 
-/// The failure an AWS error code (and its remote message, sanitised) stands for.
-fn coded(code: &str, message: Option<&str>) -> Failure {
+/// The failure an AWS error code (and its remote message, sanitised, without the full stop
+/// that would run into our "; ") stands for.
+fn coded(code: &str, message: Option<&str>, asked: &Asked) -> Failure {
+    let message = message.map(|m| one_line(m).trim_end_matches('.').to_string());
     match message {
-        Some(m) if !m.is_empty() => failure(classify(code), format!("{code}: {}", one_line(m))),
-        _ => failure(classify(code), code.to_string()),
+        Some(m) if !m.is_empty() => failure(classify(code), format!("{code}: {m}"), asked),
+        _ => failure(classify(code), code.to_string(), asked),
     }
 }
 
-pub(super) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
+pub(super) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>, asked: &Asked) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let unavailable = |what: String| failure(Class::Unavailable, what);
+    let unavailable = |what: String| failure(Class::Unavailable, what, asked);
     if let Some(t) = super::body_cap::exceeded(err) {
         return unavailable(t.to_string());
     }
+    if let Some(t) = tls::transport_error(err) {
+        return match t {
+            Transport::Certificate(why) => failure(Class::Config, why, asked),
+            Transport::Proxy(why) => unavailable(why),
+        };
+    }
     match err {
         SdkError::ServiceError(se) => match se.err().code() {
-            Some(code) => coded(code, se.err().message()),
+            Some(code) => coded(code, se.err().message(), asked),
             // No `__type`: whatever answered is not Secrets Manager (a proxy page, a stub).
             None => unavailable(format!(
                 "the reply (HTTP {}) is not a Secrets Manager response",
@@ -121,7 +144,7 @@ where
         SdkError::ResponseError(_) => unavailable(
             "the response could not be read (truncated or not Secrets Manager JSON)".into(),
         ),
-        SdkError::ConstructionFailure(_) => failure(Class::Config, cause_chain(err)),
+        SdkError::ConstructionFailure(_) => failure(Class::Config, cause_chain(err), asked),
         _ => unavailable("unexpected SDK error".into()),
     }
 }
@@ -172,7 +195,49 @@ impl Parts {
     }
 }
 
-async fn get_one(client: Client, secret: SecretRef) -> Outcome {
+/// The stage asked for, as the log shows it: the given one, else AWSCURRENT unless a version id
+/// alone picks the version.
+fn asked_stage(r: &SecretRef) -> Option<&str> {
+    match (&r.stage, &r.version_id) {
+        (Some(s), _) => Some(s),
+        (None, None) => Some("AWSCURRENT"),
+        (None, Some(_)) => None,
+    }
+}
+
+/// The `fetch` event for one secret's outcome: ids, timing and (at `-vv`) the request id.
+fn log_fetch(
+    call: &str,
+    asked: &Asked,
+    r: &SecretRef,
+    result: &Result<Fetched, Error>,
+    request_id: Option<&str>,
+    took: Duration,
+) {
+    let line = log::at(1, Event::Fetch)
+        .source("secretsmanager")
+        .call(call)
+        .secret(&r.id)
+        .region(&asked.region)
+        .stage(asked_stage(r))
+        .request_id(request_id)
+        .took(took);
+    match result {
+        Ok(f) => line.version_id(f.version_id.as_deref()).say(format_args!(
+            "{call} '{}': version {}",
+            r.id,
+            f.version_id.as_deref().unwrap_or("-")
+        )),
+        Err(e) => line.say(format_args!(
+            "{call} '{}' failed (exit {})",
+            r.id,
+            e.exit_code()
+        )),
+    }
+}
+
+async fn get_one(client: Client, secret: SecretRef, asked: Asked) -> Outcome {
+    let started = Instant::now();
     let out = client
         .get_secret_value()
         .secret_id(&secret.id)
@@ -180,6 +245,8 @@ async fn get_one(client: Client, secret: SecretRef) -> Outcome {
         .set_version_id(secret.version_id.clone())
         .send()
         .await;
+    let took = started.elapsed();
+    let request_id = out.request_id().map(str::to_string);
     let result = match out {
         Ok(o) => Parts {
             name: o.name,
@@ -189,18 +256,28 @@ async fn get_one(client: Client, secret: SecretRef) -> Outcome {
             binary: o.secret_binary,
         }
         .into_fetched(&secret),
-        Err(e) => Err(classify_sdk(&e).for_secret(&secret)),
+        Err(e) => Err(classify_sdk(&e, &asked).for_secret(&secret)),
     };
+    log_fetch(
+        "GetSecretValue",
+        &asked,
+        &secret,
+        &result,
+        request_id.as_deref(),
+        took,
+    );
     (secret, result)
 }
 
 enum BatchOutcome {
     Done(Vec<Outcome>),
     /// The caller may not call BatchGetSecretValue: fetch these one by one instead.
-    Denied(Client, Vec<SecretRef>),
+    Denied(Client, Asked, Vec<SecretRef>),
 }
 
-async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
+async fn batch(client: Client, refs: Vec<SecretRef>, asked: Asked) -> BatchOutcome {
+    let started = Instant::now();
+    let mut request_id: Option<String> = None;
     let ids: Vec<String> = refs.iter().map(|r| r.id.clone()).collect();
     let mut results: BTreeMap<SecretRef, Result<Fetched, Error>> = BTreeMap::new();
     let mut token: Option<String> = None;
@@ -212,21 +289,25 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
             .set_next_token(token.take())
             .send()
             .await;
+        request_id = out.request_id().map(str::to_string);
         let mut out = match out {
             Ok(o) => o,
             Err(e) => {
                 if let SdkError::ServiceError(se) = &e
                     && is_policy_denial(se.err().code().unwrap_or(""))
                 {
-                    return BatchOutcome::Denied(client, refs);
+                    return BatchOutcome::Denied(client, asked, refs);
                 }
                 // The whole call failed: every secret in it gets the failure, under its own name.
-                let shared = classify_sdk(&e);
+                let shared = classify_sdk(&e, &asked);
+                let took = started.elapsed();
                 return BatchOutcome::Done(
                     refs.into_iter()
                         .map(|r| {
-                            let err = shared.for_secret(&r);
-                            (r, Err(err))
+                            let err = Err(shared.for_secret(&r));
+                            let id = request_id.as_deref();
+                            log_fetch("BatchGetSecretValue", &asked, &r, &err, id, took);
+                            (r, err)
                         })
                         .collect(),
                 );
@@ -256,7 +337,7 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
                 .find(|r| r.id == id && !results.contains_key(*r))
             {
                 let code = e.error_code.as_deref().unwrap_or("UnknownError");
-                let err = coded(code, e.message.as_deref()).for_secret(r);
+                let err = coded(code, e.message.as_deref(), &asked).for_secret(r);
                 results.insert(r.clone(), Err(err));
             }
         }
@@ -265,6 +346,7 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
             break;
         }
     }
+    let took = started.elapsed();
     BatchOutcome::Done(
         refs.into_iter()
             .map(|r| {
@@ -275,6 +357,8 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
                             .into(),
                     })
                 });
+                let id = request_id.as_deref();
+                log_fetch("BatchGetSecretValue", &asked, &r, &res, id, took);
                 (r, res)
             })
             .collect(),
@@ -284,35 +368,38 @@ async fn batch(client: Client, refs: Vec<SecretRef>) -> BatchOutcome {
 /// Makes the plan's calls. Every secret of every call gets an outcome.
 pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
     let mut results = Vec::new();
-    let mut singles: Vec<(Client, SecretRef)> = Vec::new();
+    let mut singles: Vec<(Client, Asked, SecretRef)> = Vec::new();
     let mut batches = JoinSet::new();
     for RegionCalls { region, calls } in plan {
         let client = clients.for_region(&region);
+        let asked = Asked {
+            endpoint: clients.endpoint(&region).to_string(),
+            region,
+        };
         for call in calls {
             match call {
                 Call::Batch(refs) => {
-                    vlog!(
-                        1,
-                        "fetching {} secrets from {region} with BatchGetSecretValue",
-                        refs.len()
-                    );
-                    batches.spawn(batch(client.clone(), refs));
+                    batches.spawn(batch(client.clone(), refs, asked.clone()));
                 }
-                Call::One(r) => singles.push((client.clone(), r)),
+                Call::One(r) => singles.push((client.clone(), asked.clone(), r)),
             }
         }
     }
     while let Some(joined) = batches.join_next().await {
         match joined {
             Ok(BatchOutcome::Done(rs)) => results.extend(rs),
-            Ok(BatchOutcome::Denied(client, rs)) => {
-                vlog!(
-                    1,
-                    "BatchGetSecretValue denied; falling back to GetSecretValue for {} secrets \
-                     (grant secretsmanager:BatchGetSecretValue to save calls)",
-                    rs.len()
-                );
-                singles.extend(rs.into_iter().map(|r| (client.clone(), r)));
+            Ok(BatchOutcome::Denied(client, asked, rs)) => {
+                log::at(1, Event::Fallback)
+                    .source("secretsmanager")
+                    .call("BatchGetSecretValue")
+                    .region(&asked.region)
+                    .count(rs.len())
+                    .say(format_args!(
+                        "BatchGetSecretValue denied; falling back to GetSecretValue for {} \
+                         secrets (grant secretsmanager:BatchGetSecretValue to save calls)",
+                        rs.len()
+                    ));
+                singles.extend(rs.into_iter().map(|r| (client.clone(), asked.clone(), r)));
             }
             Err(_) => {}
         }
@@ -320,12 +407,11 @@ pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
 
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut gets = JoinSet::new();
-    for (client, r) in singles {
-        vlog!(2, "GetSecretValue {r}");
+    for (client, asked, r) in singles {
         let limit = limit.clone();
         gets.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            get_one(client, r).await
+            get_one(client, r, asked).await
         });
     }
     while let Some(joined) = gets.join_next().await {
@@ -361,11 +447,19 @@ mod tests {
         };
         for (code, class, exit) in rows {
             assert_eq!(classify(code), class, "{code}");
-            let e = coded(code, Some("msg\x1b[2J")).for_secret(&r);
+            let asked = Asked {
+                region: "eu-west-1".into(),
+                endpoint: "https://sm.example".into(),
+            };
+            let e = coded(code, Some("msg\x1b[2J."), &asked).for_secret(&r);
             assert_eq!(e.exit_code(), exit, "{code}");
             let text = e.to_string();
             assert!(text.contains("prod/db") && text.contains(code), "{text}");
             assert!(!text.contains('\x1b'), "{text:?}");
+            assert!(!text.contains(".;"), "{text}");
+            // Only "not found" says where it asked: the wrong region is its commonest cause.
+            let place = "(asked region eu-west-1 at https://sm.example)";
+            assert_eq!(text.contains(place), class == Class::NotFound, "{text}");
         }
     }
 

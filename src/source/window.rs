@@ -11,7 +11,6 @@ use crate::error::Error;
 use crate::plan::Plan;
 use crate::signals;
 use crate::spec::SecretRef;
-use crate::vlog;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -21,12 +20,6 @@ pub fn fetch(aws: &AwsOptions, plan: &Plan, start: Instant) -> Result<Results, E
     window(aws, plan, start, async {
         let files = super::files::load(aws).await?;
         let clients = aws::clients(aws, plan, files).await?;
-        vlog!(
-            1,
-            "fetching {} secret(s), default region {}",
-            plan.entries.len(),
-            clients.default_region
-        );
         Ok(super::fetch_all(&clients, plan).await)
     })
 }

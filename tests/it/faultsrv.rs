@@ -1,6 +1,7 @@
 //! A fault-injecting HTTP/1.1 proxy on loopback, in front of the shared moto server: per request
 //! a rule picks forward, throttle, 500, stall, reset, truncated or non-JSON body, or deny; every
-//! request is counted per Secrets Manager action, and tests can wait until one has arrived.
+//! request is counted per Secrets Manager action, its User-Agent headers are kept, and tests can
+//! wait until one has arrived.
 
 use crate::support::moto;
 use std::collections::HashMap;
@@ -34,8 +35,17 @@ pub enum Reply {
 
 type Rule = dyn Fn(&str, usize) -> Reply + Send + Sync;
 
+/// The attribution headers of one request, as the server received them.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub action: String,
+    pub user_agent: String,
+    pub x_amz_user_agent: String,
+}
+
 struct Shared {
     counts: Mutex<HashMap<String, usize>>,
+    seen: Mutex<Vec<Seen>>,
     arrived: Condvar,
     rule: Box<Rule>,
 }
@@ -53,6 +63,7 @@ impl FaultServer {
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             counts: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             rule: Box::new(rule),
         });
@@ -80,6 +91,11 @@ impl FaultServer {
             .get(action)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The User-Agent headers of every request so far, in arrival order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
     }
 
     /// Blocks until `n` requests for `action` have arrived, or `limit` passes; true if they did.
@@ -165,6 +181,11 @@ fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
         return;
     };
     let action = req.action();
+    shared.seen.lock().unwrap().push(Seen {
+        action: action.clone(),
+        user_agent: req.header("user-agent").unwrap_or("").to_string(),
+        x_amz_user_agent: req.header("x-amz-user-agent").unwrap_or("").to_string(),
+    });
     let nth = {
         let mut counts = shared.counts.lock().unwrap();
         let c = counts.entry(action.clone()).or_insert(0);

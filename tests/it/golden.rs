@@ -1,5 +1,5 @@
-//! Golden files for the user-facing text: `--help`, the man page and the key error lines, so
-//! any change to them is deliberate and shows in review. After an intended change, regenerate
+//! Golden files for the user-facing text: `--help`, the man page, the key error lines and the
+//! JSON log schema, so any change to them is deliberate and shows in review. After an intended change, regenerate
 //! with `UPDATE_GOLDEN=1 cargo test --test it golden` and commit the files under tests/golden/.
 
 use crate::support::*;
@@ -50,6 +50,7 @@ fn man_page() {
 fn error_lines() {
     moto().create("golden/refused", r#"{"path":"/tmp"}"#);
     moto().create("golden/ok", "ok-value");
+    moto().create("golden/twokeys", r#"{"a-b":"1","a_b":"2"}"#);
     let cases: Vec<(&str, Run)> = vec![
         ("no --secret", se().args(["--", "/bin/true"])),
         (
@@ -82,6 +83,50 @@ fn error_lines() {
             "command not found",
             se().args(["--secret", "golden/ok", "--", "no-such-command-golden"]),
         ),
+        (
+            "misspelt flag",
+            se().args(["--secrets", "golden/ok", "--", "/bin/true"]),
+        ),
+        (
+            "bad --dry-run format",
+            se().args(["--secret", "golden/ok", "--dry-run=xml"]),
+        ),
+        (
+            "--dry-run with a bare COMMAND",
+            se().args(["--secret", "golden/ok", "--dry-run", "./app"]),
+        ),
+        (
+            "collision inside one secret",
+            se().args(["--secret", "golden/twokeys", "--", "/bin/true"]),
+        ),
+        (
+            "bad --endpoint-url",
+            se().args(["--endpoint-url", "http://", "--secret", "golden/ok"])
+                .args(["--", "/bin/true"]),
+        ),
+        (
+            "bad AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            se().env("AWS_ENDPOINT_URL_SECRETS_MANAGER", "localhost:4566")
+                .args(["--secret", "golden/ok", "--", "/bin/true"]),
+        ),
+        (
+            "bad --log-format",
+            se().args(["--log-format", "yaml", "--secret", "golden/ok"])
+                .args(["--", "/bin/true"]),
+        ),
+        (
+            "bad SECRET_EXEC_LOG_FORMAT",
+            se().env("SECRET_EXEC_LOG_FORMAT", "yaml").args([
+                "--secret",
+                "golden/ok",
+                "--",
+                "/bin/true",
+            ]),
+        ),
+        (
+            "-vvvv",
+            se().args(["-vvvv", "--secret", "golden/ok", "--", "/bin/true"]),
+        ),
     ];
     let mut text = String::new();
     for (what, run) in cases {
@@ -92,5 +137,102 @@ fn error_lines() {
             out.stderr
         ));
     }
-    golden("errors.txt", &text);
+    golden("errors.txt", &stable(&text));
+}
+
+/// The moto port changes per run; the golden files show it as PORT.
+fn stable(text: &str) -> String {
+    text.replace(&moto().endpoint, "http://127.0.0.1:PORT")
+}
+
+/// Replaces the value after `"key":` (a string or a number) with `with`.
+fn mask(line: &str, key: &str, with: &str) -> String {
+    let pat = format!("\"{key}\":");
+    let Some(at) = line.find(&pat) else {
+        return line.to_string();
+    };
+    let start = at + pat.len();
+    let rest = &line[start..];
+    let end = if let Some(body) = rest.strip_prefix('"') {
+        body.find('"').map_or(rest.len(), |i| i + 2)
+    } else {
+        rest.find([',', '}']).unwrap_or(rest.len())
+    };
+    format!("{}{with}{}", &line[..start], &rest[end..])
+}
+
+/// The JSON log schema as lines really come out (docs/logging.md): a success at `-vv` and three
+/// failures, with what varies per run (times, ids, ports) masked.
+#[test]
+fn log_json_schema() {
+    moto().create("golden/log", r#"{"user":"u"}"#);
+    moto().create("golden/log-collide", r#"{"a-b":"1","a_b":"2"}"#);
+    let cases: Vec<(&str, Run)> = vec![
+        (
+            "success at -vv",
+            se().args(["-vv", "--log-format", "json", "--secret", "golden/log"])
+                .args(["--", "/bin/true"]),
+        ),
+        (
+            "not found at -v",
+            se().args([
+                "-v",
+                "--log-format",
+                "json",
+                "--secret",
+                "golden/log-absent",
+            ])
+            .args(["--", "/bin/true"]),
+        ),
+        (
+            "collision, quiet",
+            se().env("SECRET_EXEC_LOG_FORMAT", "json").args([
+                "--secret",
+                "golden/log-collide",
+                "--",
+                "/bin/true",
+            ]),
+        ),
+        (
+            "usage error",
+            se().args([
+                "--log-format=json",
+                "--secret",
+                "golden/log",
+                "--dry-run",
+                "./app",
+            ]),
+        ),
+    ];
+    let mut text = String::new();
+    for (what, run) in cases {
+        let out = run.run();
+        text.push_str(&format!(
+            "# {what}: exit {}\n",
+            out.code().map_or("signal".into(), |c| c.to_string())
+        ));
+        for line in out.stderr.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect(line);
+            let mut line = line.to_string();
+            for key in ["version_id", "request_id"] {
+                if let Some(id) = v[key].as_str() {
+                    line = line.replace(id, &format!("<{key}>"));
+                }
+            }
+            for (key, with) in [
+                ("ts", "\"<ts>\""),
+                ("duration_ms", "<ms>"),
+                ("message", "\"<message>\""),
+            ] {
+                // Messages of -v lines vary with times; the error line's message is kept.
+                if key == "message" && v["event"] == "error" {
+                    continue;
+                }
+                line = mask(&line, key, with);
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    golden("log-json.txt", &stable(&text));
 }

@@ -509,15 +509,60 @@ fn dry_run_prints_provenance_and_never_a_value() {
         .collect();
     assert_eq!(
         lines[0],
-        ["NAME", "SECRET", "KEY", "VERSION", "STAGE", "OVERRIDES"]
+        [
+            "NAME",
+            "SECRET",
+            "KEY",
+            "VERSION",
+            "STAGE",
+            "OVERRIDES",
+            "VIA",
+            "BYTES"
+        ]
     );
     let rows = &lines[1..];
-    let want: [[&str; 6]; 5] = [
-        ["USERNAME", &rds, "/username", &rds_v, "AWSCURRENT", "yes"],
-        ["PASSWORD", &rds, "/password", &rds_v, "AWSCURRENT", "no"],
-        ["PORT", &rds, "/port", &rds_v, "AWSCURRENT", "no"],
-        ["OLD", &name, "password", &old, "AWSPREVIOUS", "no"],
-        ["V", &name, "-", &old, "AWSPREVIOUS", "no"],
+    let want: [[&str; 8]; 5] = [
+        [
+            "USERNAME",
+            &rds,
+            "/username",
+            &rds_v,
+            "AWSCURRENT",
+            "yes",
+            "secret",
+            "-",
+        ],
+        [
+            "PASSWORD",
+            &rds,
+            "/password",
+            &rds_v,
+            "AWSCURRENT",
+            "no",
+            "secret",
+            "-",
+        ],
+        [
+            "PORT",
+            &rds,
+            "/port",
+            &rds_v,
+            "AWSCURRENT",
+            "no",
+            "secret",
+            "-",
+        ],
+        [
+            "OLD",
+            &name,
+            "password",
+            &old,
+            "AWSPREVIOUS",
+            "no",
+            "secret",
+            "-",
+        ],
+        ["V", &name, "-", &old, "AWSPREVIOUS", "no", "secret", "-"],
     ];
     assert_eq!(rows.len(), want.len(), "{}", out.stdout);
     for (row, want) in rows.iter().zip(want) {
@@ -650,4 +695,66 @@ fn dry_run_keeps_one_line_per_variable_whatever_the_key() {
             [var, &name, key]
         );
     }
+}
+
+/// `--dry-run json` (a space) is the JSON format, never text with `json` taken as COMMAND; a
+/// COMMAND after `--` is checked and its 126/127 predicted, and the dry run still exits 0.
+#[test]
+fn dry_run_json_with_a_space_and_a_predicted_command() {
+    let name = unique("map/dry-cmd");
+    moto().create(&name, r#"{"user":"u"}"#);
+    let dir = TempDir::new("dry-cmd");
+    let plain = dir.path().join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let plain = plain.display().to_string();
+
+    let out = se().args(["--secret", &name, "--dry-run", "json"]).run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON, not text");
+    assert_eq!(v[0]["name"], "USER");
+
+    let rows: &[(&str, &str, Option<i32>)] = &[
+        ("sh", "/bin/sh", None),
+        ("no-such-command-dry", "", Some(127)),
+        ("/nonexistent/app", "", Some(127)),
+        (&plain, "", Some(126)),
+    ];
+    for (command, path, exit) in rows {
+        let out = se()
+            .env("PATH", "/bin:/usr/bin")
+            .args(["--secret", &name, "--dry-run", "json", "--", command, "arg"])
+            .run();
+        assert_eq!(out.code(), Some(0), "{command}: {}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+        assert_eq!(v["variables"][0]["name"], "USER");
+        let c = &v["command"];
+        assert_eq!(c["name"], *command);
+        assert_eq!(c["would_start"], exit.is_none(), "{c}");
+        assert_eq!(c["exit_code"].as_i64(), exit.map(i64::from), "{c}");
+        if exit.is_none() {
+            assert_eq!(c["path"], *path);
+        }
+
+        let out = se()
+            .env("PATH", "/bin:/usr/bin")
+            .args(["--secret", &name, "--dry-run", "--", command])
+            .run();
+        assert_eq!(out.code(), Some(0), "{command}: {}", out.stderr);
+        let last = out.stdout.lines().last().unwrap_or("");
+        let want = match exit {
+            None => format!("# COMMAND {command}: would run {path}"),
+            Some(code) => format!("# COMMAND {command}: would not start, exit {code}: "),
+        };
+        assert!(last.starts_with(&want), "{command}: {last}");
+    }
+
+    // A bare word after --dry-run is a format or an error, never a silent COMMAND.
+    let out = se().args(["--secret", &name, "--dry-run", "./app"]).run();
+    assert_eq!(out.code(), Some(64), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("--dry-run -- COMMAND"),
+        "{}",
+        out.stderr
+    );
 }

@@ -323,6 +323,14 @@ const VERBOSITY: &[(&str, &[&str], &[(&str, &str)])] = &[
         &["-vvv"],
         &[("LOG_SENSITIVE_BODIES", "true"), ("RUST_LOG", "trace")],
     ),
+    ("json", &["--log-format", "json"], &[]),
+    ("json -v", &["--log-format", "json", "-v"], &[]),
+    ("json -vv", &["--log-format=json", "-vv"], &[]),
+    (
+        "json -vvv",
+        &["-vvv"],
+        &[("SECRET_EXEC_LOG_FORMAT", "json")],
+    ),
 ];
 
 /// One failure class for the leak test: extra secrets seeded for it, the arguments after the
@@ -447,7 +455,7 @@ impl LeakCase {
 }
 
 /// Standard base64 with padding: the SecretBinary wire form, which must not leak either.
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
@@ -493,10 +501,22 @@ fn assert_no_output_leak(class: &str) {
             "{class} at {level}: {}",
             out.stderr
         );
-        if !flags.is_empty() && case.code != 78 {
+        let verbose = flags.iter().any(|f| f.starts_with("-v"));
+        if verbose && case.code != 78 {
             assert!(
                 !out.stderr.is_empty(),
                 "{class} at {level}: -v printed nothing"
+            );
+        }
+        if level.starts_with("json") {
+            // Every line is one JSON object, the error line included.
+            let lines = crate::logging::json_lines(&out.stderr);
+            let last = lines.last().map(|v| v["event"].clone());
+            let want_error = case.code != 0;
+            assert_eq!(
+                last.as_ref().is_some_and(|e| e == "error"),
+                want_error,
+                "{class} at {level}: last line {last:?}"
             );
         }
         for (i, p) in case.probes.iter().enumerate() {

@@ -27,7 +27,7 @@ fn manifest_dir() -> PathBuf {
 }
 
 /// The moto_server executable: $MOTO_SERVER, else the project's .venv (scripts/test makes it).
-fn moto_server_path() -> PathBuf {
+pub fn moto_server_path() -> PathBuf {
     if let Some(p) = std::env::var_os("MOTO_SERVER") {
         return PathBuf::from(p);
     }
@@ -262,6 +262,8 @@ pub struct Run {
 pub fn se() -> Run {
     let m = moto();
     let mut cmd = Command::new(BIN);
+    // env_clear: nothing of the host leaks in, in particular AWS_CA_BUNDLE, SSL_CERT_FILE,
+    // SSL_CERT_DIR and the *_PROXY variables, which only the tests that need them set.
     cmd.env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", "/nonexistent")

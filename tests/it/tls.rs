@@ -1,0 +1,588 @@
+//! TLS, private CAs and proxies end to end: a second moto server speaking TLS with a throwaway
+//! CA made by openssl, another CA that did not sign it, and a CONNECT proxy on loopback that
+//! counts the tunnels it opens (so "not retried" and "bypassed" are counted, not timed).
+
+use crate::support::{TempDir, free_port, moto_server_path, se, unique};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+struct Pki {
+    _dir: TempDir,
+    ca: PathBuf,
+    other_ca: PathBuf,
+    empty: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+/// A CA, a server certificate it signed for IP 127.0.0.1 only (so `localhost` is the wrong
+/// name), and a second CA that signed nothing the server shows.
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = TempDir::new("tls-pki");
+        let d = dir.path();
+        make_ca(d, "ca");
+        make_ca(d, "other-ca");
+        std::fs::write(d.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.cnf",
+                "-out",
+                "server.pem",
+            ],
+        );
+        std::fs::write(d.join("empty.pem"), "").unwrap();
+        Pki {
+            ca: d.join("ca.pem"),
+            other_ca: d.join("other-ca.pem"),
+            empty: d.join("empty.pem"),
+            _dir: dir,
+        }
+    })
+}
+
+/// One HTTPS request with a test-side rustls client that trusts `ca`.
+fn https(
+    port: u16,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca)?;
+    for cert in
+        <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let sock = TcpStream::connect(("127.0.0.1", port))?;
+    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    tls.write_all(req.as_bytes())?;
+    let mut resp = Vec::new();
+    // The server may close without close_notify; what arrived before that is the answer.
+    let _ = tls.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A moto server speaking TLS with the test CA's server certificate.
+fn tls_moto() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let p = pki();
+        let dir = p.ca.parent().unwrap().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ca = p.ca.clone();
+        std::thread::spawn(move || {
+            let port = free_port();
+            // SAFETY: the pre_exec closure only calls prctl, which is async-signal-safe.
+            let mut child = unsafe {
+                Command::new(moto_server_path())
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .arg("-c")
+                    .arg(dir.join("server.pem"))
+                    .arg("-k")
+                    .arg(dir.join("server.key"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .pre_exec(|| {
+                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                            .map_err(std::io::Error::from)
+                    })
+                    .spawn()
+                    .expect("spawn moto_server with TLS")
+            };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if let Ok((200, _)) = https(port, &ca, "GET", "/moto-api/data.json", &[], "") {
+                    tx.send(port).unwrap();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+        });
+        rx.recv_timeout(Duration::from_secs(90))
+            .expect("moto_server with TLS ready")
+    })
+}
+
+/// Creates a secret on the TLS moto; returns its name.
+fn tls_secret(value: &str) -> String {
+    let name = unique("tls");
+    let body = serde_json::json!({"Name": name, "SecretString": value}).to_string();
+    let (status, text) = https(
+        tls_moto(),
+        &pki().ca,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", "secretsmanager.CreateSecret"),
+            ("Content-Type", "application/x-amz-json-1.1"),
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+            ),
+        ],
+        &body,
+    )
+    .expect("TLS moto answers");
+    assert_eq!(status, 200, "{text}");
+    name
+}
+
+/// A run against the TLS moto at `host` (127.0.0.1, or localhost for the wrong-name case).
+fn over_tls(host: &str, name: &str) -> crate::support::Run {
+    se().env("AWS_ENDPOINT_URL", format!("https://{host}:{}", tls_moto()))
+        .args([
+            "--timeout",
+            "20",
+            "--secret",
+            &format!("V={name}"),
+            "--",
+            "/usr/bin/env",
+            "-0",
+        ])
+}
+
+/// A CONNECT proxy on loopback that records every tunnel's target.
+struct ConnectProxy {
+    url: String,
+    tunnels: Arc<Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start() -> ConnectProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tunnels = Arc::new(Mutex::new(Vec::new()));
+        let t = tunnels.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let t = t.clone();
+                std::thread::spawn(move || tunnel(conn, &t));
+            }
+        });
+        ConnectProxy {
+            url: format!("http://127.0.0.1:{port}"),
+            tunnels,
+        }
+    }
+    fn tunnels(&self) -> Vec<String> {
+        self.tunnels.lock().unwrap().clone()
+    }
+}
+
+fn tunnel(mut client: TcpStream, log: &Mutex<Vec<String>>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut words = head.split_whitespace();
+    let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
+        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    log.lock().unwrap().push(target.to_string());
+    let Ok(upstream) = TcpStream::connect(target) else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .is_err()
+    {
+        return;
+    }
+    let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+    let mut upstream = upstream;
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut u2);
+        let _ = u2.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut upstream, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+#[test]
+fn private_ca_is_trusted_the_aws_way() {
+    let name = tls_secret("over-tls");
+    let dir = TempDir::new("tls-profile");
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!("[default]\nca_bundle = {}\n", pki().ca.display()),
+    )
+    .unwrap();
+    let runs = [
+        (
+            "AWS_CA_BUNDLE",
+            over_tls("127.0.0.1", &name).env("AWS_CA_BUNDLE", &pki().ca),
+        ),
+        (
+            "profile ca_bundle",
+            over_tls("127.0.0.1", &name).env("AWS_CONFIG_FILE", &config),
+        ),
+        (
+            "SSL_CERT_FILE",
+            over_tls("127.0.0.1", &name).env("SSL_CERT_FILE", &pki().ca),
+        ),
+        // AWS_CA_BUNDLE wins over a profile bundle that would not do.
+        (
+            "AWS_CA_BUNDLE over profile",
+            over_tls("127.0.0.1", &name)
+                .env("AWS_CA_BUNDLE", &pki().ca)
+                .env("SSL_CERT_FILE", &pki().other_ca),
+        ),
+    ];
+    for (what, run) in runs {
+        let out = run.run();
+        assert_eq!(out.code(), Some(0), "{what}: {}", out.stderr);
+        out.assert_vars(&[("V", "over-tls")]);
+    }
+}
+
+#[test]
+fn missing_or_empty_bundle_is_78_naming_it() {
+    let name = tls_secret("x");
+    let missing = pki().ca.with_file_name("no-such.pem");
+    for (var, path) in [
+        ("AWS_CA_BUNDLE", &missing),
+        ("AWS_CA_BUNDLE", &pki().empty),
+        ("SSL_CERT_FILE", &pki().empty),
+    ] {
+        let out = over_tls("127.0.0.1", &name).env(var, path).run();
+        assert_eq!(out.code(), Some(78), "{var}: {}", out.stderr);
+        assert!(out.stderr.contains(var), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&*path.to_string_lossy()),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+}
+
+#[test]
+fn plain_http_endpoints_read_no_certificate() {
+    let m = crate::support::moto();
+    let name = unique("plain");
+    m.create(&name, "plain-value");
+    let out = se()
+        .env("AWS_CA_BUNDLE", "/nonexistent/ca.pem")
+        .args(["--secret", &format!("V={name}"), "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("V", "plain-value")]);
+}
+
+#[test]
+fn untrusted_certificate_is_78_once_naming_host_reason_and_fix() {
+    let name = tls_secret("x");
+    let proxy = ConnectProxy::start();
+    let out = over_tls("127.0.0.1", &name)
+        .env("AWS_CA_BUNDLE", &pki().other_ca)
+        .env("HTTPS_PROXY", &proxy.url)
+        .args(["--max-attempts", "3"])
+        .run();
+    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    for want in ["127.0.0.1", "unknown issuer", "AWS_CA_BUNDLE"] {
+        assert!(out.stderr.contains(want), "{want}: {}", out.stderr);
+    }
+    // Counted at the proxy: one connection, not one per attempt.
+    assert_eq!(proxy.tunnels().len(), 1, "{:?}", proxy.tunnels());
+}
+
+#[test]
+fn certificate_for_another_name_is_78() {
+    let name = tls_secret("x");
+    let out = over_tls("localhost", &name)
+        .env("AWS_CA_BUNDLE", &pki().ca)
+        .run();
+    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not valid for the name 'localhost'"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn https_goes_through_the_connect_proxy_in_either_case() {
+    let name = tls_secret("via-proxy");
+    for var in ["HTTPS_PROXY", "https_proxy"] {
+        let proxy = ConnectProxy::start();
+        let out = over_tls("127.0.0.1", &name)
+            .env("AWS_CA_BUNDLE", &pki().ca)
+            .env(var, &proxy.url)
+            .run();
+        assert_eq!(out.code(), Some(0), "{var}: {}", out.stderr);
+        out.assert_vars(&[("V", "via-proxy")]);
+        let want = format!("127.0.0.1:{}", tls_moto());
+        assert!(!proxy.tunnels().is_empty(), "{var}: no tunnel");
+        assert!(
+            proxy.tunnels().iter().all(|t| *t == want),
+            "{:?}",
+            proxy.tunnels()
+        );
+    }
+}
+
+#[test]
+fn no_proxy_bypasses_the_proxy() {
+    let name = tls_secret("direct");
+    let proxy = ConnectProxy::start();
+    let out = over_tls("127.0.0.1", &name)
+        .env("AWS_CA_BUNDLE", &pki().ca)
+        .env("HTTPS_PROXY", &proxy.url)
+        .env("NO_PROXY", "example.com,127.0.0.1")
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("V", "direct")]);
+    assert_eq!(proxy.tunnels(), Vec::<String>::new());
+}
+
+#[test]
+fn dead_proxy_is_69_naming_it_without_credentials() {
+    let name = tls_secret("x");
+    let port = free_port();
+    let out = over_tls("127.0.0.1", &name)
+        .env("AWS_CA_BUNDLE", &pki().ca)
+        .env(
+            "HTTPS_PROXY",
+            format!("http://user:hunter2@127.0.0.1:{port}"),
+        )
+        .run();
+    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("http://127.0.0.1:{port}"))
+            && out.stderr.contains("HTTPS_PROXY"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[test]
+fn malformed_proxy_is_78() {
+    for (var, value) in [
+        ("HTTPS_PROXY", "http://127.0.0.1:notaport"),
+        ("https_proxy", "socks5://127.0.0.1:1080"),
+        ("HTTP_PROXY", "http://"),
+    ] {
+        let out = se()
+            .env(var, value)
+            .args(["--secret", "any", "--", "/bin/true"])
+            .run();
+        assert_eq!(out.code(), Some(78), "{var}={value}: {}", out.stderr);
+        assert!(out.stderr.contains(var), "{}", out.stderr);
+    }
+}
+
+/// A container credentials endpoint (as ECS serves at AWS_CONTAINER_CREDENTIALS_FULL_URI) that
+/// counts the requests reaching it directly. On 127.0.0.2 (loopback too, so the SDK accepts it):
+/// its host is put in NO_PROXY, and Secrets Manager on 127.0.0.1 must still use the proxy.
+fn container_credentials() -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(Mutex::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            *h.lock().unwrap() += 1;
+            let body = r#"{"AccessKeyId":"AKIDCONTAINER","SecretAccessKey":"container-secret","Token":"container-token","Expiration":"2099-01-01T00:00:00Z"}"#;
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (format!("http://127.0.0.2:{port}/creds"), hits)
+}
+
+#[test]
+fn credential_endpoints_bypass_the_proxy() {
+    let name = tls_secret("container-role");
+    let proxy = ConnectProxy::start();
+    let (creds_url, hits) = container_credentials();
+    let out = over_tls("127.0.0.1", &name)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds_url)
+        .env("AWS_CA_BUNDLE", &pki().ca)
+        .env("HTTPS_PROXY", &proxy.url)
+        .env("HTTP_PROXY", &proxy.url)
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("V", "container-role")]);
+    assert!(
+        *hits.lock().unwrap() >= 1,
+        "the credentials endpoint was not asked"
+    );
+    let want = format!("127.0.0.1:{}", tls_moto());
+    let tunnels = proxy.tunnels();
+    assert!(
+        !tunnels.is_empty() && tunnels.iter().all(|t| *t == want),
+        "{tunnels:?}"
+    );
+}
+
+#[test]
+fn sts_for_web_identity_uses_the_same_trust_roots() {
+    let name = tls_secret("irsa");
+    let dir = TempDir::new("tls-irsa");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl").unwrap();
+    let run = |ca: &Path| {
+        over_tls("127.0.0.1", &name)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+            .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/tls-test")
+            .env("AWS_ROLE_SESSION_NAME", "tls-test")
+            .env("AWS_CA_BUNDLE", ca)
+            .run()
+    };
+    let out = run(&pki().ca);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("V", "irsa")]);
+    // The STS call is the first over TLS: with the wrong CA it is the one that fails, as a
+    // certificate problem (78), not as "invalid credentials" (77).
+    let out = run(&pki().other_ca);
+    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown issuer") && out.stderr.contains("credentials"),
+        "{}",
+        out.stderr
+    );
+}
