@@ -31,8 +31,9 @@ pub struct AwsFileSettings {
     pub tokens: Vec<FileSetting>,
 }
 
-/// The `AWS_*` settings the SDK reads as text. A value that is not UTF-8 would be dropped by the
-/// SDK as if unset (and the request could go to the public endpoint), so it is a 78 here.
+/// The settings read as text (the SDK's `AWS_*` ones, the proxy variables). A value that is not
+/// UTF-8 would be dropped as if unset (a request could go to the public endpoint, or around the
+/// proxy), so it is a 78 here.
 pub const TEXT_SETTINGS: &[&str] = &[
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
@@ -59,6 +60,12 @@ pub const TEXT_SETTINGS: &[&str] = &[
     "AWS_EC2_METADATA_DISABLED",
     "AWS_EC2_METADATA_SERVICE_ENDPOINT",
     "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
 ];
 
 /// `~` at the start of a path is HOME, as the AWS CLI and SDK read it.

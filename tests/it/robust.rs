@@ -349,6 +349,8 @@ fn unusable_settings_are_78() {
         "AWS_REGION",
         "AWS_PROFILE",
         "AWS_SESSION_TOKEN",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
     ] {
         let out = se()
             .env(var, not_utf8)
@@ -365,6 +367,10 @@ fn unusable_settings_are_78() {
         ("AWS_ENDPOINT_URL", "http://:4566"),
         ("AWS_ENDPOINT_URL", "http://host:port"),
         ("AWS_ENDPOINT_URL_SECRETS_MANAGER", ""),
+        // A proxy that cannot be used must not become a direct connection.
+        ("HTTPS_PROXY", "http://"),
+        ("HTTP_PROXY", "::not a url"),
+        ("https_proxy", "ftp://proxy:21"),
     ] {
         let out = se()
             .env(var, value)
