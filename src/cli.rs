@@ -40,6 +40,7 @@ Exit codes:
   66          not found: secret, version or stage does not exist, or is scheduled for deletion
   69          unavailable: network, throttling or timeouts after every retry
   70          internal: a bug in secret-exec (please report it)
+  74          output: stdout could not be written (a full disk...); a closed pipe ends silently with 141
   75          --watch --on-change=exit: a watched secret changed; restart me
   77          permission: access denied, KMS decrypt refused, invalid or expired credentials
   78          configuration: no region, no credentials, invalid AWS_* settings
