@@ -101,6 +101,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          value is exit 78 (see docs/logging.md).",
     ),
     (
+        "LISTEN_PID, LISTEN_FDS",
+        "Socket activation: when LISTEN_PID is secret-exec's own PID, descriptors 3 to \
+         3+LISTEN_FDS-1 pass to COMMAND and --file descriptors follow them.",
+    ),
+    (
         "PATH",
         "Of the environment COMMAND will get (after -i and -u): where a COMMAND without a / is \
          searched (/bin:/usr/bin when unset).",

@@ -23,6 +23,10 @@ Examples:
       every Parameter Store parameter below /app/prod/: /app/prod/db/password is DB_PASSWORD
   secret-exec --agent --secret prod/db -- ./app
       read through the local Secrets Manager Agent (its token from AWS_TOKEN)
+  secret-exec --file TLS_KEY_FILE=prod/tls:key -- ./server
+      the key in a sealed in-memory file; TLS_KEY_FILE=/dev/fd/3
+  DB_PASSWORD=secretsmanager:prod/db:password secret-exec --from-env -- ./app
+      inherited references replaced by the values they name
   secret-exec --secret prod/db --dry-run
       what would be set (names, secrets, versions), never a value
   secret-exec --watch=1m --secret prod/db -- ./app
@@ -40,6 +44,7 @@ Exit codes:
   66          not found: secret, version or stage does not exist, or is scheduled for deletion
   69          unavailable: network, throttling or timeouts after every retry
   70          internal: a bug in secret-exec (please report it)
+  74          output: stdout could not be written (a full disk...); a closed pipe ends silently with 141
   75          --watch --on-change=exit: a watched secret changed; restart me
   77          permission: access denied, KMS decrypt refused, invalid or expired credentials
   78          configuration: no region, no credentials, invalid AWS_* settings
@@ -47,7 +52,8 @@ Exit codes:
   128+n       interrupted by signal n before exec; with --init/--watch, COMMAND died of signal n
 
 SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)
-      | [VAR= | PREFIX*=] ssm:NAME[:SELECTOR] | ssm:/PATH/ | parameter ARN   (Parameter Store)";
+      | [VAR= | PREFIX*=] ssm:NAME[:SELECTOR] | ssm:/PATH/ | parameter ARN   (Parameter Store)
+--file VAR=ID[:KEY[:STAGE[:VERSION_ID]]]   (file descriptors from 3, after a LISTEN_FDS range of ours)";
 
 /// Where the AWS Secrets Manager Agent listens unless told otherwise (its own default port).
 pub const DEFAULT_AGENT: &str = "http://localhost:2773";
@@ -76,12 +82,22 @@ pub enum DryRunFormat {
     version,
     about,
     after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
-    override_usage = "secret-exec [OPTIONS] --secret SPEC [--secret SPEC]... [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
+    override_usage = "secret-exec [OPTIONS] [--secret SPEC]... [--file VAR=REF]... [--from-env] [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
 )]
 pub struct Cli {
     /// Secret to inject: [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]. Repeatable.
     #[arg(short = 's', long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+
+    /// Deliver a value as a sealed in-memory file at VAR=/dev/fd/N: VAR=ID[:KEY[:STAGE[:VERSION_ID]]]
+    /// (no KEY: the whole SecretString, or a SecretBinary's bytes). Repeatable.
+    #[arg(long = "file", value_name = "VAR=REF")]
+    pub files: Vec<String>,
+
+    /// Replace every inherited variable whose value is a reference (a Secrets Manager ARN with the
+    /// ECS fields, or secretsmanager:REF) with the value it names.
+    #[arg(long)]
+    pub from_env: bool,
 
     /// AWS region (default: AWS_REGION, the profile, the secret's ARN, then instance metadata).
     #[arg(long, value_name = "REGION")]
@@ -123,7 +139,7 @@ pub struct Cli {
 
     /// Remove NAME from the inherited environment (like env -u). Repeatable.
     #[arg(short = 'u', long = "unset", value_name = "NAME")]
-    pub unset: Vec<String>,
+    pub unset: Vec<OsString>,
 
     /// Let a refused name (e.g. PATH, NODE_OPTIONS) come from secret content. Repeatable.
     #[arg(long = "allow-name", value_name = "NAME")]
@@ -205,8 +221,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, Er
     match Cli::try_parse_from(args) {
         Ok(cli) => Ok(Some(cli)),
         Err(e) if !e.use_stderr() => {
-            // --help / --version: not errors.
-            let _ = e.print();
+            // --help / --version: not errors, but output that can fail like any other.
+            crate::output::stdout(e.render().to_string().as_bytes())?;
             Ok(None)
         }
         Err(e) => {

@@ -3,14 +3,117 @@
 //! see raw flag text and nothing else reads an `AWS_*` variable.
 
 use crate::cli::{self, Cli, DryRunFormat, OnChange};
+use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
 use crate::launch::{supervise, watch};
 use crate::source::agent::{self, AgentOptions};
 use crate::source::{credentials, proxy};
 use crate::spec::{self, Spec};
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// A file a setting names: the setting (for messages) and the path, `~` expanded.
+#[derive(Debug, Clone)]
+pub struct FileSetting {
+    pub var: String,
+    pub path: PathBuf,
+}
+
+/// The AWS files a run may read (see `source::files`).
+#[derive(Debug, Clone, Default)]
+pub struct AwsFileSettings {
+    /// `AWS_CONFIG_FILE`, else `~/.aws/config` (none without a HOME).
+    pub config: Option<FileSetting>,
+    /// `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    pub credentials: Option<FileSetting>,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` when set.
+    pub tokens: Vec<FileSetting>,
+}
+
+/// The settings read as text (the SDK's `AWS_*` ones, the proxy variables). A value that is not
+/// UTF-8 would be dropped as if unset (a request could go to the public endpoint, or around the
+/// proxy), so it is a 78 here.
+pub const TEXT_SETTINGS: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SSO",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// `~` at the start of a path is HOME, as the AWS CLI and SDK read it.
+fn expand_home(path: &OsStr, home: Option<&OsStr>) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_bytes();
+    match (bytes.strip_prefix(b"~"), home) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with(b"/") => {
+            let mut p = home.to_os_string();
+            p.push(OsStr::from_bytes(rest));
+            PathBuf::from(p)
+        }
+        _ => PathBuf::from(path),
+    }
+}
+
+fn file_settings(env: &dyn Fn(&str) -> Option<OsString>) -> AwsFileSettings {
+    let home = env("HOME").filter(|h| !h.is_empty());
+    let named = |var: &str, default: &str| -> Option<FileSetting> {
+        match env(var).filter(|v| !v.is_empty()) {
+            Some(p) => Some(FileSetting {
+                var: var.to_string(),
+                path: expand_home(&p, home.as_deref()),
+            }),
+            None => home.as_ref().map(|h| FileSetting {
+                var: format!("the default {var} location (~/{default})"),
+                path: PathBuf::from(h).join(default),
+            }),
+        }
+    };
+    AwsFileSettings {
+        config: named("AWS_CONFIG_FILE", ".aws/config"),
+        credentials: named("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+        tokens: [
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        ]
+        .iter()
+        .filter_map(|var| {
+            env(var).filter(|v| !v.is_empty()).map(|p| FileSetting {
+                var: var.to_string(),
+                path: expand_home(&p, home.as_deref()),
+            })
+        })
+        .collect(),
+    }
+}
 
 #[derive(Debug)]
 pub enum Mode {
@@ -51,6 +154,7 @@ pub struct AwsOptions {
     pub adaptive_retry: bool,
     /// What chooses the credentials source (key variables, profile, container endpoint…).
     pub credentials: credentials::Settings,
+    pub files: AwsFileSettings,
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (either case), credential endpoints always direct.
     pub proxies: proxy::Proxies,
     /// Trust-root settings, first found wins (see `tls::root_source`).
@@ -76,13 +180,18 @@ pub struct MapOptions {
 #[derive(Debug, Clone, Default)]
 pub struct EnvOptions {
     pub ignore_environment: bool,
-    pub unset: Vec<String>,
+    /// Names as `env -u` takes them: any bytes but `=`, not empty.
+    pub unset: Vec<OsString>,
     pub no_override: bool,
 }
 
 #[derive(Debug)]
 pub struct Config {
     pub specs: Vec<Spec>,
+    /// `--file VAR=REF`, in command-line order (the order of their descriptors).
+    pub files: Vec<FileSpec>,
+    /// `--from-env`: resolve references in the inherited environment.
+    pub from_env: bool,
     pub aws: AwsOptions,
     pub map: MapOptions,
     pub env: EnvOptions,
@@ -226,15 +335,28 @@ pub fn configured_endpoint(
 impl Config {
     /// Validates the command line, then the `AWS_*` variables read through `env`.
     pub fn new(cli: Cli, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
-        if cli.secrets.is_empty() {
+        if cli.secrets.is_empty() && cli.files.is_empty() && !cli.from_env {
             return Err(Error::Usage(
-                "no --secret given; e.g. secret-exec --secret prod/db -- ./app".into(),
+                "no --secret, --file or --from-env given; e.g. secret-exec --secret prod/db -- ./app"
+                    .into(),
+            ));
+        }
+        if cli.from_env && cli.ignore_environment {
+            return Err(Error::Usage(
+                "--from-env resolves references in the inherited environment, and -i leaves \
+                 nothing inherited; drop one of them"
+                    .into(),
             ));
         }
         let specs = cli
             .secrets
             .iter()
             .map(|s| spec::parse(s).map_err(Error::Usage))
+            .collect::<Result<Vec<_>, _>>()?;
+        let file_specs = cli
+            .files
+            .iter()
+            .map(|f| files::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
 
         if let Some(n) = cli.max_attempts
@@ -263,7 +385,13 @@ impl Config {
             }
         }
         for n in &cli.unset {
-            check_name("--unset", n)?;
+            use std::os::unix::ffi::OsStrExt;
+            if n.is_empty() || n.as_bytes().contains(&b'=') {
+                return Err(Error::Usage(format!(
+                    "--unset '{}' is not a name env -u accepts (not empty, no '=')",
+                    n.to_string_lossy()
+                )));
+            }
         }
         for n in &cli.allow_names {
             check_name("--allow-name", n)?;
@@ -290,6 +418,16 @@ impl Config {
             Mode::Exec(cli.command)
         };
 
+        for var in TEXT_SETTINGS {
+            if let Some(v) = env(var)
+                && v.to_str().is_none()
+            {
+                return Err(Error::Config(format!(
+                    "{var}='{}' is not valid UTF-8, so the AWS SDK would ignore it; fix or unset it",
+                    v.to_string_lossy()
+                )));
+            }
+        }
         let text = |name: &str| env(name).map(|v| v.to_string_lossy().into_owned());
         let retry = env_retry(
             text("AWS_MAX_ATTEMPTS").as_deref(),
@@ -309,18 +447,29 @@ impl Config {
             .log_format
             .or(env_format)
             .unwrap_or(crate::log::Format::Text);
+        let ignore_endpoints = text("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         for var in [
             "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             "AWS_ENDPOINT_URL_SSM",
             "AWS_ENDPOINT_URL",
         ] {
-            if let Some(v) = text(var)
-                && !v.is_empty()
-                && let Some(why) = endpoint_problem(&v)
-            {
-                return Err(Error::Config(format!(
-                    "{var}='{v}' {why}; fix or unset it (--endpoint-url overrides it)"
-                )));
+            match text(var) {
+                // Ignored by the SDK too; an empty one would make it panic otherwise.
+                _ if ignore_endpoints => {}
+                Some(v) if v.is_empty() => {
+                    return Err(Error::Config(format!(
+                        "{var} is set but empty; give a URL or unset it"
+                    )));
+                }
+                Some(v) => {
+                    if let Some(why) = endpoint_problem(&v) {
+                        return Err(Error::Config(format!(
+                            "{var}='{v}' {why}; fix or unset it (--endpoint-url overrides it)"
+                        )));
+                    }
+                }
+                None => {}
             }
         }
         let endpoint = configured_endpoint(
@@ -376,6 +525,8 @@ impl Config {
         let proxies = proxy::from_env(text, &direct)?;
         Ok(Config {
             specs,
+            files: file_specs,
+            from_env: cli.from_env,
             aws: AwsOptions {
                 region: cli.region,
                 env_region,
@@ -388,6 +539,7 @@ impl Config {
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,
                 credentials,
+                files: file_settings(env),
                 proxies,
                 aws_ca_bundle: env("AWS_CA_BUNDLE"),
                 ssl_cert_file: env("SSL_CERT_FILE"),
@@ -430,7 +582,14 @@ mod tests {
     #[test]
     fn usage_errors() {
         let rows: &[(&[&str], &str)] = &[
-            (&["--", "x"], "no --secret"),
+            (&["--", "x"], "no --secret, --file or --from-env"),
+            (&["--from-env", "-i", "--", "x"], "-i leaves"),
+            (&["--file", "X", "--", "x"], "invalid --file 'X'"),
+            (&["--file", "1=a", "--", "x"], "not a variable name"),
+            (
+                &["--file", "X=ssm:/a/b/", "--", "x"],
+                "Parameter Store path",
+            ),
             (&["-s", "a"], "no COMMAND"),
             (&["-s", "a", "--timeout", "0", "--", "x"], "--timeout"),
             (
@@ -442,6 +601,7 @@ mod tests {
                 "--endpoint-url",
             ),
             (&["-s", "a", "-u", "A=B", "--", "x"], "--unset"),
+            (&["-s", "a", "-u", "", "--", "x"], "--unset"),
             (&["-s", "a", "--allow-name", "", "--", "x"], "--allow-name"),
             (&["-s", "1=a", "--", "x"], "invalid --secret"),
             (&["-s", "a", "--region", "", "--", "x"], "--region"),
@@ -546,6 +706,12 @@ mod tests {
             config(&["-s", "a", "--print-iam-policy"]).unwrap().mode,
             Mode::PrintIamPolicy { .. }
         ));
+        // --from-env and --file stand on their own.
+        let c = config(&["--from-env", "--", "x"]).unwrap();
+        assert!(c.from_env && c.specs.is_empty());
+        let c = config(&["--file", "K=a:k", "--file", "C=b", "--", "x"]).unwrap();
+        let vars: Vec<&str> = c.files.iter().map(|f| f.var.as_str()).collect();
+        assert_eq!(vars, ["K", "C"]);
     }
     #[test]
     fn env_retry_table() {

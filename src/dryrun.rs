@@ -1,5 +1,6 @@
-//! `--dry-run` output: one line (or JSON object) per variable with its origin, and, when a
-//! COMMAND was given, whether it would start. It receives only `Origin`s, names and the
+//! `--dry-run` output: one line (or JSON object) per variable with its origin, how it was asked
+//! for (`--secret`, `--file`, `--from-env`), for a file its size in bytes, and, when a COMMAND
+//! was given, whether it would start. It receives only `Origin`s, names, sizes and the
 //! prediction — no value can reach it. JSON keys are secret content and may hold
 //! tabs, newlines or terminal escapes: escaped, they can neither break the one-line-per-variable
 //! shape nor steer a terminal.
@@ -12,6 +13,13 @@ pub struct Row<'a> {
     pub name: &'a str,
     pub origin: &'a Origin,
     pub overrides: bool,
+    /// For a `--file`: the size of its content.
+    pub bytes: Option<usize>,
+}
+
+/// The VIA column: the flag without its dashes.
+fn via(origin: &Origin) -> &'static str {
+    origin.via.flag().trim_start_matches('-')
 }
 
 /// What exec would do with the COMMAND: the file it would run, or the error it would end with.
@@ -36,6 +44,8 @@ pub fn render(rows: &[Row], format: DryRunFormat, launch: Option<&Launch>) -> St
                         "stage": r.origin.stage,
                         "overrides": r.overrides,
                         "explicit": r.origin.explicit,
+                        "via": via(r.origin),
+                        "bytes": r.bytes,
                     })
                 })
                 .collect();
@@ -64,10 +74,10 @@ pub fn render(rows: &[Row], format: DryRunFormat, launch: Option<&Launch>) -> St
             s
         }
         DryRunFormat::Text => {
-            let mut s = String::from("NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\n");
+            let mut s = String::from("NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\tVIA\tBYTES\n");
             for r in rows {
                 s.push_str(&format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                     r.name,
                     escaped(&r.origin.secret_id),
                     escaped(r.origin.key.as_deref().unwrap_or("-")),
@@ -78,6 +88,8 @@ pub fn render(rows: &[Row], format: DryRunFormat, launch: Option<&Launch>) -> St
                         &r.origin.stage
                     }),
                     if r.overrides { "yes" } else { "no" },
+                    via(r.origin),
+                    r.bytes.map_or_else(|| "-".to_string(), |b| b.to_string()),
                 ));
             }
             if let Some(l) = launch {
@@ -103,6 +115,7 @@ mod tests {
     #[test]
     fn both_formats() {
         let src = Origin {
+            via: crate::map::Via::Secret,
             spec: "prod/db".into(),
             secret_id: "prod/db".into(),
             key: Some("/username".into()),
@@ -114,16 +127,39 @@ mod tests {
             name: "USERNAME",
             origin: &src,
             overrides: true,
+            bytes: None,
         }];
         assert_eq!(
             render(&rows, DryRunFormat::Text, None),
-            "NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\nUSERNAME\tprod/db\t/username\tv1\tAWSCURRENT\tyes\n"
+            "NAME\tSECRET\tKEY\tVERSION\tSTAGE\tOVERRIDES\tVIA\tBYTES\nUSERNAME\tprod/db\t/username\tv1\tAWSCURRENT\tyes\tsecret\t-\n"
         );
         let v: serde_json::Value =
             serde_json::from_str(&render(&rows, DryRunFormat::Json, None)).unwrap();
         assert_eq!(v[0]["name"], "USERNAME");
         assert_eq!(v[0]["overrides"], true);
         assert_eq!(v[0]["key"], "/username");
+        assert_eq!(v[0]["via"], "secret");
+        assert!(v[0]["bytes"].is_null());
+
+        let file = Origin {
+            via: crate::map::Via::File,
+            ..src.clone()
+        };
+        let rows = [Row {
+            name: "TLS_KEY",
+            origin: &file,
+            overrides: false,
+            bytes: Some(1704),
+        }];
+        assert!(
+            render(&rows, DryRunFormat::Text, None).ends_with("\tAWSCURRENT\tno\tfile\t1704\n")
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&rows, DryRunFormat::Json, None)).unwrap();
+        assert_eq!(
+            (&v[0]["via"], &v[0]["bytes"]),
+            (&"file".into(), &1704.into())
+        );
 
         let missing = Err(crate::error::Error::CommandNotFound {
             command: "nope".into(),
@@ -140,7 +176,7 @@ mod tests {
         );
         let v: serde_json::Value =
             serde_json::from_str(&render(&rows, DryRunFormat::Json, Some(&l))).unwrap();
-        assert_eq!(v["variables"][0]["name"], "USERNAME");
+        assert_eq!(v["variables"][0]["name"], "TLS_KEY");
         assert_eq!(v["command"]["would_start"], false);
         assert_eq!(v["command"]["exit_code"], 127);
         let found = Ok("/bin/sh".to_string());
@@ -166,6 +202,7 @@ mod tests {
         ];
         for (key, shown) in rows {
             let src = Origin {
+                via: crate::map::Via::Secret,
                 spec: "s".into(),
                 secret_id: "s".into(),
                 key: Some(key.into()),
@@ -177,11 +214,12 @@ mod tests {
                 name: "X",
                 origin: &src,
                 overrides: false,
+                bytes: None,
             };
             let out = render(&[row], DryRunFormat::Text, None);
             assert_eq!(
                 out.lines().nth(1),
-                Some(format!("X\ts\t{shown}\t-\t-\tno").as_str())
+                Some(format!("X\ts\t{shown}\t-\t-\tno\tsecret\t-").as_str())
             );
             assert_eq!(out.lines().count(), 2, "{key:?}");
         }

@@ -71,6 +71,12 @@ pub enum Error {
     /// COMMAND not found (127).
     #[error("command '{command}' not found{why}")]
     CommandNotFound { command: String, why: String },
+    /// stdout or stderr could not be written: a full disk, an I/O error (74).
+    #[error("{0}")]
+    Output(String),
+    /// stdout is a closed pipe (141, as if killed by SIGPIPE; no message, as other tools).
+    #[error("stdout is a closed pipe")]
+    BrokenPipe,
     /// Interrupted by a signal before exec (128+n).
     #[error("interrupted by signal {} before exec; the command was not started", .0.as_str())]
     Signal(Signal),
@@ -98,8 +104,15 @@ impl Error {
             Error::Config(_) => 78,
             Error::NotExecutable { .. } => 126,
             Error::CommandNotFound { .. } => 127,
+            Error::Output(_) => 74,
+            Error::BrokenPipe => 128 + Signal::SIGPIPE as i32,
             Error::Signal(sig) => 128 + *sig as i32,
         }
+    }
+
+    /// Whether the error line is printed: a closed stdout ends silently, as other tools do.
+    pub fn is_reported(&self) -> bool {
+        !matches!(self, Error::BrokenPipe)
     }
 
     /// The secret the error is about, when it is about one (for the JSON log's `secret` field).
@@ -214,6 +227,8 @@ mod tests {
                 },
                 127,
             ),
+            (Error::Output("x".into()), 74),
+            (Error::BrokenPipe, 141),
             (Error::Signal(Signal::SIGTERM), 143),
             (Error::Signal(Signal::SIGINT), 130),
         ];

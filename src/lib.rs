@@ -4,20 +4,24 @@
 //! early. Modules are crate-private unless the binary, an example or the tests need them.
 
 pub(crate) mod arn;
+pub(crate) mod bounded_read;
 pub mod cli;
 pub(crate) mod config;
 pub mod deliver;
 pub(crate) mod dryrun;
 pub mod error;
+pub(crate) mod from_env;
 pub(crate) mod harden;
 pub(crate) mod iam;
 pub(crate) mod launch;
 pub mod log;
 pub(crate) mod map;
+pub mod output;
 pub(crate) mod plan;
 pub mod run;
 pub(crate) mod sanitize;
 pub(crate) mod secret;
+pub mod signals;
 pub(crate) mod source;
 pub(crate) mod spec;
 pub mod wipe_alloc;

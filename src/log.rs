@@ -319,8 +319,11 @@ fn error_line_at(e: &Error, ts: SystemTime, json: bool) -> String {
 }
 
 /// Writes the one error line for `e` to stderr: the only place the final line is emitted.
+/// A closed stdout (141) ends silently, as other Unix tools do.
 pub fn report(e: &Error) {
-    write_line(&error_line(e));
+    if e.is_reported() {
+        write_line(&error_line(e));
+    }
 }
 
 /// A failure the run survives (the resident parent keeps COMMAND running): the error's line,

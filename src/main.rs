@@ -27,5 +27,6 @@ fn main() {
         }
         Err(_) => Error::Internal(String::new()).exit_code(),
     };
+    secret_exec::signals::exiting();
     std::process::exit(code);
 }

@@ -62,16 +62,17 @@ impl fmt::Debug for SecretText {
     }
 }
 
-/// Raw secret bytes (SecretBinary). Same guarantees as `SecretText`. Nothing delivers bytes
-/// yet (the environment cannot carry them); they are held only so they are wiped on drop.
-pub struct SecretBytes(
-    #[expect(dead_code, reason = "held to be wiped; no delivery reads bytes yet")]
-    Zeroizing<Vec<u8>>,
-);
+/// Raw secret bytes (SecretBinary). Same guarantees as `SecretText`. The environment cannot
+/// carry them; only file delivery reads them, writing them straight into a memfd.
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
 
 impl SecretBytes {
     pub fn from_owned(v: Vec<u8>) -> Self {
         SecretBytes(Zeroizing::new(v))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
     }
 }
 

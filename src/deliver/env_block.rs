@@ -88,6 +88,7 @@ mod tests {
                     name: "PATH".into(),
                     value: SecretText::copy_of("/opt/bin"),
                     origin: Origin {
+                        via: crate::map::Via::Secret,
                         spec: "s".into(),
                         secret_id: "s".into(),
                         key: None,

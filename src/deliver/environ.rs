@@ -4,7 +4,7 @@
 
 use crate::config::EnvOptions;
 use crate::error::Error;
-use crate::map::{Origin, Var};
+use crate::map::{Origin, Var, Via};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -64,7 +64,7 @@ pub fn merge(
     let mut kept = Vec::new();
     if !opts.ignore_environment {
         for (k, val) in inherited {
-            if opts.unset.iter().any(|u| u.as_bytes() == k.as_bytes()) {
+            if opts.unset.iter().any(|u| u.as_os_str() == k.as_os_str()) {
                 continue;
             }
             kept.push((k, val));
@@ -72,9 +72,12 @@ pub fn merge(
     }
     let mut injected = Vec::with_capacity(vars.len());
     for var in vars {
-        let overrides = kept
+        let present = kept
             .iter()
             .any(|(k, _)| k.as_bytes() == var.name.as_bytes());
+        // A resolved reference takes the place of its own variable: that is the point of
+        // --from-env, not an override, so --no-override does not refuse it.
+        let overrides = present && var.origin.via != Via::FromEnv;
         if overrides && opts.no_override {
             return Err(Error::data(
                 &var.origin.secret_id,
@@ -83,7 +86,7 @@ pub fn merge(
                  unset it (-u NAME) or rename the injected one (VAR=...)",
             ));
         }
-        if overrides {
+        if present {
             kept.retain(|(k, _)| k.as_bytes() != var.name.as_bytes());
         }
         injected.push(Injected { var, overrides });
@@ -227,6 +230,7 @@ mod tests {
             name: name.into(),
             value: SecretText::copy_of(value),
             origin: Origin {
+                via: crate::map::Via::Secret,
                 spec: spec.into(),
                 secret_id: spec.into(),
                 key: Some(format!("/{}", name.to_lowercase())),
@@ -278,7 +282,7 @@ mod tests {
             assert_eq!(names, want, "{opts:?}");
             assert_eq!(
                 m.injected[0].overrides,
-                *overrides && !opts.unset.contains(&"USER".to_string()),
+                *overrides && !opts.unset.contains(&OsString::from("USER")),
                 "{opts:?}"
             );
             let user: Vec<&str> = m
@@ -294,6 +298,51 @@ mod tests {
                 )
                 .collect();
             assert_eq!(user, ["new"], "{opts:?}");
+        }
+    }
+
+    /// A resolved reference replaces its own variable, even under --no-override; a file path
+    /// or a --secret on the same name as another source is a collision naming both flags.
+    #[test]
+    fn via_rules() {
+        let via = |name: &str, spec: &str, via: Via| {
+            let mut v = var(name, "v", spec);
+            v.origin.via = via;
+            v
+        };
+        let strict = EnvOptions {
+            no_override: true,
+            ..Default::default()
+        };
+        let m = merge(
+            env(&[("DB", "secretsmanager:db"), ("HOME", "/")]),
+            vec![via("DB", "DB=secretsmanager:db", Via::FromEnv)],
+            &strict,
+        )
+        .unwrap();
+        assert!(!m.injected[0].overrides);
+        assert_eq!(m.inherited, env(&[("HOME", "/")]));
+
+        let rows: &[(Via, Via, [&str; 2])] = &[
+            (Via::Secret, Via::File, ["by --secret 'a'", "by --file 'b'"]),
+            (Via::File, Via::File, ["by --file 'a'", "by --file 'b'"]),
+            (
+                Via::FromEnv,
+                Via::Secret,
+                ["by --from-env 'a'", "by --secret 'b'"],
+            ),
+        ];
+        for (first, second, wants) in rows {
+            let err = merge(
+                vec![],
+                vec![via("X", "a", *first), via("X", "b", *second)],
+                &EnvOptions::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.exit_code(), 65);
+            for want in wants {
+                assert!(err.to_string().contains(want), "{err}");
+            }
         }
     }
 

@@ -1,10 +1,12 @@
 //! Starting COMMAND as a child with the clean slate exec mode gives it: its own process group
 //! (the terminal's foreground group when stdin is one), default signal dispositions, an empty
-//! mask, fds 0-2 plus the socket-activation range, LISTEN_PID naming the child. Everything the
-//! child touches is built before fork; between fork and exec it makes raw syscalls only (the
-//! parent may have other threads, so no allocation, no locks).
+//! mask, fds 0-2 plus the socket-activation range, LISTEN_PID naming the child, then the
+//! `--file` memfds on their numbers. Everything the child touches is built before fork; between
+//! fork and exec it makes raw syscalls only (the parent may have other threads, so no
+//! allocation, no locks).
 
 use crate::deliver::env_block::EnvBlock;
+use crate::deliver::files::{self, Files};
 use crate::error::Error;
 use crate::launch::exec::{self, Next};
 use nix::errno::Errno;
@@ -26,9 +28,19 @@ struct Prepared {
     /// `LISTEN_PID=` rewritten in the child, when the block has one and fds are passed on.
     slot: Option<Box<[u8; SLOT]>>,
     listen_fds: u32,
+    /// The `--file` memfds; the child overwrites its own copy of this array in [`files::place`].
+    file_fds: Vec<libc::c_int>,
 }
 
-fn prepare(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Prepared, Error> {
+/// The status record's "candidate" when placing the `--file` descriptors failed, not exec.
+const AT_PLACING: i32 = -2;
+
+fn prepare(
+    argv: &[OsString],
+    env: &EnvBlock,
+    files: &Files,
+    listen_fds: u32,
+) -> Result<Prepared, Error> {
     let args = exec::c_args(argv)?;
     let paths: Vec<CString> = exec::candidates(argv[0].as_bytes(), env.value_of(b"PATH"))
         .into_iter()
@@ -59,13 +71,20 @@ fn prepare(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Prepare
         env_ptrs,
         slot,
         listen_fds,
+        file_fds: files.raw(),
     })
 }
 
-/// Forks and execs COMMAND. Returns once the child has exec'd (or with the reason it could not,
-/// the failed child already reaped), so a missing command is a 127 before anything runs.
-pub fn spawn(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Pid, Error> {
-    let mut p = prepare(argv, env, listen_fds)?;
+/// Forks and execs COMMAND with `files` placed after the socket-activation range. Returns once
+/// the child has exec'd (or with the reason it could not, the failed child already reaped), so
+/// a missing command is a 127 before anything runs.
+pub fn spawn(
+    argv: &[OsString],
+    env: &EnvBlock,
+    files: &Files,
+    listen_fds: u32,
+) -> Result<Pid, Error> {
+    let mut p = prepare(argv, env, files, listen_fds)?;
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -76,12 +95,13 @@ pub fn spawn(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Pid, 
     }
     let (rd, wr) = (fds[0], fds[1]);
     let slot = p.slot.as_mut().map(|s| s.as_mut_ptr());
+    let file_fds = p.file_fds.as_mut_ptr();
     // SAFETY: the child branch only runs `in_child`, which makes async-signal-safe calls on
     // memory prepared above and never returns.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: we are the new child; see `in_child`.
-        unsafe { in_child(&p, slot, wr) };
+        unsafe { in_child(&p, slot, file_fds, wr) };
     }
     // SAFETY: closing our copy of the write end; reading the status from the read end.
     unsafe { libc::close(wr) };
@@ -112,6 +132,10 @@ pub fn spawn(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Pid, 
     let _ = nix::sys::wait::waitpid(pid, None);
     let errno = i32::from_ne_bytes([status[0], status[1], status[2], status[3]]);
     let at = i32::from_ne_bytes([status[4], status[5], status[6], status[7]]);
+    if at == AT_PLACING {
+        let first = i32::try_from(3 + listen_fds).unwrap_or(i32::MAX);
+        return Err(exec::placing(first, errno));
+    }
     let failed = usize::try_from(at)
         .ok()
         .and_then(|i| p.paths.get(i))
@@ -120,7 +144,12 @@ pub fn spawn(argv: &[OsString], env: &EnvBlock, listen_fds: u32) -> Result<Pid, 
 }
 
 /// The child between fork and exec. Async-signal-safe calls only; never returns.
-unsafe fn in_child(p: &Prepared, slot: Option<*mut u8>, status_fd: libc::c_int) -> ! {
+unsafe fn in_child(
+    p: &Prepared,
+    slot: Option<*mut u8>,
+    file_fds: *mut libc::c_int,
+    status_fd: libc::c_int,
+) -> ! {
     // SAFETY: the whole body makes raw syscalls on this process's own state and on memory that
     // fork copied; nothing allocates or takes a lock.
     unsafe {
@@ -157,6 +186,27 @@ unsafe fn in_child(p: &Prepared, slot: Option<*mut u8>, status_fd: libc::c_int) 
                 if flags >= 0 {
                     libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
                 }
+            }
+        }
+        // The status pipe may sit where a file goes: move it above them first.
+        let count = p.file_fds.len() as i32;
+        let mut status_fd = status_fd;
+        if count > 0 {
+            let moved = libc::fcntl(status_fd, libc::F_DUPFD_CLOEXEC, first as i32 + count);
+            let placed = if moved < 0 {
+                Err(*libc::__errno_location())
+            } else {
+                status_fd = moved;
+                // SAFETY: our own copy (fork's) of the array built before fork, of `count` fds.
+                let fds = std::slice::from_raw_parts_mut(file_fds, p.file_fds.len());
+                files::place(fds, first as i32)
+            };
+            if let Err(errno) = placed {
+                let mut bytes = [0u8; 8];
+                bytes[..4].copy_from_slice(&errno.to_ne_bytes());
+                bytes[4..].copy_from_slice(&AT_PLACING.to_ne_bytes());
+                libc::write(status_fd, bytes.as_ptr().cast(), 8);
+                libc::_exit(127)
             }
         }
         exec::reset_signals();

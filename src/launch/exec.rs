@@ -1,22 +1,25 @@
 //! Becoming COMMAND in place: the PATH search, the clean slate the child gets (default signal
-//! dispositions, empty mask, only fds 0-2 and the socket-activation range), and execve with the
-//! delivered environment block. The supervisor's forked child shares the search and its errors.
+//! dispositions, empty mask, only fds 0-2, the socket-activation range, then the `--file`
+//! descriptors), and execve with the delivered environment block. The supervisor's forked child
+//! shares the search and its errors.
 
 use crate::deliver::env_block::EnvBlock;
+use crate::deliver::files::{self, Files};
 use crate::error::Error;
 use nix::errno::Errno;
 use nix::libc;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-/// Resets what a child would otherwise inherit from us: blocked and ignored signals (exec keeps
-/// both), and every fd above 2 but the socket-activation range (marked close-on-exec, so they
-/// stay usable if exec fails).
-fn clean_slate() {
+/// Resets what a child would otherwise inherit from us: ignored or caught signals (exec keeps an
+/// ignored disposition), and every fd above 2 but the socket-activation range (marked
+/// close-on-exec, so they stay usable if exec fails). Runs with every signal blocked; see
+/// `signals::seal_for_exec`, which unblocks them after, so the child starts with an empty mask.
+fn clean_slate() -> u32 {
     let first = 3 + crate::launch::listen::from_env();
-    // SAFETY: plain syscalls on this process's own signal state and fds, single-threaded here.
+    // SAFETY: plain syscalls on this process's own signal state and fds, all signals blocked.
     unsafe {
-        reset_signals();
+        reset_dispositions();
         for fd in 3..first {
             let flags = libc::fcntl(fd as i32, libc::F_GETFD);
             if flags >= 0 {
@@ -33,6 +36,7 @@ fn clean_slate() {
             cloexec_fallback(first as i32);
         }
     }
+    first
 }
 
 /// Every signal back to its default disposition, then an empty mask. Raw syscalls only, so a
@@ -43,15 +47,24 @@ fn clean_slate() {
 pub(crate) unsafe fn reset_signals() {
     // SAFETY: see the function's contract.
     unsafe {
-        for sig in 1..=NSIG {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            default_disposition(sig);
-        }
+        reset_dispositions();
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// Every signal back to its default disposition.
+///
+/// # Safety
+/// As [`reset_signals`].
+unsafe fn reset_dispositions() {
+    for sig in 1..=NSIG {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: see the function's contract.
+        unsafe { default_disposition(sig) };
     }
 }
 
@@ -219,9 +232,12 @@ pub(crate) fn failure(command: &OsStr, failed: Option<(&CStr, Errno)>, env: &Env
     }
 }
 
-/// Replaces this process with `argv[0]`. Returns only on failure, with the buffers still owned
-/// by the caller so they are wiped when it exits.
-pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
+/// Replaces this process with `argv[0]`, the `--file` memfds on their descriptors right after
+/// the socket-activation range. Returns only on failure, with the buffers still owned by the
+/// caller so they are wiped when it exits. `too_big` names the limit and the largest injected
+/// variables, for an E2BIG the limit check could not foresee (what a chain of `#!` interpreters
+/// adds).
+pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files, too_big: &str) -> Error {
     let args = match c_args(argv) {
         Ok(a) => a,
         Err(e) => return e,
@@ -233,7 +249,15 @@ pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
         .filter_map(|p| CString::new(p).ok())
         .collect();
 
-    clean_slate();
+    let mut fds = files.raw();
+
+    let first = match crate::signals::seal_for_exec(clean_slate) {
+        Ok(first) => first,
+        Err(e) => return e,
+    };
+    if let Err(e) = place_files(&mut fds, first) {
+        return e;
+    }
     let mut denied = None;
     for cpath in &paths {
         // SAFETY: all three arrays are NUL-terminated and point into buffers alive across the call.
@@ -244,10 +268,33 @@ pub fn exec(argv: &[OsString], env: &EnvBlock) -> Error {
             Next::Denied => {
                 denied.get_or_insert((cpath.as_c_str(), e));
             }
+            Next::Stop if e == Errno::E2BIG => {
+                return Error::DataGeneral(format!(
+                    "the kernel refused to start '{}' (E2BIG): its arguments and environment, \
+                     with what its #! interpreters add, exceed {too_big}; inject fewer or \
+                     smaller values, start with -i, or raise ulimit -s",
+                    cpath.to_string_lossy()
+                ));
+            }
             Next::Stop => return failure(&argv[0], Some((cpath, e)), env),
         }
     }
     failure(&argv[0], denied, env)
+}
+
+/// [`files::place`] from `first` on, its errno turned into the error both launch paths report.
+pub(crate) fn place_files(fds: &mut [i32], first: u32) -> Result<(), Error> {
+    let first = i32::try_from(first).unwrap_or(i32::MAX);
+    files::place(fds, first).map_err(|errno| placing(first, errno))
+}
+
+/// The error for a `--file` descriptor that could not be put at its number.
+pub(crate) fn placing(first: i32, errno: i32) -> Error {
+    Error::Config(format!(
+        "cannot put the --file descriptors at {first} and up: {}; raise the open-files limit \
+         (ulimit -n)",
+        Errno::from_raw(errno).desc()
+    ))
 }
 
 /// What `exec` would do with `command` under `path`, without doing it (for `--dry-run`): the

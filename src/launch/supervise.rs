@@ -5,17 +5,18 @@
 //! watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or exits 75.
 //!
 //! Signals are blocked and read from a signalfd, so none is lost and none runs a handler. The
-//! parent holds no secret value while the child runs: the block is dropped (wiped) the moment a
-//! child has been started from it, and the stack the fetch used is scrubbed.
+//! parent holds no secret value while the child runs: the block is dropped (wiped) and the
+//! `--file` memfds closed the moment a child has been started from them (a sealed memfd cannot
+//! be wiped; it dies with the last child holding it), and the stack the fetch used is scrubbed.
 
 use crate::cli::OnChange;
 use crate::config::Config;
-use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
+use crate::from_env::Reference;
 use crate::launch::{child, listen, watch};
 use crate::log::{self, Event};
 use crate::plan::Plan;
-use crate::source::Versions;
+use crate::run::Delivery;
 use nix::libc;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -156,14 +157,15 @@ fn kill_group(child: Pid, sig: i32) {
     }
 }
 
-/// Starts COMMAND with `block` and stays resident until it ends. Returns the exit status.
+/// Starts COMMAND from `first` (environment block and `--file` memfds) and stays resident until
+/// it ends. Returns the exit status.
 pub fn run(
     config: Config,
     plan: Plan,
+    refs: Vec<Reference>,
     argv: Vec<OsString>,
     opts: Options,
-    block: EnvBlock,
-    baseline: Versions,
+    first: Delivery,
 ) -> Result<i32, Error> {
     let signals = signal_fd()?;
     // SAFETY: getpid has no preconditions.
@@ -175,8 +177,9 @@ pub fn run(
         ));
     }
     let listen_fds = listen::from_env();
-    let mut child = child::spawn(&argv, &block, listen_fds)?;
-    drop(block);
+    let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds)?;
+    let baseline = first.versions.clone();
+    drop(first);
     watch::scrub_stack();
     log::at(1, Event::Supervise).say(format_args!(
         "started {} as pid {child}",
@@ -187,6 +190,7 @@ pub fn run(
         Some(interval) => Some(watch::spawn(
             config,
             plan,
+            refs,
             argv.clone(),
             interval,
             baseline,
@@ -194,7 +198,7 @@ pub fn run(
         None => None,
     };
 
-    let mut pending: Option<EnvBlock> = None;
+    let mut pending: Option<Delivery> = None;
     let mut stop_deadline: Option<Instant> = None;
     let mut stopping = false;
     let mut terminating = false;
@@ -247,11 +251,11 @@ pub fn run(
                 ));
                 return Ok(EXIT_CHANGED);
             }
-            let Some(block) = pending.take() else {
+            let Some(next) = pending.take() else {
                 return Ok(code);
             };
-            child = child::spawn(&argv, &block, listen_fds)?;
-            drop(block);
+            child = child::spawn(&argv, &next.block, &next.files, listen_fds)?;
+            drop(next);
             watch::scrub_stack();
             log::at(1, Event::Supervise).say(format_args!(
                 "restarted {} with the new secrets as pid {child}",
@@ -265,12 +269,12 @@ pub fn run(
             while unsafe { libc::read(w.wake.as_raw_fd(), byte.as_mut_ptr().cast(), byte.len()) }
                 > 0
             {}
-            while let Ok(block) = w.updates.try_recv() {
+            while let Ok(delivery) = w.updates.try_recv() {
                 if terminating {
                     continue;
                 }
                 // A newer set replaces one still waiting for the old child to go.
-                pending = Some(block);
+                pending = Some(delivery);
                 if !stopping {
                     stopping = true;
                     stop_deadline = Some(Instant::now() + opts.stop_timeout);

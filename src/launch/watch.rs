@@ -5,11 +5,11 @@
 //! the running COMMAND is kept. Polling failures back off and never end anything.
 
 use crate::config::Config;
-use crate::deliver::env_block::EnvBlock;
 use crate::error::Error;
+use crate::from_env::Reference;
 use crate::log::{self, Event};
 use crate::plan::Plan;
-use crate::run;
+use crate::run::{self, Delivery};
 use crate::source::{Versions, window};
 use crate::spec::SecretRef;
 use std::ffi::OsString;
@@ -100,18 +100,19 @@ const WATCHER_STACK: usize = 4 << 20;
 /// The supervisor's end: readable `wake` means `updates` has something.
 pub struct Watcher {
     pub wake: OwnedFd,
-    pub updates: Receiver<EnvBlock>,
+    pub updates: Receiver<Delivery>,
 }
 
 /// Starts the watcher thread. `baseline` holds the versions the running COMMAND got.
 pub fn spawn(
     config: Config,
     plan: Plan,
+    refs: Vec<Reference>,
     argv: Vec<OsString>,
     interval: Duration,
     baseline: Versions,
 ) -> Result<Watcher, Error> {
-    let refs = plan.watched();
+    let watched = plan.watched();
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe {
@@ -126,7 +127,7 @@ pub fn spawn(
     // SAFETY: both fds were just created and are owned by nothing else.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (tx, rx) = channel();
-    if refs.is_empty() {
+    if watched.is_empty() {
         log::at(1, Event::Watch).say(format_args!(
             "--watch: every secret is pinned to a version; nothing to watch"
         ));
@@ -135,8 +136,13 @@ pub fn spawn(
             .name("watch".into())
             .stack_size(WATCHER_STACK)
             .spawn(move || {
-                let job = Job { config, plan, argv };
-                watch_loop(&job, interval, refs, baseline, tx, wr)
+                let job = Job {
+                    config,
+                    plan,
+                    refs,
+                    argv,
+                };
+                watch_loop(&job, interval, watched, baseline, tx, wr)
             })
             .map_err(|e| Error::Internal(format!("cannot start the watcher: {e}")))?;
     }
@@ -146,10 +152,12 @@ pub fn spawn(
     })
 }
 
-/// What a re-fetch needs: the same configuration, plan and COMMAND as the first start.
+/// What a re-fetch needs: the same configuration, plan, `--from-env` references and COMMAND as
+/// the first start.
 struct Job {
     config: Config,
     plan: Plan,
+    refs: Vec<Reference>,
     argv: Vec<OsString>,
 }
 
@@ -158,7 +166,7 @@ fn watch_loop(
     interval: Duration,
     refs: Vec<SecretRef>,
     mut baseline: Versions,
-    tx: Sender<EnvBlock>,
+    tx: Sender<Delivery>,
     wake: OwnedFd,
 ) {
     let mut failures = 0u32;
@@ -198,10 +206,10 @@ fn watch_loop(
             "--watch: {} changed; fetching everything again",
             ids.join(", ")
         ));
-        match run::env_block(&job.config, &job.plan, &job.argv) {
-            Ok((block, versions)) => {
-                baseline = versions;
-                if tx.send(block).is_err() {
+        match run::env_block(&job.config, &job.plan, &job.refs, &job.argv) {
+            Ok(delivery) => {
+                baseline = delivery.versions.clone();
+                if tx.send(delivery).is_err() {
                     return;
                 }
                 // SAFETY: one byte to the pipe we own; a full pipe already means "look".

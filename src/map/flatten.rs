@@ -30,17 +30,206 @@ impl<'de: 'a, 'a> de::Deserialize<'de> for Members<'a> {
     }
 }
 
+/// How deep a secret may nest. Deeper is refused (65): parsing and mapping recurse once per
+/// level, and no real secret comes near this. Documented in docs/limits.md.
+pub const MAX_DEPTH: usize = 256;
+
+/// serde_json with its recursion limit (128) lifted: callers have checked the depth against
+/// [`MAX_DEPTH`] first, with [`depth`].
+fn from_str<'a, T: de::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = T::deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
 /// The members of `raw` if it is a JSON object.
 fn members(raw: &str) -> Option<Vec<(String, &RawValue)>> {
     if !raw.trim_start().starts_with('{') {
         return None;
     }
-    serde_json::from_str::<Members>(raw).ok().map(|m| m.0)
+    from_str::<Members>(raw).ok().map(|m| m.0)
 }
 
-/// Parses the whole SecretString: `Some` raw value when it is valid JSON, `None` for plain text.
-pub fn parse(text: &str) -> Option<&RawValue> {
-    serde_json::from_str::<&RawValue>(text).ok()
+/// What a SecretString is, as far as mapping cares.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// Not JSON and does not start like it: one value, as it is.
+    Plain,
+    /// Valid JSON (a leading BOM skipped).
+    Json(&'a RawValue),
+    /// Starts like JSON (`{` or `[` after whitespace or a BOM) but does not parse: where.
+    Malformed { line: usize, column: usize },
+    /// Nests deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+/// Classifies the whole SecretString, in time linear in its length.
+pub fn parse(text: &str) -> Parsed<'_> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let looks_like_json = text.trim_start().starts_with(['{', '[']);
+    if looks_like_json && depth(text.as_bytes()) > MAX_DEPTH {
+        return Parsed::TooDeep;
+    }
+    match from_str::<&RawValue>(text) {
+        Ok(raw) => Parsed::Json(raw),
+        Err(e) if looks_like_json => Parsed::Malformed {
+            line: e.line(),
+            column: e.column(),
+        },
+        Err(_) => Parsed::Plain,
+    }
+}
+
+/// The deepest nesting of `{`/`[` outside strings (an upper bound for invalid text).
+pub fn depth(b: &[u8]) -> usize {
+    let (mut cur, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i = skip_string(b, i);
+                continue;
+            }
+            b'{' | b'[' => {
+                cur += 1;
+                max = max.max(cur);
+            }
+            b'}' | b']' => cur = cur.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    max
+}
+
+/// Past the string literal opening at `i` (or the end of `b`).
+fn skip_string(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return j + 1,
+            _ => j += 1,
+        }
+    }
+    b.len()
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// Past the JSON value starting at `i`, in valid JSON.
+fn skip_value(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(b'"') => skip_string(b, i),
+        Some(b'{') | Some(b'[') => {
+            let (mut d, mut j) = (0usize, i);
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = skip_string(b, j);
+                        continue;
+                    }
+                    b'{' | b'[' => d += 1,
+                    b'}' | b']' => {
+                        d -= 1;
+                        if d == 0 {
+                            return j + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            b.len()
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            j
+        }
+    }
+}
+
+/// The members of the valid JSON object at `i` in one pass: (key, value start, value end), and
+/// the end of the object. Nested values are skipped, not parsed, so a caller that descends into
+/// them sees each byte once per pass.
+fn scan_members(text: &str, i: usize) -> Result<(Vec<(String, usize, usize)>, usize), String> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut j = skip_ws(b, i + 1);
+    if b.get(j) == Some(&b'}') {
+        return Ok((out, j + 1));
+    }
+    loop {
+        let key_end = skip_string(b, j);
+        let key: String = from_str(&text[j..key_end]).map_err(|_| "invalid key".to_string())?;
+        j = skip_ws(b, key_end);
+        j = skip_ws(b, j + 1); // the ':'
+        let end = skip_value(b, j);
+        out.push((key, j, end));
+        j = skip_ws(b, end);
+        match b.get(j) {
+            Some(b',') => j = skip_ws(b, j + 1),
+            Some(b'}') => return Ok((out, j + 1)),
+            _ => return Err("malformed object".into()),
+        }
+    }
+}
+
+/// Refuses a repeated key in any object inside the valid JSON value at `i`, arrays included:
+/// parsers disagree on which one wins. Linear: each value is visited once.
+pub fn check_duplicates(text: &str, pointer: &str) -> Result<(), String> {
+    dups(text, skip_ws(text.as_bytes(), 0), pointer).map(|_| ())
+}
+
+fn dups(text: &str, i: usize, pointer: &str) -> Result<usize, String> {
+    let b = text.as_bytes();
+    match b.get(i) {
+        Some(b'{') => {
+            let (m, end) = scan_members(text, i)?;
+            duplicate_key(&m, pointer)?;
+            for (k, v, _) in &m {
+                dups(text, *v, &format!("{pointer}/{}", escape(k)))?;
+            }
+            Ok(end)
+        }
+        Some(b'[') => {
+            let mut j = skip_ws(b, i + 1);
+            let mut n = 0;
+            while b.get(j).is_some_and(|c| *c != b']') {
+                let end = dups(text, j, &format!("{pointer}/{n}"))?;
+                j = skip_ws(b, end);
+                if b.get(j) == Some(&b',') {
+                    j = skip_ws(b, j + 1);
+                }
+                n += 1;
+            }
+            Ok(j + 1)
+        }
+        _ => Ok(skip_value(b, i)),
+    }
+}
+
+fn duplicate_key(m: &[(String, usize, usize)], pointer: &str) -> Result<(), String> {
+    let mut keys: Vec<&str> = m.iter().map(|(k, _, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    match keys.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(format!(
+            "key '{pointer}/{}' appears more than once in the JSON; remove the duplicate \
+             from the secret",
+            escape(w[0])
+        )),
+        None => Ok(()),
+    }
 }
 
 pub fn is_object(raw: &RawValue) -> bool {
@@ -72,8 +261,7 @@ pub fn select<'a>(raw: &'a RawValue, path: &[&str]) -> Result<&'a RawValue, Sele
             }
             hit
         } else if text.starts_with('[') {
-            let items: Vec<&RawValue> =
-                serde_json::from_str(text).map_err(|_| SelectError::NotContainer(i))?;
+            let items: Vec<&RawValue> = from_str(text).map_err(|_| SelectError::NotContainer(i))?;
             let idx: usize = step.parse().map_err(|_| SelectError::Missing(i))?;
             // RFC 6901 forbids leading zeros in indices.
             if step.len() > 1 && step.starts_with('0') {
@@ -97,27 +285,25 @@ pub struct Leaf {
 }
 
 /// Flattens a JSON object: nested objects join keys with `_`, everything else becomes one
-/// leaf via [`value_text`]. `pointer` is the JSON Pointer of `raw` itself.
+/// leaf via [`value_text`]. `pointer` is the JSON Pointer of `raw` itself. One pass over the
+/// text: time is linear in its length whatever the nesting.
 pub fn flatten(raw: &RawValue, pointer: &str) -> Result<Vec<Leaf>, String> {
+    let text = raw.get();
+    let i = skip_ws(text.as_bytes(), 0);
+    if text.as_bytes().get(i) != Some(&b'{') {
+        return Err(format!("'{pointer}' is not a JSON object"));
+    }
     let mut out = Vec::new();
-    walk(raw, "", pointer, &mut out)?;
+    walk(text, i, "", pointer, &mut out)?;
     Ok(out)
 }
 
-fn walk(raw: &RawValue, key: &str, pointer: &str, out: &mut Vec<Leaf>) -> Result<(), String> {
-    let m = members(raw.get()).ok_or_else(|| format!("'{pointer}' is not a JSON object"))?;
+fn walk(text: &str, i: usize, key: &str, pointer: &str, out: &mut Vec<Leaf>) -> Result<(), String> {
+    let (m, _) = scan_members(text, i)?;
     // A repeated key means two values for one variable, and JSON parsers disagree on which
     // wins: refuse rather than pick one.
-    let mut keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
-    keys.sort_unstable();
-    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!(
-            "key '{pointer}/{}' appears more than once in the JSON; remove the duplicate \
-             from the secret",
-            escape(w[0])
-        ));
-    }
-    for (k, v) in m {
+    duplicate_key(&m, pointer)?;
+    for (k, start, end) in m {
         let mut child_key = String::with_capacity(key.len() + 1 + k.len());
         if !key.is_empty() {
             child_key.push_str(key);
@@ -125,10 +311,11 @@ fn walk(raw: &RawValue, key: &str, pointer: &str, out: &mut Vec<Leaf>) -> Result
         }
         child_key.push_str(&k);
         let child_ptr = format!("{pointer}/{}", escape(&k));
-        if is_object(v) {
-            walk(v, &child_key, &child_ptr, out)?;
+        if text.as_bytes()[start] == b'{' {
+            walk(text, start, &child_key, &child_ptr, out)?;
         } else {
-            let value = value_text(v).map_err(|e| format!("'{child_ptr}': {e}"))?;
+            let value =
+                value_text_of(&text[start..end]).map_err(|e| format!("'{child_ptr}': {e}"))?;
             out.push(Leaf {
                 key: child_key,
                 pointer: child_ptr,
@@ -147,7 +334,11 @@ pub fn escape(key: &str) -> String {
 /// The environment text of one JSON value: strings decoded, numbers as written, `true`/`false`,
 /// `null` as empty, objects and arrays as compact JSON.
 pub fn value_text(raw: &RawValue) -> Result<SecretText, String> {
-    let text = raw.get().trim();
+    value_text_of(raw.get())
+}
+
+fn value_text_of(text: &str) -> Result<SecretText, String> {
+    let text = text.trim();
     match text.as_bytes().first() {
         Some(b'"') => decode_string(text),
         Some(b'{') | Some(b'[') => Ok(minify(text)),
@@ -224,7 +415,9 @@ mod tests {
     use super::*;
 
     fn leaves(json: &str) -> Vec<(String, String, String)> {
-        let raw = parse(json).expect("valid json");
+        let Parsed::Json(raw) = parse(json) else {
+            panic!("not valid json: {json}")
+        };
         flatten(raw, "")
             .unwrap()
             .into_iter()
@@ -314,7 +507,7 @@ mod tests {
             ),
         ];
         for (json, want) in rows {
-            let err = flatten(parse(json).unwrap(), "").unwrap_err();
+            let err = flatten(raw(json), "").unwrap_err();
             assert!(err.contains(want), "{json}: {err}");
         }
         // Same name after sanitising, different keys: not a duplicate here (a collision later).
@@ -327,10 +520,9 @@ mod tests {
 
     #[test]
     fn select_table() {
-        let doc = parse(
+        let doc = raw(
             r#"{"a":{"b":[10,{"c":"x"}],"d":1,"d":2},"s":"str","a.b":1,"":"empty","s2":"x","s2":"y"}"#,
-        )
-        .unwrap();
+        );
         let ok: &[(&[&str], &str)] = &[
             (&["a", "b", "0"], "10"),
             (&["a", "b", "1", "c"], r#""x""#),
@@ -356,13 +548,89 @@ mod tests {
         }
     }
 
-    #[test]
-    fn plain_text_is_not_json() {
-        for text in ["hunter2", "", "{not json", "-----BEGIN-----\nx"] {
-            assert!(parse(text).is_none(), "{text}");
+    fn raw(json: &str) -> &RawValue {
+        match parse(json) {
+            Parsed::Json(r) => r,
+            other => panic!("{json}: {other:?}"),
         }
-        for text in ["\"quoted\"", "42", "[1]", "{}"] {
-            assert!(parse(text).is_some(), "{text}");
+    }
+
+    #[test]
+    fn parse_table() {
+        for text in ["hunter2", "", "-----BEGIN-----\nx", "a{b}", "\u{feff}plain"] {
+            assert!(matches!(parse(text), Parsed::Plain), "{text}");
+        }
+        for text in [
+            "\"quoted\"",
+            "42",
+            "[1]",
+            "{}",
+            " \n{\"a\":1}",
+            "\u{feff}{\"a\":1}",
+        ] {
+            assert!(matches!(parse(text), Parsed::Json(_)), "{text}");
+        }
+        let rows = [
+            ("{not json", 1, 2),
+            ("{\"a\":1,}", 1, 8),
+            ("  [1,2", 1, 6),
+            ("\u{feff}{\"a\":\n1,\n}", 3, 1),
+            ("\n\t{\"a\" 1}", 2, 7),
+        ];
+        for (text, line, column) in rows {
+            match parse(text) {
+                Parsed::Malformed { line: l, column: c } => {
+                    assert_eq!((l, c), (line, column), "{text:?}")
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+
+    fn nested(levels: usize) -> String {
+        let mut s = String::new();
+        for _ in 0..levels {
+            s.push_str("{\"k\":");
+        }
+        s.push_str("\"v\"");
+        s.push_str(&"}".repeat(levels));
+        s
+    }
+
+    #[test]
+    fn depth_bound() {
+        let ok = nested(MAX_DEPTH);
+        let leaves = flatten(raw(&ok), "").unwrap();
+        assert_eq!(leaves.len(), 1);
+        assert_eq!(leaves[0].key.len(), MAX_DEPTH * 2 - 1);
+        assert_eq!(leaves[0].value.expose(), "v");
+        assert!(matches!(parse(&nested(MAX_DEPTH + 1)), Parsed::TooDeep));
+        let arrays = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(matches!(parse(&arrays), Parsed::TooDeep));
+        // Brackets inside strings do not count.
+        let quoted = format!("{{\"a\":\"{}\"}}", "[{".repeat(1000));
+        assert_eq!(depth(quoted.as_bytes()), 1);
+    }
+
+    #[test]
+    fn duplicates_inside_selected_values() {
+        let rows: &[(&str, Option<&str>)] = &[
+            (r#"{"pw":"A","pw":"B"}"#, Some("'/o/pw'")),
+            (r#"{"a":[{"x":1},{"y":1,"y":2}]}"#, Some("'/o/a/1/y'")),
+            (r#"[{"x":1,"x":1}]"#, Some("'/o/0/x'")),
+            (
+                r#"{"a":{"b":1},"c":[1,{"b":2}],"s":"{\"q\":1,\"q\":2}"}"#,
+                None,
+            ),
+            (r#"[]"#, None),
+            (r#"{}"#, None),
+        ];
+        for (json, want) in rows {
+            match (check_duplicates(json, "/o"), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) => assert!(e.contains(w), "{json}: {e}"),
+                (got, _) => panic!("{json}: {got:?}"),
+            }
         }
     }
 }

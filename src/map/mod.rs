@@ -1,6 +1,7 @@
 //! SPEC + fetched secret → named variables. Applies the naming rules and the refused-name policy;
 //! pure over plain data, so every rule is table-tested without AWS.
 
+pub mod file;
 pub mod flatten;
 pub mod names;
 
@@ -12,9 +13,32 @@ use crate::spec::{Key, Spec, Target};
 use flatten::SelectError;
 use std::fmt;
 
+/// The flag that asked for a variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `--secret SPEC`.
+    Secret,
+    /// `--file VAR=REF`: the variable holds the path of a memfd, never the value.
+    File,
+    /// `--from-env`: an inherited variable whose value was a reference, replaced in place.
+    FromEnv,
+}
+
+impl Via {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Via::Secret => "--secret",
+            Via::File => "--file",
+            Via::FromEnv => "--from-env",
+        }
+    }
+}
+
 /// Where a variable came from: everything `--dry-run` and error messages may say about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
+    pub via: Via,
+    /// What the operator wrote: the SPEC, the `VAR=REF` of a `--file`, or `NAME=reference`.
     pub spec: String,
     pub secret_id: String,
     /// The key or JSON Pointer inside the secret, when the value is one member of it.
@@ -27,7 +51,7 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "--secret '{}'", self.spec)?;
+        write!(f, "{} '{}'", self.via.flag(), self.spec)?;
         if let Some(k) = &self.key {
             write!(f, " (key '{k}')")?;
         }
@@ -43,7 +67,7 @@ pub struct Var {
     pub origin: Origin,
 }
 
-fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
+fn select_error(spec: &Spec, key: &Key, e: SelectError, via: Via) -> Error {
     let path = key.path();
     const CHECK: &str = "check the key names with --dry-run on the whole secret";
     let (i, why, todo) = match e {
@@ -61,12 +85,32 @@ fn select_error(spec: &Spec, key: &Key, e: SelectError) -> Error {
     Error::data(
         &spec.secret.id,
         format!(
-            "key '{}' (from --secret '{}')",
+            "key '{}' (from {} '{}')",
             spec.key_text.as_deref().unwrap_or(""),
+            via.flag(),
             spec.raw
         ),
         format!("'{step}' {why}; {todo}"),
     )
+}
+
+/// The origin of a value `spec` selected from `fetched` (`key`: the member, if it is one).
+pub fn origin_of(spec: &Spec, fetched: &Fetched, key: Option<String>, via: Via) -> Origin {
+    Origin {
+        via,
+        spec: spec.raw.clone(),
+        secret_id: spec.secret.id.clone(),
+        key,
+        version_id: fetched.version_id.clone(),
+        stage: spec
+            .secret
+            .stage
+            .clone()
+            .or_else(|| (spec.secret.version_id.is_none()).then(|| "AWSCURRENT".to_string()))
+            .or_else(|| fetched.stages.first().cloned())
+            .unwrap_or_default(),
+        explicit: matches!(spec.target, Target::Var(_)),
+    }
 }
 
 /// Maps one SPEC over its fetched secret to variables, applying names and policy.
@@ -91,21 +135,17 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
             ));
         }
     };
-    let origin = |key: Option<String>| Origin {
-        spec: spec.raw.clone(),
-        secret_id: id.clone(),
-        key,
-        version_id: fetched.version_id.clone(),
-        stage: spec
-            .secret
-            .stage
-            .clone()
-            .or_else(|| (spec.secret.version_id.is_none()).then(|| "AWSCURRENT".to_string()))
-            .or_else(|| fetched.stages.first().cloned())
-            .unwrap_or_default(),
-        explicit: matches!(spec.target, Target::Var(_)),
-    };
-    let parsed = flatten::parse(text.expose());
+    let origin = |key: Option<String>| origin_of(spec, fetched, key, Via::Secret);
+    // The whole text, asked for by name, is taken as it is: no JSON rule applies to it.
+    if let (Target::Var(name), None) = (&spec.target, &spec.key) {
+        return Ok(vec![Var {
+            name: name.clone(),
+            value: SecretText::copy_of(text.expose()),
+            origin: origin(None),
+        }]);
+    }
+    let what = || format!("--secret '{}'", spec.raw);
+    let parsed = json_of(id, what(), text.expose())?;
     let need_json = || {
         parsed.ok_or_else(|| {
             Error::data(
@@ -116,19 +156,25 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
         })
     };
     let selected = |key: &Key| -> Result<&serde_json::value::RawValue, Error> {
-        flatten::select(need_json()?, &key.path()).map_err(|e| select_error(spec, key, e))
+        flatten::select(need_json()?, &key.path())
+            .map_err(|e| select_error(spec, key, e, Via::Secret))
+    };
+
+    // A selected object or array becomes JSON text: one with a repeated key inside is as
+    // ambiguous as it is when flattened.
+    let selected_value = |key: &Key| -> Result<SecretText, Error> {
+        let raw = selected(key)?;
+        flatten::check_duplicates(raw.get(), &pointer_of(key))
+            .map_err(|e| Error::data(id, what(), e))?;
+        flatten::value_text(raw).map_err(|e| Error::data(id, "value", e))
     };
 
     let mut vars = Vec::new();
     match (&spec.target, &spec.key) {
-        (Target::Var(name), None) => vars.push(Var {
-            name: name.clone(),
-            value: SecretText::copy_of(text.expose()),
-            origin: origin(None),
-        }),
+        (Target::Var(_), None) => {} // the whole text, returned above
         (Target::Var(name), Some(key)) => vars.push(Var {
             name: name.clone(),
-            value: flatten::value_text(selected(key)?).map_err(|e| Error::data(id, "value", e))?,
+            value: selected_value(key)?,
             origin: origin(spec.key_text.clone()),
         }),
         (Target::Prefix(prefix), key) => {
@@ -146,8 +192,7 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
             flatten_into(spec, raw, &ptr, prefix, opts, &origin, &mut vars)?;
         }
         (Target::Auto, Some(key)) => {
-            let value =
-                flatten::value_text(selected(key)?).map_err(|e| Error::data(id, "value", e))?;
+            let value = selected_value(key)?;
             let name = content_name(spec, "", key.leaf(), opts)?;
             vars.push(Var {
                 name,
@@ -183,6 +228,7 @@ pub fn map_spec(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec
 fn map_parameters(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<Vec<Var>, Error> {
     let shown = spec.secret.to_string();
     let origin = |key: Option<String>| Origin {
+        via: Via::Secret,
         spec: spec.raw.clone(),
         secret_id: shown.clone(),
         key,
@@ -251,6 +297,36 @@ fn map_parameters(spec: &Spec, fetched: &Fetched, opts: &MapOptions) -> Result<V
         }
     }
     Ok(vars)
+}
+
+/// The secret's JSON, `None` for plain text; 65 for text that starts like JSON but does not
+/// parse (its position, never content) and for nesting past [`flatten::MAX_DEPTH`].
+pub(crate) fn json_of<'a>(
+    id: &str,
+    what: String,
+    text: &'a str,
+) -> Result<Option<&'a serde_json::value::RawValue>, Error> {
+    match flatten::parse(text) {
+        flatten::Parsed::Json(raw) => Ok(Some(raw)),
+        flatten::Parsed::Plain => Ok(None),
+        flatten::Parsed::Malformed { line, column } => Err(Error::data(
+            id,
+            what,
+            format!(
+                "the secret starts like JSON but does not parse (line {line}, column {column}); \
+                 fix the JSON (a trailing comma?), or take the whole text with VAR={id}"
+            ),
+        )),
+        flatten::Parsed::TooDeep => Err(Error::data(
+            id,
+            what,
+            format!(
+                "the JSON nests deeper than {} levels, the most secret-exec maps; flatten the \
+                 secret, or take the whole text with VAR={id}",
+                flatten::MAX_DEPTH
+            ),
+        )),
+    }
 }
 
 fn pointer_of(key: &Key) -> String {
@@ -387,6 +463,14 @@ mod tests {
             ("T=prod/api-token", "s3cr3t", &[("T", "s3cr3t")]),
             ("prod/list", "[1,2]", &[("LIST", "[1,2]")]),
             ("prod/n", "42", &[("N", "42")]),
+            ("s", "\u{feff}{\"a\":\"1\"}", &[("A", "1")]),
+            ("W=s", "{\"a\":1,}", &[("W", "{\"a\":1,}")]),
+            ("W=s", "\u{feff}x", &[("W", "\u{feff}x")]),
+            (
+                "R=s:o",
+                r#"{"o":{"a":[1,{"b":2}]}}"#,
+                &[("R", r#"{"a":[1,{"b":2}]}"#)],
+            ),
         ];
         for (spec_text, secret, want) in rows {
             assert_eq!(
@@ -412,6 +496,7 @@ mod tests {
     #[test]
     fn refusals_and_data_errors() {
         let o = MapOptions::default();
+        let deep = "[".repeat(300);
         let rows: &[(&str, &str, &str)] = &[
             (
                 "s",
@@ -456,6 +541,21 @@ mod tests {
                 "key 'missing' (from --secret 's:missing') for 's': 'missing' does not exist",
             ),
             ("s:key", "plain text", "not JSON"),
+            (
+                "s",
+                "{\"a\":\"1\",}",
+                "--secret 's' for 's': the secret starts like JSON but does not parse (line 1, \
+                 column 10)",
+            ),
+            ("s:a", " [1,2", "(line 1, column 5)"),
+            ("P_*=s", "\u{feff}\n{\"a\":}", "(line 2, column 6)"),
+            ("s", &deep, "nests deeper than 256 levels"),
+            (
+                "R=s:o",
+                r#"{"o":{"pw":"A","pw":"B"}}"#,
+                "key '/o/pw' appears more than once",
+            ),
+            ("R=s:o", r#"{"o":[{"x":1,"x":2}]}"#, "key '/o/0/x' appears"),
             ("X_*=s", "plain", "not JSON"),
             ("X_*=s:password", RDS, "not one"),
             ("s", r#"{"":"x"}"#, "empty variable name"),

@@ -5,6 +5,7 @@
 //! Every client is built from one `SdkConfig` that names secret-exec in the User-Agent, and
 //! finished by [`observe`], so any client a source adds is attributed and logged the same way.
 
+use super::files::AwsFiles;
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::log::{self, Event};
@@ -13,6 +14,8 @@ use crate::source::{credentials, tls};
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
+#[allow(deprecated)]
+use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -65,14 +68,25 @@ impl Clients {
 /// client. The one place a client is built, so whatever one service's client gets, every
 /// service's client gets.
 macro_rules! service_client {
-    ($service:ident, $sdk:expr, $creds:expr, $region:expr, $plain:expr) => {{
+    ($service:ident, $sdk:expr, $creds:expr, $region:expr, $endpoint:expr, $shown:expr, $proxies:expr) => {{
         let mut conf = $service::config::Builder::from($sdk)
             .credentials_provider($creds.clone())
             .region(Region::new($region.to_string()))
             .interceptor(observe());
-        if let Some((url, http)) = $plain {
-            conf = conf.endpoint_url(url.as_str()).http_client(http.clone());
+        // The endpoint secret-exec validated, pinned on the client.
+        if let Some(url) = $endpoint {
+            conf = conf.endpoint_url(url.as_str());
+            // A plain-http endpoint (a local emulator, a sidecar proxy) needs no TLS: the
+            // default client would still read every system root certificate before the first
+            // request.
+            if url.starts_with("http://") {
+                conf = conf.http_client(tls::http_client($proxies.clone()));
+            }
         }
+        conf = conf.interceptor(super::body_cap::BodyCap {
+            endpoint: $shown,
+            cap: super::body_cap::MAX_BODY,
+        });
         $service::Client::from_conf(conf.build())
     }};
 }
@@ -96,13 +110,30 @@ pub fn timeouts(total: Duration, attempts: u32) -> TimeoutConfig {
         .build()
 }
 
+/// The profile files as read by `files::load`: the SDK parses these contents and never opens the
+/// files itself.
+#[allow(deprecated)]
+fn profile_files(files: &AwsFiles) -> ProfileFiles {
+    ProfileFiles::builder()
+        .with_contents(
+            ProfileFileKind::Config,
+            files.config.clone().unwrap_or_default(),
+        )
+        .with_contents(
+            ProfileFileKind::Credentials,
+            files.credentials.clone().unwrap_or_default(),
+        )
+        .build()
+}
+
 async fn resolve_region(
     opts: &AwsOptions,
     plan: &Plan,
     imds: &aws_config::imds::Client,
+    files: &AwsFiles,
 ) -> Result<String, Error> {
     let started = Instant::now();
-    let (region, from) = find_region(opts, plan, imds).await?;
+    let (region, from) = find_region(opts, plan, imds, files).await?;
     log::at(1, Event::Region)
         .region(&region)
         .took(started.elapsed())
@@ -114,6 +145,7 @@ async fn find_region(
     opts: &AwsOptions,
     plan: &Plan,
     imds: &aws_config::imds::Client,
+    files: &AwsFiles,
 ) -> Result<(String, &'static str), Error> {
     if let Some(r) = &opts.region {
         return Ok((r.clone(), "--region"));
@@ -121,7 +153,7 @@ async fn find_region(
     if let Some(r) = &opts.env_region {
         return Ok((r.clone(), "AWS_REGION/AWS_DEFAULT_REGION"));
     }
-    let mut profile = ProfileFileRegionProvider::builder();
+    let mut profile = ProfileFileRegionProvider::builder().profile_files(profile_files(files));
     if let Some(p) = &opts.profile {
         profile = profile.profile_name(p);
     }
@@ -144,7 +176,7 @@ async fn find_region(
 }
 
 /// Builds every client the plan needs. Must run inside the overall deadline.
-pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
+pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<Clients, Error> {
     let attempts = opts.max_attempts;
     let retry = if opts.adaptive_retry {
         RetryConfig::adaptive()
@@ -175,7 +207,7 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
 
     // One IMDS client for region and credentials: one session token serves both.
     let imds = credentials::imds_client(&provider_config);
-    let region = resolve_region(opts, plan, &imds).await?;
+    let region = resolve_region(opts, plan, &imds, &files).await?;
     let started = Instant::now();
     let (source, creds) =
         credentials::resolve(&opts.credentials, &region, &imds, &provider_config).await?;
@@ -201,7 +233,8 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
             aws_config::FrameworkMetadata::new(UA_NAME, Some(UA_VERSION))
                 .map_err(|_| Error::Internal("invalid User-Agent product".into()))?,
         )
-        .credentials_provider(SharedCredentialsProvider::new(creds.clone()));
+        .credentials_provider(SharedCredentialsProvider::new(creds.clone()))
+        .profile_files(profile_files(&files));
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
     }
@@ -211,27 +244,37 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan) -> Result<Clients, Error> {
     let sdk = loader.load().await;
 
     let regions = plan.regions(&region);
-    // A plain-http endpoint (a local emulator, a sidecar proxy) needs no TLS: the default client
-    // would still read every system root certificate (~300 files, several ms) before the first
-    // request. Pinning the endpoint here keeps the client and the URL in step.
-    let plain = |endpoint: &Option<String>| {
-        endpoint
-            .clone()
-            .filter(|u| u.starts_with("http://"))
-            .map(|u| (u, tls::http_client(opts.proxies.clone())))
-    };
-    let (sm_plain, ssm_plain) = (plain(&opts.endpoint), plain(&opts.ssm_endpoint));
     let wants = |backend: Backend| plan.entries.iter().any(|e| e.backend == backend);
     let mut by_region = BTreeMap::new();
     let mut ssm_by_region = BTreeMap::new();
     for r in regions {
         if wants(Backend::SecretsManager) {
-            let client = service_client!(aws_sdk_secretsmanager, &sdk, creds, r, &sm_plain);
-            let endpoint = endpoint_of(opts.endpoint.as_deref(), &sdk, &r).await;
-            by_region.insert(r.clone(), (client, endpoint));
+            let shown = endpoint_of(opts.endpoint.as_deref(), &sdk, &r).await;
+            let client = service_client!(
+                aws_sdk_secretsmanager,
+                &sdk,
+                creds,
+                r,
+                &opts.endpoint,
+                shown.clone(),
+                opts.proxies
+            );
+            by_region.insert(r.clone(), (client, shown));
         }
         if wants(Backend::ParameterStore) {
-            let client = service_client!(aws_sdk_ssm, &sdk, creds, r, &ssm_plain);
+            let shown = opts
+                .ssm_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("Parameter Store in {r}"));
+            let client = service_client!(
+                aws_sdk_ssm,
+                &sdk,
+                creds,
+                r,
+                &opts.ssm_endpoint,
+                shown,
+                opts.proxies
+            );
             ssm_by_region.insert(r, client);
         }
     }

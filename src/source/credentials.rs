@@ -169,9 +169,22 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// The SDK's wrapper text adds nothing ("an error occurred while loading credentials"); its
 /// cause is what to show.
 fn cause(e: &CredentialsError) -> String {
-    match std::error::Error::source(e) {
+    let text = match std::error::Error::source(e) {
         Some(inner) => chain(inner),
         None => chain(e),
+    };
+    without_helper_stderr(text)
+}
+
+/// The SDK quotes a failed `credential_process` helper's whole stderr, which may hold anything
+/// (a token, a dump); only the fact that it failed and its status are shown.
+fn without_helper_stderr(text: String) -> String {
+    match text.find(". Stderr:") {
+        Some(at) => format!(
+            "{} (its stderr is not shown; run the credential_process command by hand to see it)",
+            &text[..at]
+        ),
+        None => text,
     }
 }
 
@@ -543,6 +556,18 @@ mod tests {
         }
         let msg = no_credentials(&all, "default", &[], false).to_string();
         assert!(!msg.contains("hop limit"), "{msg}");
+    }
+
+    #[test]
+    fn helper_stderr_is_never_quoted() {
+        let got = without_helper_stderr(
+            "Error retrieving credentials: external process exited with code exit status: 1. \
+             Stderr: token=abc123"
+                .into(),
+        );
+        assert!(!got.contains("abc123"), "{got}");
+        assert!(got.contains("exit status: 1"), "{got}");
+        assert_eq!(without_helper_stderr("plain".into()), "plain");
     }
 
     #[test]

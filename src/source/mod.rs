@@ -6,8 +6,11 @@
 pub mod agent;
 pub mod attempts;
 pub mod aws;
+pub mod body_cap;
 pub mod credentials;
 pub mod describe;
+pub mod files;
+pub mod orphans;
 pub mod parameter_store;
 pub mod proxy;
 mod sdk;
@@ -36,9 +39,7 @@ pub enum Payload {
     Text(SecretText),
     /// Every parameter below an `ssm:/PATH/`, in the order the service listed them.
     Tree(Vec<Named>),
-    Binary(
-        #[expect(dead_code, reason = "held to be wiped; no delivery reads bytes yet")] SecretBytes,
-    ),
+    Binary(SecretBytes),
 }
 
 /// One fetched secret version, whatever served it. Only `payload` is secret (and redacted in

@@ -111,6 +111,9 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let unavailable = |what: String| failure(Class::Unavailable, what, asked);
+    if let Some(t) = super::body_cap::exceeded(err) {
+        return unavailable(t.to_string());
+    }
     if let Some(t) = tls::transport_error(err) {
         return match t {
             Transport::Certificate(why) => failure(Class::Config, why, asked),

@@ -1,23 +1,27 @@
 //! The fetch window: the only place async code runs. One current-thread runtime, one deadline
-//! over credentials and every call, and SIGTERM, SIGINT and SIGHUP ending it at once (as PID 1
-//! in a container an unhandled SIGTERM would be ignored). The runtime is gone when this
-//! returns, so no runtime thread or buffer can hold a copy of a value at execve.
+//! over the AWS files, credentials and every call, and a watched signal (see `signals`) ending it
+//! at once. The runtime's threads block those signals, so they reach the main thread only. The
+//! runtime is shut down when this returns, so no runtime task can hold a copy of a value at
+//! execve; a helper thread stuck in a syscall is abandoned (it holds no value), a helper process
+//! is killed (see `orphans`).
 
 use super::{Results, Versions, aws, describe};
 use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
+use crate::signals;
 use crate::spec::SecretRef;
-use nix::sys::signal::Signal;
 use std::future::Future;
-use tokio::signal::unix::{SignalKind, signal};
+use std::time::{Duration, Instant};
 
-/// Fetches every entry of `plan`, or fails with the deadline or the first signal.
-pub fn fetch(aws: &AwsOptions, plan: &Plan) -> Result<Results, Error> {
-    window(aws, plan, async {
+/// Fetches every entry of `plan`, or fails with the deadline or the first signal. The deadline
+/// starts at `start`, so mapping after the fetch can be held to the same one.
+pub fn fetch(aws: &AwsOptions, plan: &Plan, start: Instant) -> Result<Results, Error> {
+    window(aws, plan, start, async {
         // The agent alone needs no region, credentials or TLS: none of them is touched.
         let clients = if plan.needs_aws() {
-            Some(aws::clients(aws, plan).await?)
+            let files = super::files::load(aws).await?;
+            Some(aws::clients(aws, plan, files).await?)
         } else {
             None
         };
@@ -33,43 +37,45 @@ pub fn stage_versions(
     plan: &Plan,
     refs: &[SecretRef],
 ) -> Result<Versions, Error> {
-    window(aws, plan, async {
-        let clients = aws::clients(aws, plan).await?;
+    window(aws, plan, Instant::now(), async {
+        let files = super::files::load(aws).await?;
+        let clients = aws::clients(aws, plan, files).await?;
         describe::stage_versions(&clients, refs).await
     })
 }
 
-/// Runs `work` on a fresh current-thread runtime under `--timeout`, ended early by a signal.
+/// Runs `work` on a fresh current-thread runtime under what is left of `--timeout` since
+/// `start`, ended early by a watched signal.
 fn window<T>(
     aws: &AwsOptions,
     plan: &Plan,
+    start: Instant,
     work: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
+    signals::check()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_start(signals::block_in_this_thread)
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let collecting = super::orphans::begin();
+    let remaining = aws.timeout.saturating_sub(start.elapsed());
+    let timed_out = || Error::TimedOut {
+        after: aws.timeout,
+        secrets: plan.entries.iter().map(|e| e.secret.to_string()).collect(),
+    };
     let result = rt.block_on(async {
-        let watch = |sig: Signal| {
-            signal(SignalKind::from_raw(sig as i32))
-                .map_err(|e| Error::Internal(format!("cannot watch {}: {e}", sig.as_str())))
-        };
-        let (mut term, mut int, mut hup) = (
-            watch(Signal::SIGTERM)?,
-            watch(Signal::SIGINT)?,
-            watch(Signal::SIGHUP)?,
-        );
         tokio::select! {
-            r = tokio::time::timeout(aws.timeout, work) => r.unwrap_or_else(|_| Err(Error::TimedOut {
-                after: aws.timeout,
-                secrets: plan.entries.iter().map(|e| e.secret.to_string()).collect(),
-            })),
-            _ = term.recv() => Err(Error::Signal(Signal::SIGTERM)),
-            _ = int.recv() => Err(Error::Signal(Signal::SIGINT)),
-            _ = hup.recv() => Err(Error::Signal(Signal::SIGHUP)),
+            biased;
+            sig = signals::interrupted() => Err(Error::Signal(sig)),
+            r = tokio::time::timeout(remaining, work) => r.unwrap_or_else(|_| Err(timed_out())),
         }
     });
-    // Dropping the runtime joins its blocking threads (DNS, file reads) before we go on.
-    drop(rt);
+    // Blocking threads (DNS, file reads) hold no value; one stuck in a syscall is left behind
+    // rather than waited for.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    if collecting {
+        super::orphans::end();
+    }
     result
 }

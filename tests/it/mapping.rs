@@ -509,15 +509,60 @@ fn dry_run_prints_provenance_and_never_a_value() {
         .collect();
     assert_eq!(
         lines[0],
-        ["NAME", "SECRET", "KEY", "VERSION", "STAGE", "OVERRIDES"]
+        [
+            "NAME",
+            "SECRET",
+            "KEY",
+            "VERSION",
+            "STAGE",
+            "OVERRIDES",
+            "VIA",
+            "BYTES"
+        ]
     );
     let rows = &lines[1..];
-    let want: [[&str; 6]; 5] = [
-        ["USERNAME", &rds, "/username", &rds_v, "AWSCURRENT", "yes"],
-        ["PASSWORD", &rds, "/password", &rds_v, "AWSCURRENT", "no"],
-        ["PORT", &rds, "/port", &rds_v, "AWSCURRENT", "no"],
-        ["OLD", &name, "password", &old, "AWSPREVIOUS", "no"],
-        ["V", &name, "-", &old, "AWSPREVIOUS", "no"],
+    let want: [[&str; 8]; 5] = [
+        [
+            "USERNAME",
+            &rds,
+            "/username",
+            &rds_v,
+            "AWSCURRENT",
+            "yes",
+            "secret",
+            "-",
+        ],
+        [
+            "PASSWORD",
+            &rds,
+            "/password",
+            &rds_v,
+            "AWSCURRENT",
+            "no",
+            "secret",
+            "-",
+        ],
+        [
+            "PORT",
+            &rds,
+            "/port",
+            &rds_v,
+            "AWSCURRENT",
+            "no",
+            "secret",
+            "-",
+        ],
+        [
+            "OLD",
+            &name,
+            "password",
+            &old,
+            "AWSPREVIOUS",
+            "no",
+            "secret",
+            "-",
+        ],
+        ["V", &name, "-", &old, "AWSPREVIOUS", "no", "secret", "-"],
     ];
     assert_eq!(rows.len(), want.len(), "{}", out.stdout);
     for (row, want) in rows.iter().zip(want) {

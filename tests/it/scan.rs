@@ -309,6 +309,37 @@ fn read_envp(pid: Pid, envp: u64) -> Vec<EnvEntry> {
 /// /proc/PID/mem; they are kernel-provided and never hold process data.
 const SPECIAL: &[&str] = &["[vvar]", "[vvar_vclock]", "[vsyscall]"];
 
+enum Unreadable {
+    Gone,
+    Io(std::io::Error),
+}
+
+/// Reads one chunk of a mapping. At an execve stop only the stopped thread is frozen: a
+/// thread still exiting can unmap a region between the maps listing and the read, which the
+/// kernel reports as EIO. A failed read is retried while the mapping is still listed; a mapping
+/// that is no longer listed is reported `Gone`, one that stays listed and unreadable is a failure.
+fn read_stable(
+    mem: &std::fs::File,
+    buf: &mut [u8],
+    pos: u64,
+    pid: Pid,
+    line: &str,
+) -> Result<(), Unreadable> {
+    let mut last = None;
+    for _ in 0..5 {
+        match mem.read_exact_at(buf, pos) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(Unreadable::Io)?;
+        if !maps.lines().any(|l| l == line) {
+            return Err(Unreadable::Gone);
+        }
+        std::thread::yield_now();
+    }
+    Err(Unreadable::Io(last.expect("at least one read failed")))
+}
+
 fn scan_memory(pid: Pid, stop: Stop, needles: &[&[u8]], env: Vec<EnvEntry>) -> Scan {
     assert!(needles.iter().all(|n| !n.is_empty()), "empty needle");
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
@@ -333,8 +364,14 @@ fn scan_memory(pid: Pid, stop: Stop, needles: &[&[u8]], env: Vec<EnvEntry>) -> S
         while pos < hi {
             let len = (CHUNK + overlap as u64).min(hi - pos) as usize;
             buf.resize(len, 0);
-            mem.read_exact_at(&mut buf, pos)
-                .unwrap_or_else(|e| panic!("read mapping {line}: {e}"));
+            if let Err(e) = read_stable(&mem, &mut buf, pos, pid, line) {
+                match e {
+                    // Torn down while the scan ran (another thread of the tracee was still
+                    // winding down): it no longer exists, so it holds nothing at this stop.
+                    Unreadable::Gone => break,
+                    Unreadable::Io(e) => panic!("read mapping {line}: {e}"),
+                }
+            }
             // A match starting in the overlap belongs to the next chunk.
             let own = CHUNK.min(hi - pos) as usize;
             for (n, needle) in needles.iter().enumerate() {

@@ -473,3 +473,83 @@ fn iam_policy_with_watch_adds_describe_secret() {
     let out = se().args(["-s", "prod/db", "--print-iam-policy"]).run();
     assert!(!out.stdout.contains("DescribeSecret"), "{}", out.stdout);
 }
+
+/// COMMAND for `--file PWFILE=…`: report "<content of $PWFILE> $$", as REPORTER does for
+/// $PASSWORD, after checking it got the file on the first descriptor after stdio.
+const FILE_REPORTER: &str = r#"trap 'exit 42' TERM; [ "$PWFILE" = /dev/fd/3 ] || exit 3; printf '%s %s\n' "$(cat "$PWFILE")" "$$" > "$STATE_DIR/state.tmp" && mv "$STATE_DIR/state.tmp" "$STATE_DIR/state"; while :; do sleep 0.05; done"#;
+
+/// The `--file` memfds the resident parent still holds (their /proc fd links name them).
+fn memfds_of(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|l| l.display().to_string())
+                .filter(|l| l.contains("memfd:secret-exec:"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the parent has closed every memfd (it does right after the child is started).
+fn wait_no_memfds(r: &mut Resident) {
+    let start = Instant::now();
+    while !memfds_of(r.pid()).is_empty() {
+        assert!(
+            r.child.try_wait().unwrap().is_none(),
+            "secret-exec ended: {}",
+            r.stderr()
+        );
+        assert!(
+            start.elapsed() < HANG,
+            "the resident parent keeps {:?}",
+            memfds_of(r.pid())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn files_under_init_and_watch_are_new_memfds_on_each_start() {
+    let name = unique("sup-file");
+    moto().create(&name, &json("file-old"));
+    let spec = format!("PWFILE={name}:password");
+    let mut r = Resident::start(se(), &["--file", &spec, "--init", "--"], FILE_REPORTER);
+    r.wait_value("file-old");
+    wait_no_memfds(&mut r);
+    r.signal(nix::libc::SIGTERM);
+    assert_eq!(r.wait().0.code(), Some(42));
+
+    let mut r = Resident::start(
+        se(),
+        &["--file", &spec, "--watch=1s", "--stop-timeout", "5s", "--"],
+        FILE_REPORTER,
+    );
+    let first = r.wait_value("file-old");
+    wait_no_memfds(&mut r);
+    moto().put(&name, &json("file-new"));
+    let second = r.wait_value("file-new");
+    assert_ne!(first, second, "COMMAND was not started again");
+    wait_no_memfds(&mut r);
+    r.signal(nix::libc::SIGTERM);
+    let (status, stderr) = r.wait();
+    assert_eq!(status.code(), Some(42), "{stderr}");
+    assert!(!stderr.contains("file-old") && !stderr.contains("file-new"));
+}
+
+#[test]
+fn from_env_references_are_resolved_again_on_rotation() {
+    let name = unique("sup-from-env");
+    moto().create(&name, &json("ref-old"));
+    let run = se().env("PASSWORD", format!("secretsmanager:{name}:password"));
+    let mut r = Resident::start(
+        run,
+        &["--from-env", "--watch=1s", "--stop-timeout", "5s", "--"],
+        REPORTER,
+    );
+    let first = r.wait_value("ref-old");
+    moto().put(&name, &json("ref-new"));
+    let second = r.wait_value("ref-new");
+    assert_ne!(first, second, "COMMAND was not started again");
+    r.signal(nix::libc::SIGTERM);
+    assert_eq!(r.wait().0.code(), Some(42));
+}

@@ -1,0 +1,627 @@
+//! Hostile inputs that must neither hang, panic nor start COMMAND after a signal: files that never
+//! end or never open, signals at any moment of a launch, closed and full outputs, unusable
+//! settings, malformed and deeply nested secrets, odd `-u` names.
+
+use crate::faultsrv::{FaultServer, Reply};
+use crate::support::{HANG, Out, TempDir, moto, se, unique};
+use nix::sys::signal::Signal;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const GET: &str = "GetSecretValue";
+
+fn seeded(value: &str) -> String {
+    let name = unique("robust/s");
+    moto().create(&name, value);
+    name
+}
+
+fn assert_one_line(out: &Out) {
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].starts_with("secret-exec: "), "{}", out.stderr);
+    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+}
+
+/// A FIFO (a stand-in for a stalled network mount), a device that never ends, a file over the
+/// cap and a directory, named by each file setting: 78 at once, naming the setting and the path.
+#[test]
+fn aws_files_that_cannot_be_read_are_78() {
+    let name = seeded(r#"{"k":"v"}"#);
+    let dir = TempDir::new("files");
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let big = dir.path().join("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    let kinds = [
+        (fifo.clone(), "FIFO"),
+        ("/dev/zero".into(), "character device"),
+        (big, "larger than"),
+        (dir.path().to_path_buf(), "directory"),
+    ];
+    for var in [
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ] {
+        for (path, why) in &kinds {
+            let out = se()
+                .env(var, path)
+                .args(["--secret", &name, "--", "/bin/true"])
+                .run();
+            assert_eq!(
+                out.code(),
+                Some(78),
+                "{var}={}: {}",
+                path.display(),
+                out.stderr
+            );
+            assert_one_line(&out);
+            let line = &out.stderr;
+            assert!(line.contains(var), "{line}");
+            assert!(line.contains(&path.display().to_string()), "{line}");
+            assert!(line.contains(why), "{line}");
+        }
+    }
+
+    // The default location under HOME is read the same way.
+    let home = TempDir::new("home");
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    nix::unistd::mkfifo(
+        &home.path().join(".aws/config"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    let out = se()
+        .env("HOME", home.path())
+        .env_remove("AWS_CONFIG_FILE")
+        .args(["--secret", &name, "--", "/bin/true"])
+        .run();
+    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    assert!(out.stderr.contains("~/.aws/config"), "{}", out.stderr);
+}
+
+/// What secret-exec reads from the config file reaches the SDK: the region comes only from it.
+#[test]
+fn the_config_file_read_here_is_the_one_the_sdk_uses() {
+    let name = seeded(r#"{"k":"from-config"}"#);
+    let dir = TempDir::new("cfg");
+    let cfg = dir.path().join("config");
+    std::fs::write(&cfg, "[default]\nregion = us-east-1\n").unwrap();
+    let out = se()
+        .env_remove("AWS_REGION")
+        .env("AWS_CONFIG_FILE", &cfg)
+        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("K", "from-config")]);
+}
+
+/// A gate a fault-server rule waits on, opened by the test.
+#[derive(Default)]
+struct Gate(Mutex<bool>, Condvar);
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.0.lock().unwrap();
+        let deadline = Instant::now() + HANG;
+        while !*open && Instant::now() < deadline {
+            open = self.1.wait_timeout(open, HANG).unwrap().0;
+        }
+    }
+    fn open(&self) {
+        *self.0.lock().unwrap() = true;
+        self.1.notify_all();
+    }
+}
+
+/// Runs a launch whose GetSecretValue is held until `sig` has been sent, then let through.
+fn signal_during_fetch(sig: Signal) -> (Out, bool) {
+    let name = seeded(r#"{"k":"v"}"#);
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let srv = FaultServer::start(move |action, _| {
+        if action == GET {
+            g.wait();
+        }
+        Reply::Forward
+    });
+    let dir = TempDir::new("sig");
+    let marker = dir.path().join("ran");
+    let mut child = se()
+        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+        .args([
+            "--timeout",
+            "50s",
+            "--secret",
+            &name,
+            "--",
+            "/usr/bin/touch",
+        ])
+        .arg_path(&marker)
+        .cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(srv.wait_for(GET, 1, HANG), "never reached the server");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+    // Let the held request through: a run the signal did not end completes now.
+    gate.open();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < HANG, "hung after {sig}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let out = Out {
+        status,
+        stdout: String::new(),
+        stderr,
+        pid: child.id(),
+        elapsed: start.elapsed(),
+    };
+    (out, marker.exists())
+}
+
+/// SIGQUIT, SIGUSR1 and SIGALRM (and SIGHUP) before exec: one line naming the signal, 128+n,
+/// COMMAND never started.
+#[test]
+fn other_signals_before_exec_are_128_plus_n() {
+    for sig in [
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGALRM,
+        Signal::SIGHUP,
+    ] {
+        let (out, ran) = signal_during_fetch(sig);
+        assert_eq!(out.code(), Some(128 + sig as i32), "{sig}: {}", out.stderr);
+        assert!(!ran, "{sig}: COMMAND started");
+        assert_one_line(&out);
+        assert!(out.stderr.contains(sig.as_str()), "{}", out.stderr);
+    }
+}
+
+/// SIGPIPE during the fetch changes nothing: the run completes and COMMAND starts.
+#[test]
+fn sigpipe_during_the_fetch_does_not_stall() {
+    let (out, ran) = signal_during_fetch(Signal::SIGPIPE);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(ran);
+}
+
+/// No signal is lost: SIGTERM sent at spread moments of a launch (8 secrets of 400 keys, so
+/// mapping and building the environment take a while) either stops it (143, COMMAND never
+/// started) or reaches COMMAND, whose trap then exits 99 (or which dies of it before the trap
+/// is set). A lost signal leaves COMMAND looping until the harness calls it a hang.
+#[test]
+fn sigterm_at_any_moment_stops_the_launch_or_reaches_command() {
+    let obj: serde_json::Map<String, serde_json::Value> = (0..400)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                serde_json::Value::from(format!("value-{i}")),
+            )
+        })
+        .collect();
+    let text = serde_json::Value::Object(obj).to_string();
+    let specs: Vec<String> = (0..8)
+        .map(|p| format!("P{p}_*={}", seeded(&text)))
+        .collect();
+    let launch = |script: &str| {
+        let mut run = se();
+        for s in &specs {
+            run = run.args(["--secret", s]);
+        }
+        run.args(["--", "/bin/sh", "-c", script]).cmd
+    };
+    let start = Instant::now();
+    let out = launch("exit 0").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole = start.elapsed();
+
+    const LAUNCHES: u32 = 24;
+    let mut tally = [0u32; 3];
+    for i in 0..LAUNCHES {
+        let mut child = launch("trap 'exit 99' TERM; while :; do sleep 0.01; done")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread over the launch; any moment must do, so this is not a readiness wait.
+        std::thread::sleep(whole * i / LAUNCHES);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            Signal::SIGTERM,
+        )
+        .unwrap();
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > HANG {
+                let _ = child.kill();
+                panic!("launch {i}: SIGTERM was lost; COMMAND kept running");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        match (status.code(), status.signal()) {
+            (Some(143), _) => tally[0] += 1,
+            (Some(99), _) => tally[1] += 1,
+            (None, Some(15)) => tally[2] += 1,
+            other => panic!("launch {i}: unexpected end {other:?}"),
+        }
+    }
+    eprintln!(
+        "stopped before exec: {}, trapped by COMMAND: {}, killed by SIGTERM: {}",
+        tally[0], tally[1], tally[2]
+    );
+}
+
+fn dev_full() -> Stdio {
+    Stdio::from(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap(),
+    )
+}
+
+fn closed_pipe() -> Stdio {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    Stdio::from(w)
+}
+
+/// Every output path: a full device is one line and 74, a closed pipe is silent and 141; an
+/// error line that cannot be written leaves the exit status alone. Never 70.
+#[test]
+fn closed_and_full_outputs() {
+    let name = seeded(r#"{"k":"v"}"#);
+    let modes: &[&[&str]] = &[
+        &["--print-iam-policy", "--secret", &name],
+        &["--dry-run", "--secret", &name],
+        &["--help"],
+        &["--version"],
+    ];
+    for args in modes {
+        let out = se().args(*args).cmd.stdout(dev_full()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(74), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("secret-exec: cannot write to stdout"),
+            "{err}"
+        );
+
+        let out = se().args(*args).cmd.stdout(closed_pipe()).output().unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {:?}", out.stderr);
+    }
+    // The error line itself into a full or closed stderr: the exit status is the error's.
+    for stderr in [dev_full(), closed_pipe()] {
+        let status = se()
+            .args(["--secret", &unique("robust/missing"), "--", "/bin/true"])
+            .cmd
+            .stderr(stderr)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(66));
+    }
+    // -v lines into a closed stderr do not stop a good run.
+    let status = se()
+        .args(["-vv", "--secret", &name, "--", "/bin/true"])
+        .cmd
+        .stderr(closed_pipe())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// A setting that is present but unusable is 78, never ignored (a request meant for an emulator
+/// must not go to AWS), never a panic.
+#[test]
+fn unusable_settings_are_78() {
+    let name = seeded(r#"{"k":"v"}"#);
+    let not_utf8 = OsStr::from_bytes(b"http://127.0.0.1:1\xff");
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_REGION",
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+    ] {
+        let out = se()
+            .env(var, not_utf8)
+            .args(["--secret", &name, "--", "/bin/true"])
+            .run();
+        assert_eq!(out.code(), Some(78), "{var}: {}", out.stderr);
+        assert_one_line(&out);
+        assert!(out.stderr.contains(var), "{}", out.stderr);
+    }
+    for (var, value) in [
+        ("AWS_ENDPOINT_URL", ""),
+        ("AWS_ENDPOINT_URL", "http://"),
+        ("AWS_ENDPOINT_URL", "https:///path"),
+        ("AWS_ENDPOINT_URL", "http://:4566"),
+        ("AWS_ENDPOINT_URL", "http://host:port"),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", ""),
+        // A proxy that cannot be used must not become a direct connection.
+        ("HTTPS_PROXY", "http://"),
+        ("HTTP_PROXY", "::not a url"),
+        ("https_proxy", "ftp://proxy:21"),
+    ] {
+        let out = se()
+            .env(var, value)
+            .args(["--secret", &name, "--", "/bin/true"])
+            .run();
+        assert_eq!(out.code(), Some(78), "{var}={value}: {}", out.stderr);
+        assert_one_line(&out);
+        assert!(!out.stderr.contains("{ "), "a Debug dump: {}", out.stderr);
+    }
+}
+
+/// A console edit that leaves a trailing comma: 65 with the position, never the text as one
+/// variable; VAR= takes the whole text on purpose; a BOM is skipped; a repeated key inside an
+/// explicitly selected object is refused.
+#[test]
+fn malformed_json_fails_closed() {
+    let bad = seeded("{\"password\":\"hunter2-canary\",}");
+    let out = se()
+        .args(["--secret", &bad, "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    assert_one_line(&out);
+    assert!(out.stderr.contains("line 1, column"), "{}", out.stderr);
+    out.assert_no_leak(&["hunter2-canary"]);
+
+    let out = se()
+        .args([
+            "--secret",
+            &format!("RAW={bad}"),
+            "--",
+            "/usr/bin/env",
+            "-0",
+        ])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("RAW", "{\"password\":\"hunter2-canary\",}")]);
+
+    let bom = seeded("\u{feff}{\"user\":\"u1\"}");
+    let out = se()
+        .args(["--secret", &bom, "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("USER", "u1")]);
+
+    let dup = seeded(r#"{"o":{"pw":"A-canary","pw":"B-canary"}}"#);
+    let out = se()
+        .args(["--secret", &format!("R={dup}:o"), "--", "/bin/true"])
+        .run();
+    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("'/o/pw' appears more than once"),
+        "{}",
+        out.stderr
+    );
+    out.assert_no_leak(&["A-canary", "B-canary"]);
+}
+
+fn nested(levels: usize) -> String {
+    format!(
+        "{}\"deep-canary\"{}",
+        "{\"k\":".repeat(levels),
+        "}".repeat(levels)
+    )
+}
+
+/// 200 levels map; a legal-size secret nested 11,000 levels deep is 65 naming the secret.
+#[test]
+fn deep_secrets_map_up_to_the_bound_and_are_refused_past_it() {
+    let ok = seeded(&nested(200));
+    let out = se()
+        .args(["--secret", &ok, "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let name = vec!["K"; 200].join("_");
+    out.assert_vars(&[(name.as_str(), "deep-canary")]);
+
+    let deep = seeded(&nested(11_000));
+    let out = se().args(["--secret", &deep, "--", "/bin/true"]).run();
+    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    assert_one_line(&out);
+    assert!(out.stderr.contains(&format!("'{deep}'")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("deeper than 256 levels"),
+        "{}",
+        out.stderr
+    );
+    out.assert_no_leak(&["deep-canary"]);
+}
+
+/// `-u` takes what `env -u` takes: a dotted name, a name that is not UTF-8.
+#[test]
+fn unset_takes_any_name_env_takes() {
+    let name = seeded(r#"{"k":"v"}"#);
+    let odd = OsStr::from_bytes(b"odd\xffname");
+    let mut cmd = se().cmd;
+    cmd.env("my.var", "1")
+        .env(odd, "x")
+        .args(["-u", "my.var", "-u"])
+        .arg(odd)
+        .args(["--secret", &name, "--", "/usr/bin/env", "-0"]);
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let entries: Vec<&[u8]> = out.stdout.split(|b| *b == 0).collect();
+    assert!(entries.contains(&&b"K=v"[..]), "{err}");
+    assert!(!entries.iter().any(|e| e.starts_with(b"my.var=")));
+    assert!(!entries.iter().any(|e| e.starts_with(odd.as_bytes())));
+}
+
+/// A server whose every reply is a 200 with a body that does not stop: chunked without end, or
+/// a Content-Length of 200 MB. Returns its endpoint.
+fn flooding_server(chunked: bool) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let _ = conn.read(&mut buf);
+                let head = if chunked {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     Transfer-Encoding: chunked\r\n\r\n"
+                        .to_string()
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     Content-Length: 200000000\r\n\r\n"
+                        .to_string()
+                };
+                if conn.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let data = vec![b'a'; 64 << 10];
+                let mut first = true;
+                loop {
+                    let mut piece = Vec::new();
+                    let payload: &[u8] = if first {
+                        b"{\"SecretString\":\""
+                    } else {
+                        &data
+                    };
+                    first = false;
+                    if chunked {
+                        piece.extend_from_slice(format!("{:x}\r\n", payload.len()).as_bytes());
+                        piece.extend_from_slice(payload);
+                        piece.extend_from_slice(b"\r\n");
+                    } else {
+                        piece.extend_from_slice(payload);
+                    }
+                    // Ends when the client closes the connection.
+                    if conn.write_all(&piece).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// An endless or huge body fails at the cap with 69 naming the endpoint, long before the
+/// deadline (which would say "timed out").
+#[test]
+fn endless_and_huge_bodies_are_69_at_the_cap() {
+    for chunked in [true, false] {
+        let endpoint = flooding_server(chunked);
+        let out = se()
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .args(["--timeout", "50s", "--max-attempts", "1"])
+            .args(["--secret", "robust/flood", "--", "/bin/true"])
+            .run();
+        assert_eq!(out.code(), Some(69), "chunked={chunked}: {}", out.stderr);
+        assert_one_line(&out);
+        assert!(out.stderr.contains(&endpoint), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("larger than 8388608 bytes"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// Whether `pid` is still a live process (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+/// A `credential_process` helper that hangs (and a process it started) is killed at the
+/// deadline, not left running after secret-exec exits; one that fails never has its stderr
+/// quoted.
+#[test]
+fn credential_process_helpers_end_with_the_run() {
+    let dir = TempDir::new("cp");
+    let pids = dir.path().join("pids");
+    let cfg = dir.path().join("config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[default]\ncredential_process = /bin/sh -c 'sleep 1000 & echo $$ $! > {}; wait'\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    let out = se()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &cfg)
+        .args([
+            "--timeout",
+            "2s",
+            "--secret",
+            "robust/cp",
+            "--",
+            "/bin/true",
+        ])
+        .run();
+    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    let text = std::fs::read_to_string(&pids).expect("the helper ran");
+    let pids: Vec<i32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{text}");
+    let start = Instant::now();
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            start.elapsed() < HANG,
+            "helper processes {pids:?} outlived secret-exec"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    std::fs::write(
+        &cfg,
+        "[default]\ncredential_process = /bin/sh -c 'echo token=stderr-canary >&2; exit 3'\n",
+    )
+    .unwrap();
+    let out = se()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &cfg)
+        .args(["--secret", "robust/cp", "--", "/bin/true"])
+        .run();
+    assert_ne!(out.code(), Some(0), "{}", out.stderr);
+    assert_one_line(&out);
+    assert!(!out.stderr.contains("stderr-canary"), "{}", out.stderr);
+}
