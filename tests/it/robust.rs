@@ -119,6 +119,24 @@ fn dev_null_config_files_read_as_empty() {
     out.assert_vars(&[("K", "with-dev-null")]);
 }
 
+/// A PATH set by a secret is a secret value: a failed search must not print it (the dry-run
+/// prediction already left it out; the real exec did not).
+#[test]
+fn a_path_from_a_secret_stays_out_of_command_not_found() {
+    let name = seeded("/secret-exec-canary-dir");
+    let out = se()
+        .args([
+            "--secret",
+            &format!("PATH={name}"),
+            "--",
+            "no-such-command-x",
+        ])
+        .run();
+    assert_eq!(out.code(), Some(127), "{}", out.stderr);
+    assert!(out.stderr.contains("no-such-command-x"), "{}", out.stderr);
+    assert!(!out.stderr.contains("canary"), "{}", out.stderr);
+}
+
 /// A gate a fault-server rule waits on, opened by the test.
 #[derive(Default)]
 struct Gate(Mutex<bool>, Condvar);
