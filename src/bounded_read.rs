@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -56,6 +56,11 @@ pub fn read_now(path: &Path, cap: usize) -> Result<Option<Zeroizing<Vec<u8>>>, R
         Err(e) => return Err(ReadError::Io(e)),
     };
     let meta = file.metadata().map_err(ReadError::Io)?;
+    // `AWS_CONFIG_FILE=/dev/null` is the usual way to say "no config file" (the AWS CLI reads
+    // it as empty); it is the one device that is known to end at once, so it reads as empty.
+    if meta.file_type().is_char_device() && meta.rdev() == nix::libc::makedev(1, 3) {
+        return Ok(Some(Zeroizing::new(Vec::new())));
+    }
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular(kind(meta.file_type())));
     }
@@ -119,6 +124,12 @@ mod tests {
             read_now(&dir, 10),
             Err(ReadError::NotRegular("directory"))
         ));
+        assert!(
+            read_now(Path::new("/dev/null"), 10)
+                .unwrap()
+                .unwrap()
+                .is_empty()
+        );
         assert!(matches!(read_now(&big, 10), Err(ReadError::TooLarge(10))));
         assert!(matches!(read_now(&dir.join("none"), 10), Ok(None)));
         assert_eq!(

@@ -11,6 +11,8 @@ use zeroize::Zeroizing;
 pub struct EnvBlock {
     buf: Zeroizing<Vec<u8>>,
     offsets: Vec<usize>,
+    /// PATH was injected (came from a secret), so messages must not show it.
+    path_injected: bool,
 }
 
 impl EnvBlock {
@@ -28,6 +30,7 @@ impl EnvBlock {
                     .map(|i| i.var.name.len() + i.var.value.len() + 2),
             )
             .sum();
+        let path_injected = merged.injected.iter().any(|i| i.var.name == "PATH");
         let mut buf = Zeroizing::new(Vec::with_capacity(size));
         let mut offsets = Vec::with_capacity(merged.inherited.len() + merged.injected.len());
         let mut push = |k: &[u8], v: &[u8]| {
@@ -44,7 +47,16 @@ impl EnvBlock {
             push(inj.var.name.as_bytes(), inj.var.value.expose().as_bytes());
         }
         debug_assert_eq!(buf.len(), size, "env block was sized wrong");
-        EnvBlock { buf, offsets }
+        EnvBlock {
+            buf,
+            offsets,
+            path_injected,
+        }
+    }
+
+    /// PATH as error messages may show it: `None` when a secret set it.
+    pub(crate) fn shown_path(&self) -> Option<Option<&[u8]>> {
+        (!self.path_injected).then(|| self.value_of(b"PATH"))
     }
 
     pub(crate) fn value_of(&self, name: &[u8]) -> Option<&[u8]> {

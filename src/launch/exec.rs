@@ -198,7 +198,6 @@ pub(crate) fn next(errno: i32) -> Next {
 /// The error for a PATH search that ended without exec: `failed` is the candidate that stopped
 /// it (or the first one denied) with its errno, `None` when no candidate exists.
 pub(crate) fn failure(command: &OsStr, failed: Option<(&CStr, Errno)>, env: &EnvBlock) -> Error {
-    let shown = command.to_string_lossy().into_owned();
     let path = |p: &CStr| p.to_string_lossy().into_owned();
     match failed {
         Some((_, Errno::E2BIG)) => Error::DataGeneral(
@@ -218,17 +217,7 @@ pub(crate) fn failure(command: &OsStr, failed: Option<(&CStr, Errno)>, env: &Env
             command: path(p),
             why: e.desc().to_string(),
         },
-        None if command.as_bytes().contains(&b'/') => Error::CommandNotFound {
-            command: shown,
-            why: String::new(),
-        },
-        None => Error::CommandNotFound {
-            command: shown,
-            why: format!(
-                " in PATH ({})",
-                String::from_utf8_lossy(env.value_of(b"PATH").unwrap_or(DEFAULT_PATH))
-            ),
-        },
+        None => not_found(command.as_bytes(), env.shown_path()),
     }
 }
 
@@ -297,6 +286,23 @@ pub(crate) fn placing(first: i32, errno: i32) -> Error {
     ))
 }
 
+/// No candidate for `command` exists. `path` is the PATH searched as it may be shown (`None`
+/// when a secret set it: then it stays out of the message); a command with a `/` searched none.
+fn not_found(command: &[u8], path: Option<Option<&[u8]>>) -> Error {
+    let command_shown = String::from_utf8_lossy(command).into_owned();
+    let why = match path {
+        Some(p) if !command.contains(&b'/') => format!(
+            " in PATH ({})",
+            String::from_utf8_lossy(p.unwrap_or(DEFAULT_PATH))
+        ),
+        _ => String::new(),
+    };
+    Error::CommandNotFound {
+        command: command_shown,
+        why,
+    }
+}
+
 /// What `exec` would do with `command` under `path`, without doing it (for `--dry-run`): the
 /// file it would run, or the 126/127 error it would end with. Same search, same order; "would
 /// run" means a regular file with an execute bit for us, which is what execve checks first.
@@ -329,17 +335,7 @@ pub fn predict(command: &[u8], path: Option<&[u8]>, path_shown: bool) -> Result<
             command: p,
             why: "not a regular file with execute permission; check its mode (chmod +x)".into(),
         },
-        None if command.contains(&b'/') || !path_shown => Error::CommandNotFound {
-            command: shown,
-            why: String::new(),
-        },
-        None => Error::CommandNotFound {
-            command: shown,
-            why: format!(
-                " in PATH ({})",
-                String::from_utf8_lossy(path.unwrap_or(DEFAULT_PATH))
-            ),
-        },
+        None => not_found(command, path_shown.then_some(path)),
     })
 }
 

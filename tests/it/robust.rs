@@ -105,6 +105,38 @@ fn the_config_file_read_here_is_the_one_the_sdk_uses() {
     out.assert_vars(&[("K", "from-config")]);
 }
 
+/// `/dev/null` is how users (and the demo) say "no config file": it reads as empty, while
+/// every other device stays refused.
+#[test]
+fn dev_null_config_files_read_as_empty() {
+    let name = seeded(r#"{"k":"with-dev-null"}"#);
+    let out = se()
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_vars(&[("K", "with-dev-null")]);
+}
+
+/// A PATH set by a secret is a secret value: a failed search must not print it (the dry-run
+/// prediction already left it out; the real exec did not).
+#[test]
+fn a_path_from_a_secret_stays_out_of_command_not_found() {
+    let name = seeded("/secret-exec-canary-dir");
+    let out = se()
+        .args([
+            "--secret",
+            &format!("PATH={name}"),
+            "--",
+            "no-such-command-x",
+        ])
+        .run();
+    assert_eq!(out.code(), Some(127), "{}", out.stderr);
+    assert!(out.stderr.contains("no-such-command-x"), "{}", out.stderr);
+    assert!(!out.stderr.contains("canary"), "{}", out.stderr);
+}
+
 /// A gate a fault-server rule waits on, opened by the test.
 #[derive(Default)]
 struct Gate(Mutex<bool>, Condvar);
