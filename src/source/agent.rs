@@ -22,13 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
 const SERVICE: &str = "Secrets Manager Agent";
-/// Requests in flight at once: the agent's own default limit is 800 connections.
-const CONCURRENCY: usize = 16;
 /// A secret is at most 64 KiB; as base64 in JSON with its metadata it stays far below this.
 const MAX_RESPONSE: usize = 1 << 20;
 /// A token file holds one token; anything larger is not one.
@@ -496,7 +492,7 @@ async fn get_one(
     (secret, Err(err))
 }
 
-/// Reads every secret of the plan through the agent, concurrently (at most `CONCURRENCY`).
+/// Reads every secret of the plan through the agent, concurrently (see `in_flight`).
 pub async fn fetch(
     opts: &AgentOptions,
     timeout: Duration,
@@ -528,22 +524,10 @@ pub async fn fetch(
     ));
     let per_attempt = (timeout / attempts.max(1)).max(Duration::from_millis(500));
     let url = Arc::new(opts.url.clone());
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut set = JoinSet::new();
-    for s in secrets {
-        let (url, token, limit) = (url.clone(), token.clone(), limit.clone());
-        set.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            get_one(url, token, s, attempts, per_attempt).await
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(o) = joined {
-            out.push(o);
-        }
-    }
-    out
+    let gets = secrets
+        .into_iter()
+        .map(|s| get_one(url.clone(), token.clone(), s, attempts, per_attempt));
+    super::in_flight(gets).await
 }
 
 #[cfg(test)]

@@ -12,13 +12,8 @@ use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
 use crate::secret::SecretText;
 use crate::spec::{SecretRef, ssm_name_of};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 const SERVICE: &str = "Parameter Store";
-/// In-flight calls at once, as for Secrets Manager.
-const CONCURRENCY: usize = 16;
 /// `GetParametersByPath` returns at most 10 per page; this bounds a path at 10,000 parameters,
 /// far more than an environment holds, and stops a server that never ends its token chain.
 const MAX_PAGES: usize = 1000;
@@ -61,6 +56,12 @@ const RULES: Rules = Rules {
     classify,
     advice,
 };
+
+/// The outcome of a parameter its call failed for.
+fn failed(r: SecretRef, class: Class, what: String) -> Outcome {
+    let err = RULES.failure(class, what).for_secret(&r);
+    (r, Err(err))
+}
 
 /// Whether an answered parameter is the one requested. A call never holds one name twice (the
 /// plan's rule), so the name alone decides, whether it comes back as a name or an ARN.
@@ -137,13 +138,8 @@ async fn get_group(client: Client, refs: Vec<SecretRef>) -> GroupOutcome {
         done.push((r, result));
     }
     for r in pending {
-        let err = RULES
-            .failure(
-                Class::Unavailable,
-                "GetParameters returned neither a value nor an invalid name for it".into(),
-            )
-            .for_secret(&r);
-        done.push((r, Err(err)));
+        let why = "GetParameters returned neither a value nor an invalid name for it";
+        done.push(failed(r, Class::Unavailable, why.into()));
     }
     GroupOutcome { done, missing }
 }
@@ -157,13 +153,8 @@ async fn get_path(client: Client, r: SecretRef) -> Outcome {
     let mut token: Option<String> = None;
     for page in 0.. {
         if page == MAX_PAGES {
-            let err = RULES
-                .failure(
-                    Class::Unavailable,
-                    format!("more than {MAX_PAGES} pages of parameters under the path"),
-                )
-                .for_secret(&r);
-            return (r, Err(err));
+            let why = format!("more than {MAX_PAGES} pages of parameters under the path");
+            return failed(r, Class::Unavailable, why);
         }
         let out = client
             .get_parameters_by_path()
@@ -195,13 +186,8 @@ async fn get_path(client: Client, r: SecretRef) -> Outcome {
         }
     }
     if named.is_empty() {
-        let err = RULES
-            .failure(
-                Class::NotFound,
-                format!("no parameters under {path} (GetParametersByPath, recursive)"),
-            )
-            .for_secret(&r);
-        return (r, Err(err));
+        let why = format!("no parameters under {path} (GetParametersByPath, recursive)");
+        return failed(r, Class::NotFound, why);
     }
     log::at(2, Event::Fetch)
         .source("ssm")
@@ -222,45 +208,36 @@ enum Job {
 
 /// Makes the plan's calls. Every parameter of every call gets an outcome.
 pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut jobs = JoinSet::new();
+    let mut jobs = Vec::new();
     for RegionCalls { region, calls } in plan {
         let client = clients.ssm_for_region(&region).clone();
         for call in calls {
-            let (client, limit) = (client.clone(), limit.clone());
-            match call {
-                Call::Batch(refs) => {
-                    log::at(2, Event::Fetch).source("ssm").say(format_args!(
-                        "GetParameters for {} name(s) in {region}",
-                        refs.len()
-                    ));
-                    jobs.spawn(async move {
-                        let _permit = limit.acquire_owned().await;
-                        Job::Group(get_group(client, refs).await)
-                    });
-                }
-                Call::One(r) => {
-                    log::at(2, Event::Fetch)
-                        .source("ssm")
-                        .say(format_args!("GetParametersByPath {r} in {region}"));
-                    jobs.spawn(async move {
-                        let _permit = limit.acquire_owned().await;
-                        Job::Path(get_path(client, r).await)
-                    });
-                }
+            let line = log::at(2, Event::Fetch).source("ssm");
+            match &call {
+                Call::Batch(refs) => line.say(format_args!(
+                    "GetParameters for {} name(s) in {region}",
+                    refs.len()
+                )),
+                Call::One(r) => line.say(format_args!("GetParametersByPath {r} in {region}")),
             }
+            let client = client.clone();
+            jobs.push(async move {
+                match call {
+                    Call::Batch(refs) => Job::Group(get_group(client, refs).await),
+                    Call::One(r) => Job::Path(get_path(client, r).await),
+                }
+            });
         }
     }
     let mut results = Vec::new();
     let mut missing: Vec<SecretRef> = Vec::new();
-    while let Some(joined) = jobs.join_next().await {
-        match joined {
-            Ok(Job::Group(g)) => {
+    for job in super::in_flight(jobs).await {
+        match job {
+            Job::Group(g) => {
                 results.extend(g.done);
                 missing.extend(g.missing);
             }
-            Ok(Job::Path(o)) => results.push(o),
-            Err(_) => {}
+            Job::Path(o) => results.push(o),
         }
     }
     missing.sort();
@@ -306,7 +283,8 @@ mod tests {
         ];
         let p = r("ssm:/app/db");
         for (code, exit) in rows {
-            let e = RULES.coded(code, Some("msg\x1b[2J")).for_secret(&p);
+            let (class, what) = RULES.read_code(code, Some("msg\x1b[2J"));
+            let e = RULES.failure(class, what).for_secret(&p);
             assert_eq!(e.exit_code(), exit, "{code}");
             let text = e.to_string();
             assert!(

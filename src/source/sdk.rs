@@ -1,7 +1,8 @@
-//! AWS SDK errors into `Failure`s for Parameter Store (Secrets Manager keeps its own reading,
-//! which also names the region and endpoint asked): a service names its code classes and its
+//! AWS SDK errors into `Failure`s for every AWS source: a service names its code classes and its
 //! advice (`Rules`); how an `SdkError` is read — transport (certificate, proxy), service error,
 //! timeout, dispatch failure, unreadable response — and what of it may be shown is decided here.
+//! A service that words its failures further (Secrets Manager names the region asked) takes the
+//! reading (`read`, `read_code`) and builds the `Failure` itself.
 
 use super::tls::{self, Transport};
 use super::{Class, Failure};
@@ -45,31 +46,40 @@ impl Rules {
         }
     }
 
-    /// The failure an AWS error code (and its remote message, sanitised, without the full stop
-    /// that would run into our "; ") stands for.
-    pub fn coded(&self, code: &str, message: Option<&str>) -> Failure {
-        let class = (self.classify)(code);
-        let message = message.map(|m| one_line(m).trim_end_matches('.').to_string());
-        match message {
-            Some(m) if !m.is_empty() => self.failure(class, format!("{code}: {m}")),
-            _ => self.failure(class, code.to_string()),
-        }
-    }
-
     pub fn sdk<E>(&self, err: &SdkError<E, HttpResponse>) -> Failure
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let unavailable = |what: String| self.failure(Class::Unavailable, what);
+        let (class, what) = self.read(err);
+        self.failure(class, what)
+    }
+
+    /// The class of an AWS error code, and the code with its remote message (sanitised, without
+    /// the full stop that would run into our "; ").
+    pub fn read_code(&self, code: &str, message: Option<&str>) -> (Class, String) {
+        let class = (self.classify)(code);
+        let message = message.map(|m| one_line(m).trim_end_matches('.').to_string());
+        match message {
+            Some(m) if !m.is_empty() => (class, format!("{code}: {m}")),
+            _ => (class, code.to_string()),
+        }
+    }
+
+    /// The class of a failed SDK call and what may be shown of it, before any advice.
+    pub fn read<E>(&self, err: &SdkError<E, HttpResponse>) -> (Class, String)
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let unavailable = |what: String| (Class::Unavailable, what);
         if let Some(t) = tls::transport_error(err) {
             return match t {
-                Transport::Certificate(why) => self.failure(Class::Config, why),
+                Transport::Certificate(why) => (Class::Config, why),
                 Transport::Proxy(why) => unavailable(why),
             };
         }
         match err {
             SdkError::ServiceError(se) => match se.err().code() {
-                Some(code) => self.coded(code, se.err().message()),
+                Some(code) => self.read_code(code, se.err().message()),
                 // No `__type`: whatever answered is not the service (a proxy page, a stub).
                 None => unavailable(format!(
                     "the reply (HTTP {}) is not a {} response",
@@ -94,7 +104,7 @@ impl Rules {
                 "the response could not be read (truncated or not {} JSON)",
                 self.service
             )),
-            SdkError::ConstructionFailure(_) => self.failure(Class::Config, cause_chain(err)),
+            SdkError::ConstructionFailure(_) => (Class::Config, cause_chain(err)),
             _ => unavailable("unexpected SDK error".into()),
         }
     }
@@ -130,6 +140,46 @@ mod tests {
         }
         for code in ["ThrottlingException", "ParameterNotFound", ""] {
             assert!(!is_denial_or_credentials(code), "{code}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn cause_chain_is_display_only() {
+        let chain = |texts: &[&'static str]| {
+            texts
+                .iter()
+                .rev()
+                .fold(None, |inner, t| Some(Box::new(Layer(t, inner))))
+                .unwrap()
+        };
+        let rows: &[(&[&'static str], &str)] = &[
+            (&["dispatch failure"], "dispatch failure"),
+            (
+                &[
+                    "dispatch failure",
+                    "io error",
+                    "Connection reset by peer (os error 104)",
+                ],
+                "dispatch failure: io error: Connection reset by peer (os error 104)",
+            ),
+            // A layer that repeats its source's text adds nothing.
+            (&["timeout: read", "read", ""], "timeout: read"),
+        ];
+        for (layers, want) in rows {
+            assert_eq!(cause_chain(&*chain(layers)), *want, "{layers:?}");
         }
     }
 }

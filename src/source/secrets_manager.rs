@@ -4,28 +4,21 @@
 //! classified here, once per call, into a `Failure`.
 
 use super::aws::{Client, Clients};
-use super::sdk::cause_chain;
+use super::sdk::{Rules, is_denial_or_credentials};
 use super::{Class, Failure, Fetched, Payload};
 use crate::error::Error;
 use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
-use crate::sanitize::one_line;
 use crate::secret::{SecretBytes, SecretText};
-use crate::source::tls::{self, Transport};
 use crate::spec::SecretRef;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::RequestId;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 const SERVICE: &str = "Secrets Manager";
-/// In-flight `GetSecretValue` calls at once: enough to hide latency, few enough not to trip
-/// the account's request-rate limit when a fleet starts together.
-const CONCURRENCY: usize = 16;
 
 type Outcome = (SecretRef, Result<Fetched, Error>);
 
@@ -33,21 +26,11 @@ type Outcome = (SecretRef, Result<Fetched, Error>);
 fn classify(code: &str) -> Class {
     match code {
         "ResourceNotFoundException" | "InvalidRequestException" => Class::NotFound,
-        "AccessDeniedException"
-        | "AccessDenied"
-        | "DecryptionFailure"
+        "DecryptionFailure"
         | "KMSAccessDeniedException"
         | "KMSDisabledException"
-        | "KMSInvalidStateException"
-        | "UnrecognizedClientException"
-        | "InvalidClientTokenId"
-        | "InvalidSignatureException"
-        | "SignatureDoesNotMatch"
-        | "IncompleteSignature"
-        | "MissingAuthenticationToken"
-        | "ExpiredToken"
-        | "ExpiredTokenException"
-        | "RequestExpired" => Class::Permission,
+        | "KMSInvalidStateException" => Class::Permission,
+        c if is_denial_or_credentials(c) => Class::Permission,
         "InvalidParameterException" | "ValidationException" => Class::Rejected,
         _ => Class::Unavailable,
     }
@@ -83,71 +66,38 @@ pub(super) struct Asked {
     pub(super) endpoint: String,
 }
 
+/// How Secrets Manager's errors read; `failure` below words them (advice after the place).
+const RULES: Rules = Rules {
+    service: SERVICE,
+    classify,
+    advice,
+};
+
 fn failure(class: Class, what: String, asked: &Asked) -> Failure {
     let place = if class == Class::NotFound {
         format!(" (asked region {} at {})", asked.region, asked.endpoint)
     } else {
         String::new()
     };
-    Failure {
-        service: SERVICE,
-        class,
-        why: format!("{what}{place}; {}", advice(class)),
-    }
+    RULES.failure(class, format!("{what}{place}"))
 }
 
-/// The failure an AWS error code (and its remote message, sanitised, without the full stop
-/// that would run into our "; ") stands for.
+/// The failure an AWS error code (and its remote message) stands for.
 pub(super) fn coded(code: &str, message: Option<&str>, asked: &Asked) -> Failure {
-    let message = message.map(|m| one_line(m).trim_end_matches('.').to_string());
-    match message {
-        Some(m) if !m.is_empty() => failure(classify(code), format!("{code}: {m}"), asked),
-        _ => failure(classify(code), code.to_string(), asked),
-    }
+    let (class, what) = RULES.read_code(code, message);
+    failure(class, what, asked)
 }
 
 pub(super) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>, asked: &Asked) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let unavailable = |what: String| failure(Class::Unavailable, what, asked);
+    // The body cap's message names Secrets Manager, so only this source looks for it.
     if let Some(t) = super::body_cap::exceeded(err) {
-        return unavailable(t.to_string());
+        return failure(Class::Unavailable, t.to_string(), asked);
     }
-    if let Some(t) = tls::transport_error(err) {
-        return match t {
-            Transport::Certificate(why) => failure(Class::Config, why, asked),
-            Transport::Proxy(why) => unavailable(why),
-        };
-    }
-    match err {
-        SdkError::ServiceError(se) => match se.err().code() {
-            Some(code) => coded(code, se.err().message(), asked),
-            // No `__type`: whatever answered is not Secrets Manager (a proxy page, a stub).
-            None => unavailable(format!(
-                "the reply (HTTP {}) is not a Secrets Manager response",
-                se.raw().status().as_u16()
-            )),
-        },
-        SdkError::TimeoutError(_) => unavailable("timed out after every attempt".into()),
-        SdkError::DispatchFailure(df) => {
-            let kind = if df.is_timeout() {
-                "connection timed out"
-            } else if df.is_io() {
-                "connection failed"
-            } else {
-                "request could not be sent"
-            };
-            // The connector's error chain names hosts and OS errors, never bodies.
-            unavailable(format!("{kind} ({})", cause_chain(err)))
-        }
-        // A body that does not parse may hold anything, so its parser's message is not shown.
-        SdkError::ResponseError(_) => unavailable(
-            "the response could not be read (truncated or not Secrets Manager JSON)".into(),
-        ),
-        SdkError::ConstructionFailure(_) => failure(Class::Config, cause_chain(err), asked),
-        _ => unavailable("unexpected SDK error".into()),
-    }
+    let (class, what) = RULES.read(err);
+    failure(class, what, asked)
 }
 
 /// The fields of a `GetSecretValue` answer or a batch entry, moved out of the SDK's struct so the
@@ -391,20 +341,10 @@ pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
         }
     }
 
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut gets = JoinSet::new();
-    for (client, asked, r) in singles {
-        let limit = limit.clone();
-        gets.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            get_one(client, r, asked).await
-        });
-    }
-    while let Some(joined) = gets.join_next().await {
-        if let Ok(outcome) = joined {
-            results.push(outcome);
-        }
-    }
+    let gets = singles
+        .into_iter()
+        .map(|(client, asked, r)| get_one(client, r, asked));
+    results.extend(super::in_flight(gets).await);
     results
 }
 
@@ -442,46 +382,6 @@ mod tests {
             // Only "not found" says where it asked: the wrong region is its commonest cause.
             let place = "(asked region eu-west-1 at https://sm.example)";
             assert_eq!(text.contains(place), class == Class::NotFound, "{text}");
-        }
-    }
-
-    #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
-    impl std::fmt::Display for Layer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-    impl std::error::Error for Layer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|l| l as _)
-        }
-    }
-
-    #[test]
-    fn cause_chain_is_display_only() {
-        let chain = |texts: &[&'static str]| {
-            texts
-                .iter()
-                .rev()
-                .fold(None, |inner, t| Some(Box::new(Layer(t, inner))))
-                .unwrap()
-        };
-        let rows: &[(&[&'static str], &str)] = &[
-            (&["dispatch failure"], "dispatch failure"),
-            (
-                &[
-                    "dispatch failure",
-                    "io error",
-                    "Connection reset by peer (os error 104)",
-                ],
-                "dispatch failure: io error: Connection reset by peer (os error 104)",
-            ),
-            // A layer that repeats its source's text adds nothing.
-            (&["timeout: read", "read", ""], "timeout: read"),
-        ];
-        for (layers, want) in rows {
-            assert_eq!(cause_chain(&*chain(layers)), *want, "{layers:?}");
         }
     }
 
