@@ -156,95 +156,79 @@ mod tests {
         }
     }
 
+    /// Names the policy reaches through a prefix or in another case, with the rule that refuses
+    /// them, and near misses it must let through.
     #[test]
     fn refusal_table() {
-        let refused = [
-            "LD_PRELOAD",
-            "ld_preload",
-            "LD_LIBRARY_PATH",
-            "DYLD_INSERT_LIBRARIES",
-            "GLIBC_TUNABLES",
-            "GCONV_PATH",
-            "MALLOC_CHECK_",
-            "PATH",
-            "IFS",
-            "ENV",
-            "BASH_ENV",
-            "BASH_FUNC_x%%",
-            "SHELLOPTS",
-            "PS4",
-            "PROMPT_COMMAND",
-            "NODE_OPTIONS",
-            "PYTHONPATH",
-            "PYTHONSTARTUP",
-            "PYTHONHOME",
-            "PERL5LIB",
-            "PERL5OPT",
-            "RUBYOPT",
-            "RUBYLIB",
-            "JAVA_TOOL_OPTIONS",
-            "_JAVA_OPTIONS",
-            "JDK_JAVA_OPTIONS",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "NO_PROXY",
-            "SSL_CERT_FILE",
-            "REQUESTS_CA_BUNDLE",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_ENDPOINT_URL",
-            "SECRET_EXEC_ANYTHING",
-            "GETCONF_DIR",
-            "HOSTALIASES",
-            "LOCALDOMAIN",
-            "LOCPATH",
-            "NIS_PATH",
-            "NLSPATH",
-            "RESOLV_HOST_CONF",
-            "RES_OPTIONS",
-            "TMPDIR",
-            "TZDIR",
-            "MALLOC_TRACE",
-            "LD_AUDIT",
-            "all_proxy",
-            "ftp_proxy",
-            "SSL_CERT_DIR",
-            "CURL_CA_BUNDLE",
-            "NODE_EXTRA_CA_CERTS",
-            "GIT_SSL_CAINFO",
-            "NODE_TLS_REJECT_UNAUTHORIZED",
-            "PYTHONHTTPSVERIFY",
-            "GIT_SSL_NO_VERIFY",
-            "aws_ca_bundle",
+        let rows: &[(&str, Option<&str>)] = &[
+            ("LD_PRELOAD", Some("LD_*")),
+            ("ld_preload", Some("LD_*")),
+            ("LD_LIBRARY_PATH", Some("LD_*")),
+            ("LD_AUDIT", Some("LD_*")),
+            ("DYLD_INSERT_LIBRARIES", Some("DYLD_*")),
+            ("MALLOC_CHECK_", Some("MALLOC_*")),
+            ("MALLOC_TRACE", Some("MALLOC_*")),
+            ("BASH_FUNC_x%%", Some("BASH_FUNC_*")),
+            ("BASH_FUNC_f%%", Some("BASH_FUNC_*")),
+            ("AWS_ACCESS_KEY_ID", Some("AWS_*")),
+            ("AWS_ENDPOINT_URL", Some("AWS_*")),
+            ("AWS_REGION", Some("AWS_*")),
+            ("aws_ca_bundle", Some("AWS_*")),
+            ("SECRET_EXEC_ANYTHING", Some("SECRET_EXEC_*")),
+            ("Path", Some("PATH")),
+            ("http_proxy", Some("HTTP_PROXY")),
+            ("all_proxy", Some("ALL_PROXY")),
+            ("ftp_proxy", Some("FTP_PROXY")),
+            ("USERNAME", None),
+            ("PASSWORD", None),
+            ("HOST", None),
+            ("PORT", None),
+            ("ENGINE", None),
+            ("PATHS", None),
+            ("MY_PATH", None),
+            ("LD", None),
+            ("AWS", None),
+            ("AWSX_KEY", None),
+            ("XLD_PRELOAD", None),
+            ("SECRET_EXEC", None),
+            ("HTTP_PROXY_HOST", None),
+            ("DB_PATH", None),
         ];
-        for name in refused {
-            assert!(refusal(name).is_some(), "{name} should be refused");
+        for (name, rule) in rows {
+            assert_eq!(refusal(name), *rule, "{name}");
         }
-        for (name, rule) in [
-            ("ld_preload", "LD_*"),
-            ("AWS_REGION", "AWS_*"),
-            ("Path", "PATH"),
-            ("BASH_FUNC_f%%", "BASH_FUNC_*"),
-        ] {
-            assert_eq!(refusal(name), Some(rule), "{name}");
+    }
+
+    /// The table users read in docs/mapping.md is the policy, entry for entry: every name and
+    /// prefix it lists is refused (in either case), and it lists every rule there is.
+    #[test]
+    fn the_documented_table_is_the_policy() {
+        let doc = include_str!("../../docs/mapping.md");
+        let table = doc
+            .split("## Refused names")
+            .nth(1)
+            .and_then(|s| s.split("\n\n|").nth(1))
+            .and_then(|s| s.split("\n\n").next())
+            .expect("docs/mapping.md has a refused-names table");
+        let listed: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .filter_map(|row| row.rsplit('|').nth(1))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .collect();
+        let rules = REFUSED.len() + REFUSED_PREFIXES.len();
+        assert_eq!(listed.len(), rules, "{listed:?}");
+        for rule in &listed {
+            let example = match rule.strip_suffix('*') {
+                Some(stem) => format!("{stem}X"),
+                None => (*rule).to_string(),
+            };
+            assert_eq!(refusal(&example), Some(*rule), "{example}");
+            let lower = example.to_ascii_lowercase();
+            assert_eq!(refusal(&lower), Some(*rule), "{lower}");
         }
-        let allowed = [
-            "USERNAME",
-            "PASSWORD",
-            "HOST",
-            "PORT",
-            "ENGINE",
-            "PATHS",
-            "MY_PATH",
-            "LD",
-            "AWS",
-            "AWSX_KEY",
-            "XLD_PRELOAD",
-            "SECRET_EXEC",
-            "HTTP_PROXY_HOST",
-            "DB_PATH",
-        ];
-        for name in allowed {
-            assert_eq!(refusal(name), None, "{name} should be allowed");
+        for rule in REFUSED.iter().chain(REFUSED_PREFIXES) {
+            assert!(listed.contains(rule), "{rule} is missing from docs/mapping.md");
         }
     }
 
