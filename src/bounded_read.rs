@@ -102,15 +102,11 @@ mod tests {
 
     #[test]
     fn kinds_sizes_and_missing() {
-        let dir = std::env::temp_dir().join(format!("bounded-read-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("bounded-read");
         let fifo = dir.join("fifo");
-        let _ = std::fs::remove_file(&fifo);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR).unwrap();
-        let big = dir.join("big");
-        File::create(&big).unwrap().set_len(11).unwrap();
-        let ok = dir.join("ok");
-        std::fs::write(&ok, b"[default]\n").unwrap();
+        let big = dir.file("big", [0u8; 11]);
+        let ok = dir.file("ok", b"[default]\n");
 
         assert!(matches!(
             read_now(&fifo, 10),
@@ -121,7 +117,7 @@ mod tests {
             Err(ReadError::NotRegular("character device"))
         ));
         assert!(matches!(
-            read_now(&dir, 10),
+            read_now(dir.path(), 10),
             Err(ReadError::NotRegular("directory"))
         ));
         assert!(
@@ -136,6 +132,5 @@ mod tests {
             read_now(&ok, 10).unwrap().unwrap().as_slice(),
             b"[default]\n"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

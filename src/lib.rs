@@ -20,6 +20,8 @@ pub mod output;
 pub(crate) mod plan;
 pub mod run;
 pub(crate) mod sanitize;
+#[cfg(test)]
+mod scratch;
 pub(crate) mod secret;
 pub mod signals;
 pub(crate) mod source;

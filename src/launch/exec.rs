@@ -345,11 +345,9 @@ mod tests {
 
     #[test]
     fn predictions() {
-        let dir = std::env::temp_dir().join(format!("se-predict-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let plain = dir.join("plain");
-        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
-        let d = dir.display().to_string();
+        let dir = crate::scratch::Scratch::new("predict");
+        dir.file("plain", "#!/bin/sh\n");
+        let d = dir.path().display().to_string();
         let rows: &[(&str, Option<&str>, Result<&str, i32>)] = &[
             ("sh", Some("/nonexistent:/bin"), Ok("/bin/sh")),
             ("/bin/sh", None, Ok("/bin/sh")),
@@ -368,7 +366,6 @@ mod tests {
         }
         let hidden = predict(b"no-such-cmd-x", Some(b"/secret/dir"), false).unwrap_err();
         assert!(!hidden.to_string().contains("/secret/dir"), "{hidden}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -228,7 +228,10 @@ mod tests {
             assert_eq!(refusal(&lower), Some(*rule), "{lower}");
         }
         for rule in REFUSED.iter().chain(REFUSED_PREFIXES) {
-            assert!(listed.contains(rule), "{rule} is missing from docs/mapping.md");
+            assert!(
+                listed.contains(rule),
+                "{rule} is missing from docs/mapping.md"
+            );
         }
     }
 

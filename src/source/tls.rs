@@ -556,16 +556,12 @@ mod tests {
 
     #[test]
     fn named_files_that_hold_no_certificate_are_78() {
-        let dir = std::env::temp_dir().join(format!("secret-exec-tls-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
-        std::fs::write(&empty, "").unwrap();
-        let junk = dir.join("junk.pem");
-        std::fs::write(
-            &junk,
+        let dir = crate::scratch::Scratch::new("tls-unit");
+        let empty = dir.file("empty.pem", "");
+        let junk = dir.file(
+            "junk.pem",
             "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        );
         for (origin, path) in [
             (Origin::AwsCaBundle, dir.join("missing.pem")),
             (Origin::ProfileCaBundle, empty.clone()),
@@ -583,7 +579,6 @@ mod tests {
             assert!(msg.contains(&*path.to_string_lossy()), "{msg}");
         }
         assert_eq!(load_roots(None).unwrap_err().exit_code(), 78);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
