@@ -155,22 +155,27 @@ fn decrypt_via(sid: &str, service: &str, places: &BTreeSet<Place>) -> Json {
     } else {
         "StringEquals"
     };
-    Json::Obj(vec![
+    let mut statement = allow(sid, "kms:Decrypt", keys);
+    let via = Json::Obj(vec![(
+        "kms:ViaService",
+        Json::List(via.into_iter().collect()),
+    )]);
+    statement.push(("Condition", Json::Obj(vec![(operator, via)])));
+    Json::Obj(statement)
+}
+
+/// The fields of a statement allowing `action` on `resources` (one is printed as a string).
+fn allow(
+    sid: &str,
+    action: &str,
+    resources: impl IntoIterator<Item = String>,
+) -> Vec<(&'static str, Json)> {
+    vec![
         ("Sid", Json::Str(sid.to_string())),
         ("Effect", Json::Str("Allow".into())),
-        ("Action", Json::Str("kms:Decrypt".into())),
-        ("Resource", Json::List(keys.into_iter().collect())),
-        (
-            "Condition",
-            Json::Obj(vec![(
-                operator,
-                Json::Obj(vec![(
-                    "kms:ViaService",
-                    Json::List(via.into_iter().collect()),
-                )]),
-            )]),
-        ),
-    ])
+        ("Action", Json::Str(action.to_string())),
+        ("Resource", Json::List(resources.into_iter().collect())),
+    ]
 }
 
 /// A JSON value with its keys in the order written, so the policy reads the way AWS prints one.
@@ -246,12 +251,11 @@ pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
 
     let mut statements = Vec::new();
     if !resources.is_empty() {
-        statements.push(Json::Obj(vec![
-            ("Sid", Json::Str("ReadTheNamedSecrets".into())),
-            ("Effect", Json::Str("Allow".into())),
-            ("Action", Json::Str("secretsmanager:GetSecretValue".into())),
-            ("Resource", Json::List(resources.into_iter().collect())),
-        ]));
+        statements.push(Json::Obj(allow(
+            "ReadTheNamedSecrets",
+            "secretsmanager:GetSecretValue",
+            resources,
+        )));
     }
     let watched: BTreeSet<String> = plan
         .watched()
@@ -260,25 +264,20 @@ pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
         .collect();
     if watch && !watched.is_empty() {
         // Metadata only: which version holds which stage. Version-pinned secrets are not polled.
-        statements.push(Json::Obj(vec![
-            ("Sid", Json::Str("WatchForRotation".into())),
-            ("Effect", Json::Str("Allow".into())),
-            ("Action", Json::Str("secretsmanager:DescribeSecret".into())),
-            ("Resource", Json::List(watched.into_iter().collect())),
-        ]));
+        statements.push(Json::Obj(allow(
+            "WatchForRotation",
+            "secretsmanager:DescribeSecret",
+            watched,
+        )));
     }
     if plan.may_batch(region) {
         // BatchGetSecretValue has no resource-level permissions; each secret in the batch is
         // still checked against GetSecretValue above.
-        statements.push(Json::Obj(vec![
-            ("Sid", Json::Str("FetchSeveralInOneCall".into())),
-            ("Effect", Json::Str("Allow".into())),
-            (
-                "Action",
-                Json::Str("secretsmanager:BatchGetSecretValue".into()),
-            ),
-            ("Resource", Json::Str("*".into())),
-        ]));
+        statements.push(Json::Obj(allow(
+            "FetchSeveralInOneCall",
+            "secretsmanager:BatchGetSecretValue",
+            ["*".to_string()],
+        )));
     }
     if !places.is_empty() {
         // Secrets under the AWS managed key need no KMS grant; a customer managed key does, and
@@ -290,20 +289,18 @@ pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
         ));
     }
     if !parameters.is_empty() {
-        statements.push(Json::Obj(vec![
-            ("Sid", Json::Str("ReadTheNamedParameters".into())),
-            ("Effect", Json::Str("Allow".into())),
-            ("Action", Json::Str("ssm:GetParameters".into())),
-            ("Resource", Json::List(parameters.into_iter().collect())),
-        ]));
+        statements.push(Json::Obj(allow(
+            "ReadTheNamedParameters",
+            "ssm:GetParameters",
+            parameters,
+        )));
     }
     if !paths.is_empty() {
-        statements.push(Json::Obj(vec![
-            ("Sid", Json::Str("ReadEveryParameterBelowThePaths".into())),
-            ("Effect", Json::Str("Allow".into())),
-            ("Action", Json::Str("ssm:GetParametersByPath".into())),
-            ("Resource", Json::List(paths.into_iter().collect())),
-        ]));
+        statements.push(Json::Obj(allow(
+            "ReadEveryParameterBelowThePaths",
+            "ssm:GetParametersByPath",
+            paths,
+        )));
     }
     if !parameter_places.is_empty() {
         statements.push(decrypt_via(
