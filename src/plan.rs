@@ -131,12 +131,12 @@ impl Plan {
         regions
     }
 
-    /// The calls for one backend, by region: per region, plain AWSCURRENT reads are batched when
-    /// there are at least `MIN_BATCH` of them; the rest go one by one.
+    /// The calls for one backend, by region, as `secret_calls` and `parameter_calls` make them;
+    /// through the agent, one by one.
     pub fn calls(&self, backend: Backend, default_region: &str) -> Vec<RegionCalls> {
         match backend {
-            Backend::SecretsManager => self.secret_calls(default_region),
-            Backend::ParameterStore => self.parameter_calls(default_region),
+            Backend::SecretsManager => self.per_region(backend, default_region, secret_calls),
+            Backend::ParameterStore => self.per_region(backend, default_region, parameter_calls),
             // The agent has its own region; every read is one request to it.
             Backend::Agent => vec![RegionCalls {
                 region: default_region.to_string(),
@@ -145,77 +145,29 @@ impl Plan {
         }
     }
 
-    /// Per region: single parameters packed into `GetParameters` calls of at most
-    /// `PARAMETERS_PER_CALL`, a name at most once per call (`/a` and `/a:1` go in different
-    /// calls); each path one `GetParametersByPath`.
-    fn parameter_calls(&self, default_region: &str) -> Vec<RegionCalls> {
-        let mut by_region: BTreeMap<&str, (Vec<Vec<SecretRef>>, Vec<SecretRef>)> = BTreeMap::new();
-        let mut refs: Vec<&SecretRef> = self.secrets(Backend::ParameterStore).collect();
+    /// A backend's calls, by region (an ARN's own, else the default): `calls` makes a region's
+    /// calls from its secrets, sorted.
+    fn per_region(
+        &self,
+        backend: Backend,
+        default_region: &str,
+        calls: fn(Vec<SecretRef>) -> Vec<Call>,
+    ) -> Vec<RegionCalls> {
+        let mut refs: Vec<&SecretRef> = self.secrets(backend).collect();
         refs.sort();
+        let mut by_region: BTreeMap<&str, Vec<SecretRef>> = BTreeMap::new();
         for r in refs {
-            let slot = by_region
-                .entry(r.arn_region().unwrap_or(default_region))
-                .or_default();
-            if r.is_ssm_path() {
-                slot.1.push(r.clone());
-                continue;
-            }
-            let name = r.ssm_name();
-            let fits = slot.0.iter_mut().find(|call| {
-                call.len() < PARAMETERS_PER_CALL && call.iter().all(|c| c.ssm_name() != name)
-            });
-            match fits {
-                Some(call) => call.push(r.clone()),
-                None => slot.0.push(vec![r.clone()]),
-            }
+            let region = r.arn_region().unwrap_or(default_region);
+            by_region.entry(region).or_default().push(r.clone());
         }
         by_region
             .into_iter()
-            .map(|(region, (groups, paths))| RegionCalls {
+            .map(|(region, refs)| RegionCalls {
                 region: region.to_string(),
-                calls: groups
-                    .into_iter()
-                    .map(Call::Batch)
-                    .chain(paths.into_iter().map(Call::One))
-                    .collect(),
+                calls: calls(refs),
             })
             .collect()
     }
-
-    fn secret_calls(&self, default_region: &str) -> Vec<RegionCalls> {
-        let mut by_region: BTreeMap<&str, (Vec<SecretRef>, Vec<SecretRef>)> = BTreeMap::new();
-        let mut secrets: Vec<&SecretRef> = self.secrets(Backend::SecretsManager).collect();
-        secrets.sort();
-        for r in secrets {
-            let slot = by_region
-                .entry(r.arn_region().unwrap_or(default_region))
-                .or_default();
-            if r.is_current() {
-                slot.0.push(r.clone());
-            } else {
-                slot.1.push(r.clone());
-            }
-        }
-        by_region
-            .into_iter()
-            .map(|(region, (current, pinned))| {
-                let mut calls: Vec<Call> = if current.len() >= MIN_BATCH {
-                    current
-                        .chunks(BATCH_SIZE)
-                        .map(|c| Call::Batch(c.to_vec()))
-                        .collect()
-                } else {
-                    current.into_iter().map(Call::One).collect()
-                };
-                calls.extend(pinned.into_iter().map(Call::One));
-                RegionCalls {
-                    region: region.to_string(),
-                    calls,
-                }
-            })
-            .collect()
-    }
-
     /// Whether the run may call `BatchGetSecretValue`. With the default region unknown, names
     /// may share a region with any ARN, so they count towards every ARN region's batch.
     pub fn may_batch(&self, default_region: Option<&str>) -> bool {
@@ -231,6 +183,45 @@ impl Plan {
         let most_in_a_known_region = by_region.into_values().max().unwrap_or(0);
         unknown + most_in_a_known_region >= MIN_BATCH
     }
+}
+
+/// One region's Secrets Manager calls: its plain AWSCURRENT reads batched when there are at
+/// least `MIN_BATCH` of them (at most `BATCH_SIZE` a call); the rest one by one.
+fn secret_calls(refs: Vec<SecretRef>) -> Vec<Call> {
+    let (current, pinned): (Vec<_>, Vec<_>) = refs.into_iter().partition(SecretRef::is_current);
+    let mut calls: Vec<Call> = if current.len() >= MIN_BATCH {
+        current
+            .chunks(BATCH_SIZE)
+            .map(|c| Call::Batch(c.to_vec()))
+            .collect()
+    } else {
+        current.into_iter().map(Call::One).collect()
+    };
+    calls.extend(pinned.into_iter().map(Call::One));
+    calls
+}
+
+/// One region's Parameter Store calls: single parameters packed into `GetParameters` calls of at
+/// most `PARAMETERS_PER_CALL`, a name at most once per call (`/a` and `/a:1` go in different
+/// calls); each path one `GetParametersByPath`.
+fn parameter_calls(refs: Vec<SecretRef>) -> Vec<Call> {
+    let (paths, singles): (Vec<_>, Vec<_>) = refs.into_iter().partition(SecretRef::is_ssm_path);
+    let mut groups: Vec<Vec<SecretRef>> = Vec::new();
+    for r in singles {
+        let name = r.ssm_name();
+        let fits = groups.iter_mut().find(|call| {
+            call.len() < PARAMETERS_PER_CALL && call.iter().all(|c| c.ssm_name() != name)
+        });
+        match fits {
+            Some(call) => call.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(Call::Batch)
+        .chain(paths.into_iter().map(Call::One))
+        .collect()
 }
 
 #[cfg(test)]
