@@ -142,6 +142,22 @@ fn a_path_from_a_secret_stays_out_of_command_not_found() {
     assert!(!out.stderr.contains("canary"), "{}", out.stderr);
 }
 
+/// The same for a command found on that PATH but not runnable (126): the message names the
+/// command, not the secret directory it was found in.
+#[test]
+fn a_path_from_a_secret_stays_out_of_not_executable() {
+    let dir = TempDir::new("canary-dir");
+    std::fs::write(dir.path().join("not-runnable"), "#!/bin/sh\n").unwrap();
+    let name = seeded(dir.path().to_str().unwrap());
+    let out = se()
+        .args(["--secret", &format!("PATH={name}"), "--", "not-runnable"])
+        .run();
+    assert_eq!(out.code(), Some(126), "{}", out.stderr);
+    assert_one_line(&out);
+    assert!(out.stderr.contains("'not-runnable'"), "{}", out.stderr);
+    assert!(!out.stderr.contains("canary"), "{}", out.stderr);
+}
+
 /// Waits for `child` to end. One that outlives `HANG` is killed and fails the test with `hung`:
 /// a liveness bound, not a timing assertion.
 fn ended(child: &mut Child, hung: &str) -> ExitStatus {
