@@ -195,10 +195,23 @@ pub(crate) fn next(errno: i32) -> Next {
     }
 }
 
+/// How a candidate may appear in a message: as found, unless it was built from a PATH a secret
+/// set (`path_shown` false). Then the directory is part of a secret value, and only the command
+/// as given is shown.
+fn shown_as(candidate: &[u8], command: &[u8], path_shown: bool) -> String {
+    let text = if path_shown || command.contains(&b'/') {
+        candidate
+    } else {
+        command
+    };
+    String::from_utf8_lossy(text).into_owned()
+}
+
 /// The error for a PATH search that ended without exec: `failed` is the candidate that stopped
 /// it (or the first one denied) with its errno, `None` when no candidate exists.
 pub(crate) fn failure(command: &OsStr, failed: Option<(&CStr, Errno)>, env: &EnvBlock) -> Error {
-    let path = |p: &CStr| p.to_string_lossy().into_owned();
+    let path_shown = env.shown_path().is_some();
+    let path = |p: &CStr| shown_as(p.to_bytes(), command.as_bytes(), path_shown);
     match failed {
         Some((_, Errno::E2BIG)) => Error::DataGeneral(
             "the kernel refused the environment as too large (E2BIG); \
@@ -262,7 +275,11 @@ pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files, too_big: &str) -> 
                     "the kernel refused to start '{}' (E2BIG): its arguments and environment, \
                      with what its #! interpreters add, exceed {too_big}; inject fewer or \
                      smaller values, start with -i, or raise ulimit -s",
-                    cpath.to_string_lossy()
+                    shown_as(
+                        cpath.to_bytes(),
+                        argv[0].as_bytes(),
+                        env.shown_path().is_some()
+                    )
                 ));
             }
             Next::Stop => return failure(&argv[0], Some((cpath, e)), env),
@@ -306,7 +323,7 @@ fn not_found(command: &[u8], path: Option<Option<&[u8]>>) -> Error {
 /// What `exec` would do with `command` under `path`, without doing it (for `--dry-run`): the
 /// file it would run, or the 126/127 error it would end with. Same search, same order; "would
 /// run" means a regular file with an execute bit for us, which is what execve checks first.
-/// `path_shown` is false when PATH comes from a secret: the message then leaves it out.
+/// `path_shown` is false when PATH comes from a secret: what is shown then leaves it out.
 pub fn predict(command: &[u8], path: Option<&[u8]>, path_shown: bool) -> Result<String, Error> {
     use std::os::unix::fs::PermissionsExt;
     let shown = String::from_utf8_lossy(command).into_owned();
@@ -326,9 +343,9 @@ pub fn predict(command: &[u8], path: Option<&[u8]>, path_shown: bool) -> Result<
             && meta.permissions().mode() & 0o111 != 0
             && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok();
         if runnable {
-            return Ok(p.display().to_string());
+            return Ok(shown_as(&candidate, command, path_shown));
         }
-        denied.get_or_insert_with(|| p.display().to_string());
+        denied.get_or_insert_with(|| shown_as(&candidate, command, path_shown));
     }
     Err(match denied {
         Some(p) => Error::NotExecutable {
@@ -366,6 +383,10 @@ mod tests {
         }
         let hidden = predict(b"no-such-cmd-x", Some(b"/secret/dir"), false).unwrap_err();
         assert!(!hidden.to_string().contains("/secret/dir"), "{hidden}");
+        // Found, or found but not runnable, on a PATH from a secret: the command name only.
+        assert_eq!(predict(b"sh", Some(b"/bin"), false).unwrap(), "sh");
+        let denied = predict(b"plain", Some(d.as_bytes()), false).unwrap_err();
+        assert!(!denied.to_string().contains(&d), "{denied}");
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! Hostile inputs that must neither hang, panic nor start COMMAND after a signal: files that never
-//! end or never open, signals at any moment of a launch, closed and full outputs, unusable
-//! settings, malformed and deeply nested secrets, odd `-u` names.
+//! end or never open, signals at any moment of a launch (and while stdout is stuck), closed and
+//! full outputs, unusable settings, malformed and deeply nested secrets, odd `-u` names, `#!`
+//! chains that push an exec past the kernel's limit.
 
 use crate::faultsrv::{FaultServer, Reply};
-use crate::support::{HANG, Out, TempDir, moto, se, unique};
+use crate::support::{HANG, Out, Run, TempDir, moto, se, unique};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::Signal;
+use secret_exec::deliver::environ::{HEADROOM, Limits, exec_bytes};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,6 +142,38 @@ fn a_path_from_a_secret_stays_out_of_command_not_found() {
     assert!(!out.stderr.contains("canary"), "{}", out.stderr);
 }
 
+/// The same for a command found on that PATH but not runnable (126): the message names the
+/// command, not the secret directory it was found in.
+#[test]
+fn a_path_from_a_secret_stays_out_of_not_executable() {
+    let dir = TempDir::new("canary-dir");
+    std::fs::write(dir.path().join("not-runnable"), "#!/bin/sh\n").unwrap();
+    let name = seeded(dir.path().to_str().unwrap());
+    let out = se()
+        .args(["--secret", &format!("PATH={name}"), "--", "not-runnable"])
+        .run();
+    assert_eq!(out.code(), Some(126), "{}", out.stderr);
+    assert_one_line(&out);
+    assert!(out.stderr.contains("'not-runnable'"), "{}", out.stderr);
+    assert!(!out.stderr.contains("canary"), "{}", out.stderr);
+}
+
+/// Waits for `child` to end. One that outlives `HANG` is killed and fails the test with `hung`:
+/// a liveness bound, not a timing assertion.
+fn ended(child: &mut Child, hung: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > HANG {
+            let _ = child.kill();
+            panic!("{hung}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A gate a fault-server rule waits on, opened by the test.
 #[derive(Default)]
 struct Gate(Mutex<bool>, Condvar);
@@ -189,13 +226,7 @@ fn signal_during_fetch(sig: Signal) -> (Out, bool) {
     // Let the held request through: a run the signal did not end completes now.
     gate.open();
     let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < HANG, "hung after {sig}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = ended(&mut child, &format!("hung after {sig}"));
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     let out = Out {
@@ -283,17 +314,10 @@ fn sigterm_at_any_moment_stops_the_launch_or_reaches_command() {
             Signal::SIGTERM,
         )
         .unwrap();
-        let t = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if t.elapsed() > HANG {
-                let _ = child.kill();
-                panic!("launch {i}: SIGTERM was lost; COMMAND kept running");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = ended(
+            &mut child,
+            &format!("launch {i}: SIGTERM was lost; COMMAND kept running"),
+        );
         match (status.code(), status.signal()) {
             (Some(143), _) => tally[0] += 1,
             (Some(99), _) => tally[1] += 1,
@@ -656,4 +680,233 @@ fn credential_process_helpers_end_with_the_run() {
     assert_ne!(out.code(), Some(0), "{}", out.stderr);
     assert_one_line(&out);
     assert!(!out.stderr.contains("stderr-canary"), "{}", out.stderr);
+}
+
+/// Whether `pid`'s main thread sleeps in write(2) on fd 1: /proc/PID/syscall shows the call and
+/// its arguments only while the thread is blocked in it ("running" otherwise).
+fn blocked_writing_stdout(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| {
+        let mut fields = s.split_whitespace();
+        fields.next() == Some(nix::libc::SYS_write.to_string().as_str())
+            && fields.next() == Some("0x1")
+    })
+}
+
+/// The watchdog's forced exit: a signal while the main flow is stuck where nothing reaches it (a
+/// `--dry-run` report into a full pipe nobody reads) still ends the run with 128+n, one line
+/// naming the signal, and no value in it.
+#[test]
+fn a_signal_while_stdout_is_stuck_ends_the_run() {
+    let obj: serde_json::Map<String, serde_json::Value> = (0..200)
+        .map(|i| (format!("k{i}"), format!("stuck-canary-{i}").into()))
+        .collect();
+    let name = seeded(&serde_json::Value::Object(obj).to_string());
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let (unread, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        // One page of room, so the report (a row per key) cannot fit.
+        nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+        let mut child = se()
+            .args(["--dry-run", "--secret", &name])
+            .cmd
+            .stdout(Stdio::from(w))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !blocked_writing_stdout(child.id()) {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{sig}: ended before blocking on stdout"
+            );
+            assert!(start.elapsed() < HANG, "{sig}: never blocked on stdout");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = ended(&mut child, &format!("{sig}: still stuck"));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        drop(unread);
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {stderr}");
+        let out = Out {
+            status,
+            stdout: String::new(),
+            stderr,
+            pid: child.id(),
+            elapsed: start.elapsed(),
+        };
+        assert_one_line(&out);
+        assert!(out.stderr.contains(sig.as_str()), "{}", out.stderr);
+        out.assert_no_leak(&["stuck-canary"]);
+    }
+}
+
+/// The stack soft limit the E2BIG test runs under: its quarter is below ARG_MAX, so the kernel's
+/// total is ARG_MAX (128 KiB) whatever this machine's own limit.
+const SMALL_STACK: u64 = 512 << 10;
+
+/// `run` with its stack soft limit set to `stack` in the child, before secret-exec starts.
+fn with_stack(mut run: Run, stack: u64) -> Run {
+    let (_, hard) = getrlimit(Resource::RLIMIT_STACK).unwrap();
+    // SAFETY: the hook makes one setrlimit syscall, which is async-signal-safe.
+    unsafe {
+        run.cmd.pre_exec(move || {
+            setrlimit(Resource::RLIMIT_STACK, stack, hard).map_err(std::io::Error::from)
+        })
+    };
+    run
+}
+
+/// What execve counts against the limit (as [`exec_bytes`]) for `filename`, `argv` and `envs`
+/// once binfmt_script has followed `chain`, the interpreter and argument of each `#!` line in
+/// turn. Each level drops argv[0] and copies in the script path (the filename, then the previous
+/// interpreter), the argument and the interpreter (load_script); the pointers were reserved for
+/// the first argv and envp only (bprm_stack_limits), so the new strings add no pointer.
+fn kernel_bytes(filename: &[u8], argv: &[usize], envs: &[usize], chain: &[(&str, &str)]) -> usize {
+    let mut total = exec_bytes(filename.len(), argv, envs);
+    let (mut script, mut arg0) = (filename.len(), argv[0]);
+    for (interp, arg) in chain {
+        total -= arg0 + 1;
+        total += script + 1 + interp.len() + 1;
+        if !arg.is_empty() {
+            total += arg.len() + 1;
+        }
+        (script, arg0) = (interp.len(), interp.len());
+    }
+    total
+}
+
+/// Writes an executable script at `path`.
+fn script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The longest `#!` line the kernel reads whole: BINPRM_BUF_SIZE (256) must hold its newline.
+const SHEBANG_MAX: usize = 255;
+
+/// An argument that makes `#!interp arg` a line of SHEBANG_MAX bytes with its newline.
+fn filler(interp: &str) -> String {
+    "a".repeat(SHEBANG_MAX - "#! \n".len() - interp.len())
+}
+
+/// A chain of `#!` interpreters adds strings in the kernel that the limit check cannot see, so
+/// an environment inside secret-exec's prediction can still get E2BIG from execve. The check
+/// keeps HEADROOM (two PATH_MAX paths and one #! line) for them, so it takes a command found on
+/// PATH in a directory whose script path is PATH_MAX - 1 bytes (the kernel copies it twice while
+/// argv[0] stays "s0") and two nested `#!` lines of SHEBANG_MAX bytes to get past it. The environment is
+/// padded so the prediction is exactly the limit: one byte more is refused by the check, the
+/// chain is E2BIG and reported naming the limit and the injected variables largest first, and
+/// a script with one plain `#!` line runs with the very same environment.
+#[test]
+fn e2big_from_a_chain_of_interpreters_names_the_limit_and_the_largest_variables() {
+    let dir = TempDir::new("e2big");
+    // Components of 255 bytes (NAME_MAX), then one that makes .../s0 exactly PATH_MAX - 1.
+    let mut long = dir.path().as_os_str().as_bytes().to_vec();
+    while long.len() + 1 + 255 + "/s0".len() < 4095 {
+        long.push(b'/');
+        long.extend_from_slice(&[b'd'; 255]);
+    }
+    let last = 4095 - long.len() - 1 - "/s0".len();
+    long.push(b'/');
+    long.extend_from_slice(&vec![b'd'; last]);
+    let long = PathBuf::from(OsStr::from_bytes(&long));
+    std::fs::create_dir_all(&long).unwrap();
+    let (i1, i2) = (dir.path().join("i1"), dir.path().join("i2"));
+    let (i1s, i2s) = (i1.to_str().unwrap(), i2.to_str().unwrap());
+    let (a1, a2) = (filler(i1s), filler(i2s));
+    // s0 runs i1, which runs i2, which runs /bin/sh; s1 runs /bin/sh at once.
+    script(&i2, "#!/bin/sh\nexit 42\n");
+    script(&i1, &format!("#!{i2s} {a2}\n"));
+    script(&long.join("s0"), &format!("#!{i1s} {a1}\n"));
+    script(&long.join("s1"), "#!/bin/sh\nexit 42\n");
+    let filename = long.join("s0");
+    let filename = filename.as_os_str().as_bytes();
+    assert_eq!(filename.len(), 4095);
+
+    let big_value = format!("canary-big-{}", "b".repeat(60_000));
+    let small_value = format!("canary-small-{}", "s".repeat(30_000));
+    let (big, small) = (seeded(&big_value), seeded(&small_value));
+    let launch = |command: &str, pad: usize| {
+        with_stack(se(), SMALL_STACK)
+            .env("PATH", &long)
+            .env("PAD", "p".repeat(pad))
+            .args(["--secret", &format!("BIG={big}")])
+            .args(["--secret", &format!("SMALL={small}")])
+            .args(["--", command])
+    };
+    let envs = |pad: usize| -> Vec<usize> {
+        launch("s0", pad)
+            .envs()
+            .map(|(k, v)| k.len() + 1 + v.len())
+            .chain([
+                "BIG=".len() + big_value.len(),
+                "SMALL=".len() + small_value.len(),
+            ])
+            .collect()
+    };
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .unwrap()
+        .unwrap() as usize;
+    let limit = Limits::for_stack(SMALL_STACK, page).max_total;
+    let argv = ["s0".len()];
+    // What secret-exec predicts: the strings we see, with HEADROOM for the path and a #! line.
+    let predicted = |pad: usize| exec_bytes(HEADROOM - 1, &argv, &envs(pad));
+    let pad = limit - predicted(0);
+    assert_eq!(predicted(pad), limit);
+    let chain = kernel_bytes(
+        filename,
+        &argv,
+        &envs(pad),
+        &[(i1s, &a1), (i2s, &a2), ("/bin/sh", "")],
+    );
+    let plain = kernel_bytes(filename, &argv, &envs(pad), &[("/bin/sh", "")]);
+    eprintln!(
+        "limit {limit}; predicted {}; kernel: {chain} through the chain, {plain} through one #!",
+        predicted(pad)
+    );
+    assert!(plain <= limit && limit < chain, "{plain} {limit} {chain}");
+
+    let out = launch("s0", pad + 1).run();
+    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("would be {} bytes", limit + 1)),
+        "{}",
+        out.stderr
+    );
+
+    let out = launch("s0", pad).run();
+    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    assert_one_line(&out);
+    let line = &out.stderr;
+    assert!(line.contains("(E2BIG)"), "{line}");
+    assert!(
+        line.contains(&format!("the {limit} bytes the kernel accepts")),
+        "{line}"
+    );
+    let big_at = line
+        .find(&format!(
+            "BIG ({} bytes, from --secret 'BIG={big}')",
+            "BIG=".len() + big_value.len()
+        ))
+        .expect(line);
+    let small_at = line
+        .find(&format!(
+            "SMALL ({} bytes, from --secret 'SMALL={small}')",
+            "SMALL=".len() + small_value.len()
+        ))
+        .expect(line);
+    assert!(big_at < small_at, "not largest first: {line}");
+    out.assert_no_leak(&["canary-big", "canary-small"]);
+
+    // The model is the kernel's to the byte: the chain runs at exactly the limit, E2BIG one over.
+    let fits = pad - (chain - limit);
+    let out = launch("s0", fits).run();
+    assert_eq!(out.code(), Some(42), "{}", out.stderr);
+    let out = launch("s0", fits + 1).run();
+    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    assert!(out.stderr.contains("(E2BIG)"), "{}", out.stderr);
+
+    let out = launch("s1", pad).run();
+    assert_eq!(out.code(), Some(42), "{}", out.stderr);
 }
