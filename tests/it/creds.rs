@@ -395,6 +395,8 @@ fn run_measured(run: Run) -> (Out, i64) {
     use std::process::Stdio;
     let mut cmd = run.cmd;
     let start = std::time::Instant::now();
+    // Reaped below by wait4, which also gives the rusage `Child::wait` would discard.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
