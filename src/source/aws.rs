@@ -209,8 +209,17 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
     let imds = credentials::imds_client(&provider_config);
     let region = resolve_region(opts, plan, &imds, &files).await?;
     let started = Instant::now();
-    let (source, creds) =
-        credentials::resolve(&opts.credentials, &region, &imds, &provider_config).await?;
+    let (source, creds) = credentials::resolve(
+        &opts.credentials,
+        &region,
+        &imds,
+        &provider_config,
+        &credentials::ProfileInputs {
+            files: &profile_files(&files),
+            http: https.clone(),
+        },
+    )
+    .await?;
     log::at(1, Event::Credentials)
         .took(started.elapsed())
         .say(format_args!("credentials resolved"));

@@ -5,16 +5,21 @@
 //! to pages — and never include a reply body, so a malformed answer cannot echo a credential.
 
 pub mod container;
+pub mod process;
 
 use crate::error::Error;
 use crate::source::tls::{self, Transport};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::imds::client::error::ImdsError;
+use aws_config::profile::ProfileSet;
+#[allow(deprecated)]
+use aws_config::profile::profile_file::ProfileFiles;
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_secretsmanager::config::Region;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, SharedRetryClassifier,
@@ -267,6 +272,14 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
             cause(e)
         ))),
         Source::Profile => match e {
+            CredentialsError::ProviderError(_)
+                if let Some(p) = inner.and_then(|i| i.downcast_ref::<process::ProcessError>()) =>
+            {
+                Outcome::Fail(Error::CredentialsRefused {
+                    what: format!("the credential_process of profile '{}' failed", p.profile),
+                    why: p.why.to_string(),
+                })
+            }
             CredentialsError::ProviderError(_) => Outcome::Fail(Error::CredentialsRefused {
                 what: format!("credentials of profile '{profile}' are invalid or expired"),
                 why: format!(
@@ -382,16 +395,26 @@ fn in_container(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> bool {
             .unwrap_or(false)
 }
 
-/// A named profile must exist in one of the files; the SDK would fall through silently.
-async fn check_profile(name: &str, s: &Settings) -> Result<(), Error> {
-    use aws_runtime::env_config::file::EnvConfigFiles;
+/// The profiles as secret-exec read them (see `files`), parsed once for the checks below and
+/// the `credential_process` chain; `None` when they do not parse (the SDK's provider reports it).
+#[allow(deprecated)]
+async fn profile_set(s: &Settings, files: &ProfileFiles) -> Option<ProfileSet> {
     use aws_types::os_shim_internal::{Env, Fs};
-    let set =
-        aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
-            .await
-            .map_err(|e| {
-                Error::Config(format!("cannot read the AWS config files: {}", chain(&e)))
-            })?;
+    let name = s
+        .named_profile()
+        .map(|n| std::borrow::Cow::Owned(n.to_string()));
+    aws_config::profile::load(&Fs::real(), &Env::real(), files, name)
+        .await
+        .ok()
+}
+
+/// A named profile must exist in one of the files; the SDK would fall through silently.
+#[allow(deprecated)]
+async fn check_profile(name: &str, s: &Settings, files: &ProfileFiles) -> Result<(), Error> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let set = aws_config::profile::load(&Fs::real(), &Env::real(), files, None)
+        .await
+        .map_err(|e| Error::Config(format!("cannot read the AWS config files: {}", chain(&e))))?;
     if set.get_profile(name).is_none() {
         return Err(Error::Config(format!(
             "profile '{name}' not found in {} or {}; check --profile and AWS_PROFILE",
@@ -401,21 +424,46 @@ async fn check_profile(name: &str, s: &Settings) -> Result<(), Error> {
     Ok(())
 }
 
+/// What the profile source is built from besides the settings.
+pub struct ProfileInputs<'a> {
+    #[allow(deprecated)]
+    pub files: &'a ProfileFiles,
+    pub http: SharedHttpClient,
+}
+
 /// Builds the provider for each source. STS and SSO clients inside the profile and web
 /// identity providers follow the usual endpoint settings (AWS_ENDPOINT_URL_STS, …).
-fn provider(
+/// A profile chain whose base is a `credential_process` gets secret-exec's bounded provider
+/// (see `process`); every other one is the SDK's.
+async fn provider(
     source: Source,
     s: &Settings,
     conf: &ProviderConfig,
     imds: &aws_config::imds::Client,
+    region: &str,
+    inputs: &ProfileInputs<'_>,
 ) -> Result<SharedCredentialsProvider, Error> {
     Ok(match source {
         Source::EnvKeys => {
             SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
         }
         Source::Profile => {
-            let mut b =
-                aws_config::profile::ProfileFileCredentialsProvider::builder().configure(conf);
+            let set = profile_set(s, inputs.files).await;
+            let own = set
+                .as_ref()
+                .and_then(|set| Some((process::chain(set, set.selected_profile())?, set)));
+            if let Some((chain, set)) = own {
+                return Ok(SharedCredentialsProvider::new(process::ProcessProvider {
+                    chain,
+                    region: Region::new(region.to_string()),
+                    http: inputs.http.clone(),
+                    files: inputs.files.clone(),
+                    profile_name: set.selected_profile().to_string(),
+                }));
+            }
+            let mut b = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(conf)
+                .profile_files(inputs.files.clone());
             if let Some(p) = s.named_profile() {
                 b = b.profile_name(p);
             }
@@ -455,19 +503,20 @@ pub async fn resolve(
     region: &str,
     imds: &aws_config::imds::Client,
     conf: &ProviderConfig,
+    inputs: &ProfileInputs<'_>,
 ) -> Result<(Source, Credentials), Error> {
     let list = sources(s);
     if list.contains(&Source::Profile)
         && let Some(name) = s.named_profile()
     {
-        check_profile(name, s).await?;
+        check_profile(name, s, inputs.files).await?;
     }
     let conf = conf
         .clone()
         .with_region(Some(Region::new(region.to_string())));
     let mut reasons = Vec::new();
     for &source in &list {
-        let p = provider(source, s, &conf, imds)?;
+        let p = provider(source, s, &conf, imds, region, inputs).await?;
         match p.provide_credentials().await {
             Ok(c) => return Ok((source, c)),
             Err(e) => match classify(source, s.profile(), &e) {

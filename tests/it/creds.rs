@@ -373,6 +373,204 @@ fn credential_process_profile() {
     assert_fetched_with(&out, &relay, "AKIAPROCESS");
 }
 
+/// An executable helper script in `dir` with `body` after the shebang.
+fn helper(dir: &TempDir, name: &str, body: &str) -> std::path::PathBuf {
+    let script = dir.path().join(name);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+/// What a helper prints when it works.
+fn process_json(akid: &str) -> String {
+    format!(
+        "echo '{{\"Version\": 1, \"AccessKeyId\": \"{akid}\", \"SecretAccessKey\": \"p\", \"Expiration\": \"{FAR}\"}}'"
+    )
+}
+
+/// Runs to completion like `Run::run`, and also returns the peak RSS of the secret-exec
+/// process in KiB (wait4's rusage: the process and the children it reaped).
+fn run_measured(run: Run) -> (Out, i64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut cmd = run.cmd;
+    let start = std::time::Instant::now();
+    // Reaped below by wait4, which also gives the rusage `Child::wait` would discard.
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn secret-exec");
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let (status, rss) = loop {
+        let mut status = 0;
+        // SAFETY: zeroed rusage is a valid out-parameter; wait4 on our own child.
+        let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; WNOHANG so the HANG bound below holds.
+        let got =
+            unsafe { nix::libc::wait4(pid as i32, &mut status, nix::libc::WNOHANG, &mut usage) };
+        if got == pid as i32 {
+            break (status, usage.ru_maxrss);
+        }
+        assert!(got == 0, "wait4: {}", std::io::Error::last_os_error());
+        assert!(start.elapsed() < crate::support::HANG, "secret-exec hung");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let out = Out {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+        pid,
+        elapsed: start.elapsed(),
+    };
+    (out, rss)
+}
+
+/// Far above secret-exec's own peak (about 10 MiB) and far below the 50 MB the helpers print.
+const RSS_BOUND_KIB: i64 = 48 << 10;
+
+/// A helper that floods stdout is stopped at the cap: one line naming the profile and the
+/// cap, the credentials class (77), and memory never near what it printed.
+#[test]
+fn credential_process_stdout_flood_is_capped() {
+    let dir = TempDir::new("flood");
+    for (stem, body) in [
+        ("zeros", "head -c 50000000 /dev/zero"),
+        ("yes", "exec yes CANARY-FLOOD"),
+    ] {
+        let script = helper(&dir, stem, body);
+        let home = config_home(
+            "flood",
+            &format!(
+                "[profile flood]\ncredential_process = {}\n",
+                script.display()
+            ),
+        );
+        let run = with_home(se(), &home)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_PROFILE", "flood")
+            // The deadline is far: the cap, not the deadline, must end it (a timeout is 69).
+            .args([
+                "--timeout",
+                "60s",
+                "--secret",
+                "creds/flood",
+                "--",
+                "/bin/true",
+            ]);
+        let (out, rss) = run_measured(run);
+        assert_eq!(out.code(), Some(77), "{stem}: {}", out.stderr);
+        assert_clean_error(&out, &["CANARY-FLOOD"]);
+        for want in ["credential_process of profile 'flood'", "64 KiB"] {
+            assert!(out.stderr.contains(want), "{stem}: {}", out.stderr);
+        }
+        assert!(rss < RSS_BOUND_KIB, "{stem}: peak RSS {rss} KiB");
+    }
+}
+
+/// A helper's stderr is never read: a flood there costs nothing, and the exit status alone
+/// decides (the credentials are used, or a failure that never quotes it).
+#[test]
+fn credential_process_stderr_flood_is_discarded() {
+    let relay = FakeHttp::moto_relay();
+    let dir = TempDir::new("errflood");
+    let flood = "head -c 50000000 /dev/zero >&2";
+    let good = helper(
+        &dir,
+        "good",
+        &format!("{flood}\n{}", process_json("AKIAERRFLOOD")),
+    );
+    let bad = helper(
+        &dir,
+        "bad",
+        &format!("{flood}\necho CANARY-ERR >&2\nexit 3"),
+    );
+    let home = config_home(
+        "errflood",
+        &format!(
+            "[profile good]\ncredential_process = {}\n[profile bad]\ncredential_process = {}\n",
+            good.display(),
+            bad.display()
+        ),
+    );
+    let (name, run) = setup(&relay);
+    let run = with_home(run, &home).env("AWS_PROFILE", "good").args([
+        "--secret",
+        &format!("APP_*={name}"),
+        "--",
+        "/usr/bin/env",
+        "-0",
+    ]);
+    let (out, rss) = run_measured(run);
+    assert_fetched_with(&out, &relay, "AKIAERRFLOOD");
+    assert!(rss < RSS_BOUND_KIB, "peak RSS {rss} KiB");
+
+    let run = with_home(se(), &home)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_PROFILE", "bad")
+        .args(["--secret", "creds/x", "--", "/bin/true"]);
+    let (out, rss) = run_measured(run);
+    assert_eq!(out.code(), Some(77), "{}", out.stderr);
+    assert_clean_error(&out, &["CANARY-ERR"]);
+    assert!(out.stderr.contains("status 3"), "{}", out.stderr);
+    assert!(out.stderr.contains("profile 'bad'"), "{}", out.stderr);
+    assert!(rss < RSS_BOUND_KIB, "peak RSS {rss} KiB");
+}
+
+/// A role assumed through STS on top of a helper's keys: from a `source_profile`, and from a
+/// profile that is its own source (its helper, not static keys, is the base).
+#[test]
+fn credential_process_base_of_an_assume_role_chain() {
+    let dir = TempDir::new("procchain");
+    let script = helper(&dir, "creds", &process_json("AKIAPROCBASE"));
+    for (profile, text) in [
+        (
+            "app",
+            format!(
+                "[profile base]\ncredential_process = {}\n\n\
+                 [profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\nsource_profile = base\n",
+                script.display()
+            ),
+        ),
+        (
+            "own",
+            format!(
+                "[profile own]\nrole_arn = arn:aws:iam::123456789012:role/own\nsource_profile = own\n\
+                 credential_process = {}\naws_access_key_id = AKIASTATICNOTUSED\naws_secret_access_key = x\n",
+                script.display()
+            ),
+        ),
+    ] {
+        let relay = FakeHttp::moto_relay();
+        let home = config_home("procchain", &text);
+        let (name, run) = setup(&relay);
+        let out = fetch(with_home(run, &home).args(["--profile", profile]), &name);
+        assert_fetched_with(&out, &relay, "ASIA");
+        assert_eq!(relay.sts_actions(), ["AssumeRole"], "{profile}");
+        let sts: Vec<_> = relay
+            .requests()
+            .into_iter()
+            .filter(|r| r.body.contains("Action=AssumeRole"))
+            .collect();
+        assert_eq!(sts[0].signed_by(), Some("AKIAPROCBASE"), "{profile}");
+    }
+}
+
 fn sha1_hex(text: &str) -> String {
     let out = std::process::Command::new("sha1sum")
         .stdin(std::process::Stdio::piped())
