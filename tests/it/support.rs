@@ -51,39 +51,12 @@ pub fn free_port() -> u16 {
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        let path = moto_server_path();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread that
-        // lives as long as the test process.
-        std::thread::spawn(move || {
-            for _ in 0..5 {
-                let port = free_port();
-                // SAFETY: the pre_exec hook makes one prctl syscall, which is async-signal-safe.
-                let child = unsafe {
-                    Command::new(&path)
-                        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                        .env("MOTO_PORT", port.to_string())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .pre_exec(|| {
-                            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                                .map_err(std::io::Error::from)
-                        })
-                        .spawn()
-                        .expect("spawn moto_server")
-                };
-                if wait_ready(port, child) {
-                    tx.send(port).unwrap();
-                    loop {
-                        std::thread::park();
-                    }
-                }
-            }
-            panic!("moto_server did not start");
+        let port = serve_moto(Vec::new(), |port| {
+            matches!(
+                http(port, "GET", "/moto-api/data.json", &[], ""),
+                Ok((200, _))
+            )
         });
-        let port = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("moto_server ready");
         Moto {
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -91,14 +64,55 @@ pub fn moto() -> &'static Moto {
     })
 }
 
-/// Polls moto's own API until it answers (or the process dies).
-fn wait_ready(port: u16, mut child: Child) -> bool {
+/// Starts a moto server on a free loopback port with `extra` arguments (a TLS certificate and
+/// key, say) and returns the port once `ready(port)` holds. It lives as long as the test process.
+pub fn serve_moto(
+    extra: Vec<std::ffi::OsString>,
+    ready: impl Fn(u16) -> bool + Send + 'static,
+) -> u16 {
+    let path = moto_server_path();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread that
+    // lives as long as the test process.
+    std::thread::spawn(move || {
+        for _ in 0..5 {
+            let port = free_port();
+            // SAFETY: the pre_exec hook makes one prctl syscall, which is async-signal-safe.
+            let child = unsafe {
+                Command::new(&path)
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .args(&extra)
+                    .env("MOTO_PORT", port.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .pre_exec(|| {
+                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                            .map_err(std::io::Error::from)
+                    })
+                    .spawn()
+                    .expect("spawn moto_server")
+            };
+            if wait_ready(port, child, &ready) {
+                tx.send(port).unwrap();
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+        panic!("moto_server did not start");
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("moto_server ready")
+}
+
+/// Polls `ready` until it holds (or the process dies).
+fn wait_ready(port: u16, mut child: Child, ready: &dyn Fn(u16) -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", &[], "") {
+        if ready(port) {
             std::mem::forget(child);
             return true;
         }
@@ -116,8 +130,22 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    let s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    exchange(s, port, method, path, headers, body)
+}
+
+/// One HTTP/1.1 request with `Connection: close` over `stream` (plain or TLS); returns the
+/// status and body. What arrived before a read error is the answer: a TLS server may close
+/// without close_notify.
+pub fn exchange(
+    mut stream: impl Read + Write,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -127,9 +155,12 @@ pub fn http(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    s.write_all(req.as_bytes())?;
+    stream.write_all(req.as_bytes())?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
+    let read = stream.read_to_end(&mut resp);
+    if resp.is_empty() {
+        read?;
+    }
     let text = String::from_utf8_lossy(&resp).into_owned();
     let status = text
         .split(' ')
@@ -141,6 +172,29 @@ pub fn http(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Calls one AWS JSON-1.1 action (`X-Amz-Target: <target>.<action>`) through `send` and
+/// returns the parsed answer, failing the test unless it is 200. moto checks no signature,
+/// only the credential scope, which picks its region and service.
+pub fn aws_json(
+    send: impl FnOnce(&[(&str, &str)], &str) -> std::io::Result<(u16, String)>,
+    (target, service, region): (&str, &str, &str),
+    action: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let target = format!("{target}.{action}");
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    let headers = [
+        ("X-Amz-Target", target.as_str()),
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("Authorization", &auth),
+    ];
+    let (status, text) = send(&headers, &body.to_string()).expect("moto answers");
+    assert_eq!(status, 200, "{action} failed: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
 impl Moto {
@@ -157,46 +211,19 @@ impl Moto {
         action: &str,
         body: &serde_json::Value,
     ) -> serde_json::Value {
-        let target = format!("secretsmanager.{action}");
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
-        );
-        let (status, text) = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("X-Amz-Target", &target),
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("Authorization", &auth),
-            ],
-            &body.to_string(),
+        let send = |h: &[(&str, &str)], b: &str| http(self.port, "POST", "/", h, b);
+        aws_json(
+            send,
+            ("secretsmanager", "secretsmanager", region),
+            action,
+            body,
         )
-        .expect("moto answers");
-        assert_eq!(status, 200, "{action} failed: {text}");
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 
     /// Calls a Parameter Store action on moto (same port, same unchecked signatures).
     pub fn ssm(&self, action: &str, body: &serde_json::Value) -> serde_json::Value {
-        let target = format!("AmazonSSM.{action}");
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ssm/aws4_request, SignedHeaders=host, Signature=0"
-        );
-        let (status, text) = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("X-Amz-Target", &target),
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("Authorization", &auth),
-            ],
-            &body.to_string(),
-        )
-        .expect("moto answers");
-        assert_eq!(status, 200, "{action} failed: {text}");
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        let send = |h: &[(&str, &str)], b: &str| http(self.port, "POST", "/", h, b);
+        aws_json(send, ("AmazonSSM", "ssm", REGION), action, body)
     }
 
     /// Puts a parameter (`String`, `SecureString` or `StringList`), overwriting: each put is a

@@ -2,14 +2,13 @@
 //! CA made by openssl, another CA that did not sign it, and a CONNECT proxy on loopback that
 //! counts the tunnels it opens (so "not retried" and "bypassed" are counted, not timed).
 
-use crate::support::{TempDir, free_port, moto_server_path, se, unique};
+use crate::support::{REGION, TempDir, aws_json, exchange, free_port, se, serve_moto, unique};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Pki {
     _dir: TempDir,
@@ -143,31 +142,14 @@ fn https(
         rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
     let sock = TcpStream::connect(("127.0.0.1", port))?;
     sock.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    tls.write_all(req.as_bytes())?;
-    let mut resp = Vec::new();
-    // The server may close without close_notify; what arrived before that is the answer.
-    let _ = tls.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    exchange(
+        rustls::StreamOwned::new(conn, sock),
+        port,
+        method,
+        path,
+        headers,
+        body,
+    )
 }
 
 /// A moto server speaking TLS with the test CA's server certificate.
@@ -175,69 +157,33 @@ fn tls_moto() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
         let p = pki();
-        let dir = p.ca.parent().unwrap().to_path_buf();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = p.ca.parent().unwrap();
         let ca = p.ca.clone();
-        std::thread::spawn(move || {
-            let port = free_port();
-            // SAFETY: the pre_exec closure only calls prctl, which is async-signal-safe.
-            let mut child = unsafe {
-                Command::new(moto_server_path())
-                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                    .arg("-c")
-                    .arg(dir.join("server.pem"))
-                    .arg("-k")
-                    .arg(dir.join("server.key"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .pre_exec(|| {
-                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                            .map_err(std::io::Error::from)
-                    })
-                    .spawn()
-                    .expect("spawn moto_server with TLS")
-            };
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok((200, _)) = https(port, &ca, "GET", "/moto-api/data.json", &[], "") {
-                    tx.send(port).unwrap();
-                    loop {
-                        std::thread::park();
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-        });
-        rx.recv_timeout(Duration::from_secs(90))
-            .expect("moto_server with TLS ready")
+        let args = vec![
+            "-c".into(),
+            dir.join("server.pem").into(),
+            "-k".into(),
+            dir.join("server.key").into(),
+        ];
+        serve_moto(args, move |port| {
+            matches!(
+                https(port, &ca, "GET", "/moto-api/data.json", &[], ""),
+                Ok((200, _))
+            )
+        })
     })
 }
 
 /// Creates a secret on the TLS moto; returns its name.
 fn tls_secret(value: &str) -> String {
     let name = unique("tls");
-    let body = serde_json::json!({"Name": name, "SecretString": value}).to_string();
-    let (status, text) = https(
-        tls_moto(),
-        &pki().ca,
-        "POST",
-        "/",
-        &[
-            ("X-Amz-Target", "secretsmanager.CreateSecret"),
-            ("Content-Type", "application/x-amz-json-1.1"),
-            (
-                "Authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
-            ),
-        ],
-        &body,
-    )
-    .expect("TLS moto answers");
-    assert_eq!(status, 200, "{text}");
+    let send = |h: &[(&str, &str)], b: &str| https(tls_moto(), &pki().ca, "POST", "/", h, b);
+    aws_json(
+        send,
+        ("secretsmanager", "secretsmanager", REGION),
+        "CreateSecret",
+        &serde_json::json!({"Name": name, "SecretString": value}),
+    );
     name
 }
 
