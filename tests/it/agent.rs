@@ -86,7 +86,7 @@ fn start_agent(upstream: &str) -> Option<Agent> {
             if child.try_wait().unwrap().is_some() {
                 break; // the port was taken in between: try another
             }
-            if let Ok((200, body)) = http(port, "GET", "/ping", &[], "")
+            if let Ok((200, body)) = http(plain, port, "GET", "/ping", &[], "")
                 && body.contains("healthy")
             {
                 return Some(Agent {

@@ -53,7 +53,7 @@ pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
         let port = serve_moto(Vec::new(), |port| {
             matches!(
-                http(port, "GET", "/moto-api/data.json", &[], ""),
+                http(plain, port, "GET", "/moto-api/data.json", &[], ""),
                 Ok((200, _))
             )
         });
@@ -122,30 +122,26 @@ fn wait_ready(port: u16, mut child: Child, ready: &dyn Fn(u16) -> bool) -> bool 
     false
 }
 
-/// Minimal HTTP/1.1 client: enough to talk JSON to moto without another dependency.
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<(u16, String)> {
+/// A plain TCP connection to a loopback port, for `http`.
+pub fn plain(port: u16) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    exchange(s, port, method, path, headers, body)
+    Ok(s)
 }
 
-/// One HTTP/1.1 request with `Connection: close` over `stream` (plain or TLS); returns the
-/// status and body. What arrived before a read error is the answer: a TLS server may close
+/// Minimal HTTP/1.1 client, enough to talk JSON to moto without another dependency: one request
+/// with `Connection: close` over the stream `connect(port)` opens (`plain`, or TLS); returns
+/// the status and body. What arrived before a read error is the answer: a TLS server may close
 /// without close_notify.
-pub fn exchange(
-    mut stream: impl Read + Write,
+pub fn http<S: Read + Write>(
+    connect: impl FnOnce(u16) -> std::io::Result<S>,
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    let mut stream = connect(port)?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -211,7 +207,7 @@ impl Moto {
         action: &str,
         body: &serde_json::Value,
     ) -> serde_json::Value {
-        let send = |h: &[(&str, &str)], b: &str| http(self.port, "POST", "/", h, b);
+        let send = |h: &[(&str, &str)], b: &str| http(plain, self.port, "POST", "/", h, b);
         aws_json(
             send,
             ("secretsmanager", "secretsmanager", region),
@@ -222,7 +218,7 @@ impl Moto {
 
     /// Calls a Parameter Store action on moto (same port, same unchecked signatures).
     pub fn ssm(&self, action: &str, body: &serde_json::Value) -> serde_json::Value {
-        let send = |h: &[(&str, &str)], b: &str| http(self.port, "POST", "/", h, b);
+        let send = |h: &[(&str, &str)], b: &str| http(plain, self.port, "POST", "/", h, b);
         aws_json(send, ("AmazonSSM", "ssm", REGION), action, body)
     }
 

@@ -2,13 +2,12 @@
 //! CA made by openssl, another CA that did not sign it, and a CONNECT proxy on loopback that
 //! counts the tunnels it opens (so "not retried" and "bypassed" are counted, not timed).
 
-use crate::support::{REGION, TempDir, aws_json, exchange, free_port, se, serve_moto, unique};
+use crate::support::{REGION, TempDir, aws_json, free_port, http, plain, se, serve_moto, unique};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 struct Pki {
     _dir: TempDir,
@@ -114,43 +113,34 @@ fn pki() -> &'static Pki {
     })
 }
 
-/// One HTTPS request with a test-side rustls client that trusts `ca`.
-fn https(
-    port: u16,
-    ca: &Path,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca)?;
-    for cert in
-        <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
-    {
-        roots.add(cert.unwrap()).unwrap();
+/// Opens a TLS connection to a loopback port with a test-side rustls client that trusts `ca`,
+/// for `support::http`.
+fn tls_to(ca: &Path) -> impl FnOnce(u16) -> std::io::Result<TlsStream> + '_ {
+    move |port| {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(ca)?;
+        for cert in
+            <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(
+                &pem,
+            )
+        {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+        Ok(rustls::StreamOwned::new(conn, plain(port)?))
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
-    let sock = TcpStream::connect(("127.0.0.1", port))?;
-    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
-    exchange(
-        rustls::StreamOwned::new(conn, sock),
-        port,
-        method,
-        path,
-        headers,
-        body,
-    )
 }
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// A moto server speaking TLS with the test CA's server certificate.
 fn tls_moto() -> u16 {
@@ -167,7 +157,7 @@ fn tls_moto() -> u16 {
         ];
         serve_moto(args, move |port| {
             matches!(
-                https(port, &ca, "GET", "/moto-api/data.json", &[], ""),
+                http(tls_to(&ca), port, "GET", "/moto-api/data.json", &[], ""),
                 Ok((200, _))
             )
         })
@@ -177,7 +167,7 @@ fn tls_moto() -> u16 {
 /// Creates a secret on the TLS moto; returns its name.
 fn tls_secret(value: &str) -> String {
     let name = unique("tls");
-    let send = |h: &[(&str, &str)], b: &str| https(tls_moto(), &pki().ca, "POST", "/", h, b);
+    let send = |h: &[(&str, &str)], b: &str| http(tls_to(&pki().ca), tls_moto(), "POST", "/", h, b);
     aws_json(
         send,
         ("secretsmanager", "secretsmanager", REGION),
