@@ -5,9 +5,8 @@
 //! agent that is not there.
 
 use crate::faultsrv::{FaultServer, Reply};
+use crate::loopback::{listen, read_head, respond};
 use crate::support::*;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -255,35 +254,20 @@ struct FakeAgent {
     heads: Arc<Mutex<Vec<String>>>,
 }
 
-fn fake_agent(reply: impl Fn(usize) -> (&'static str, &'static str) + Send + 'static) -> FakeAgent {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+fn fake_agent(
+    reply: impl Fn(usize) -> (&'static str, &'static str) + Send + Sync + 'static,
+) -> FakeAgent {
     let heads = Arc::new(Mutex::new(Vec::new()));
     let seen = heads.clone();
-    std::thread::spawn(move || {
-        for (n, conn) in listener.incoming().enumerate() {
-            let Ok(mut conn): Result<TcpStream, _> = conn else {
-                continue;
-            };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match conn.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
-            seen.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&head).into_owned());
-            let (status, body) = reply(n + 1);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let port = listen("127.0.0.1", move |mut conn| {
+        let nth = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let head = read_head(&mut conn).unwrap_or_default();
+        seen.lock().unwrap().push(head);
+        let (status, body) = reply(nth);
+        respond(&mut conn, status, &[], body.as_bytes());
     });
+    let url = format!("http://127.0.0.1:{port}");
     FakeAgent { url, heads }
 }
 

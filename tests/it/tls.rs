@@ -2,9 +2,10 @@
 //! CA made by openssl, another CA that did not sign it, and a CONNECT proxy on loopback that
 //! counts the tunnels it opens (so "not retried" and "bypassed" are counted, not timed).
 
+use crate::loopback::{listen, read_head, respond};
 use crate::support::{REGION, TempDir, aws_json, free_port, http, plain, se, serve_moto, unique};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -199,17 +200,9 @@ struct ConnectProxy {
 
 impl ConnectProxy {
     fn start() -> ConnectProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let tunnels = Arc::new(Mutex::new(Vec::new()));
         let t = tunnels.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let t = t.clone();
-                std::thread::spawn(move || tunnel(conn, &t));
-            }
-        });
+        let port = listen("127.0.0.1", move |conn| tunnel(conn, &t));
         ConnectProxy {
             url: format!("http://127.0.0.1:{port}"),
             tunnels,
@@ -221,15 +214,9 @@ impl ConnectProxy {
 }
 
 fn tunnel(mut client: TcpStream, log: &Mutex<Vec<String>>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
+    let Some(head) = read_head(&mut client) else {
+        return;
+    };
     let mut words = head.split_whitespace();
     let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
         let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
@@ -437,31 +424,14 @@ fn malformed_proxy_is_78() {
 /// counts the requests reaching it directly. On 127.0.0.2 (loopback too, so the SDK accepts it):
 /// its host is put in NO_PROXY, and Secrets Manager on 127.0.0.1 must still use the proxy.
 fn container_credentials() -> (String, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let hits = Arc::new(Mutex::new(0));
     let h = hits.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match conn.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
-            *h.lock().unwrap() += 1;
-            let body = r#"{"AccessKeyId":"AKIDCONTAINER","SecretAccessKey":"container-secret","Token":"container-token","Expiration":"2099-01-01T00:00:00Z"}"#;
-            let _ = conn.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-        }
+    let port = listen("127.0.0.2", move |mut conn| {
+        let _ = read_head(&mut conn);
+        *h.lock().unwrap() += 1;
+        let body = r#"{"AccessKeyId":"AKIDCONTAINER","SecretAccessKey":"container-secret","Token":"container-token","Expiration":"2099-01-01T00:00:00Z"}"#;
+        let json = [("Content-Type", "application/json")];
+        respond(&mut conn, "200 OK", &json, body.as_bytes());
     });
     (format!("http://127.0.0.2:{port}/creds"), hits)
 }
