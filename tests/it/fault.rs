@@ -3,7 +3,6 @@
 
 use crate::faultsrv::{FaultServer, Reply};
 use crate::support::*;
-use std::process::Stdio;
 use std::time::Duration;
 
 const GET: &str = "GetSecretValue";
@@ -382,40 +381,9 @@ fn invalid_retry_settings_are_78() {
 fn interrupted_while_fetching(sig: nix::sys::signal::Signal) -> (Option<i32>, bool, String) {
     let name = seeded("fault/signal", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::Stall);
-    let dir = TempDir::new("sig");
-    let marker = dir.path().join("ran");
-    let mut child = via(&srv)
-        .args([
-            "--timeout",
-            "50s",
-            "--secret",
-            &name,
-            "--",
-            "/usr/bin/touch",
-        ])
-        .arg_path(&marker)
-        .cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        srv.wait_for(GET, 1, HANG),
-        "secret-exec never reached the server"
-    );
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     // The deadline is 50 s: an exit well before it can only come from the signal.
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(40), "ignored {sig}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    (status.code(), marker.exists(), err)
+    let (out, ran) = srv.signal_while_fetching(&name, sig, || {}, Duration::from_secs(40));
+    (out.code(), ran, out.stderr)
 }
 
 #[test]

@@ -4,9 +4,12 @@
 //! wait until one has arrived.
 
 use crate::loopback::{ask_moto, header, listen, read_body, read_head};
+use crate::support::{HANG, Out, TempDir, se, wait_exit};
+use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Stdio;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,6 +105,57 @@ impl FaultServer {
             counts = self.shared.arrived.wait_timeout(counts, left).unwrap().0;
         }
         true
+    }
+}
+
+impl FaultServer {
+    /// Launches secret-exec through this server with `--secret secret` and a COMMAND that
+    /// touches a marker file; once its first GetSecretValue has arrived, sends `sig`, calls
+    /// `then` (to let a held request through, say) and waits for the exit, failing the test
+    /// if that takes `limit`. Returns the run and whether COMMAND ran.
+    pub fn signal_while_fetching(
+        &self,
+        secret: &str,
+        sig: Signal,
+        then: impl FnOnce(),
+        limit: Duration,
+    ) -> (Out, bool) {
+        let dir = TempDir::new("sig");
+        let marker = dir.path().join("ran");
+        let mut child = se()
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .args([
+                "--timeout",
+                "50s",
+                "--secret",
+                secret,
+                "--",
+                "/usr/bin/touch",
+            ])
+            .arg_path(&marker)
+            .cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            self.wait_for("GetSecretValue", 1, HANG),
+            "secret-exec never reached the server"
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let start = Instant::now();
+        then();
+        let status = wait_exit(&mut child, limit, || format!("ignored {sig}"));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        let out = Out {
+            status,
+            stdout: String::new(),
+            stderr,
+            pid: child.id(),
+            elapsed: start.elapsed(),
+        };
+        (out, marker.exists())
     }
 }
 

@@ -3,7 +3,7 @@
 //! settings, malformed and deeply nested secrets, odd `-u` names.
 
 use crate::faultsrv::{FaultServer, Reply};
-use crate::support::{HANG, Out, TempDir, moto, se, unique};
+use crate::support::{HANG, Out, TempDir, moto, se, unique, wait_exit};
 use nix::sys::signal::Signal;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -166,46 +166,8 @@ fn signal_during_fetch(sig: Signal) -> (Out, bool) {
         }
         Reply::Forward
     });
-    let dir = TempDir::new("sig");
-    let marker = dir.path().join("ran");
-    let mut child = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
-        .args([
-            "--timeout",
-            "50s",
-            "--secret",
-            &name,
-            "--",
-            "/usr/bin/touch",
-        ])
-        .arg_path(&marker)
-        .cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(srv.wait_for(GET, 1, HANG), "never reached the server");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     // Let the held request through: a run the signal did not end completes now.
-    gate.open();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < HANG, "hung after {sig}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    let out = Out {
-        status,
-        stdout: String::new(),
-        stderr,
-        pid: child.id(),
-        elapsed: start.elapsed(),
-    };
-    (out, marker.exists())
+    srv.signal_while_fetching(&name, sig, || gate.open(), HANG)
 }
 
 /// SIGQUIT, SIGUSR1 and SIGALRM (and SIGHUP) before exec: one line naming the signal, 128+n,
@@ -283,17 +245,9 @@ fn sigterm_at_any_moment_stops_the_launch_or_reaches_command() {
             Signal::SIGTERM,
         )
         .unwrap();
-        let t = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if t.elapsed() > HANG {
-                let _ = child.kill();
-                panic!("launch {i}: SIGTERM was lost; COMMAND kept running");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_exit(&mut child, HANG, || {
+            format!("launch {i}: SIGTERM was lost; COMMAND kept running")
+        });
         match (status.code(), status.signal()) {
             (Some(143), _) => tally[0] += 1,
             (Some(99), _) => tally[1] += 1,

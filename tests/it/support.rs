@@ -434,16 +434,9 @@ impl Run {
             let _ = stderr.read_to_end(&mut b);
             b
         });
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > HANG {
-                let _ = child.kill();
-                panic!("secret-exec hung for {HANG:?}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_exit(&mut child, HANG, || {
+            format!("secret-exec hung for {HANG:?}")
+        });
         let elapsed = start.elapsed();
         Out {
             status,
@@ -452,5 +445,20 @@ impl Run {
             pid,
             elapsed,
         }
+    }
+}
+
+/// Waits for `child` to exit; after `limit` kills it and fails the test with `hung()`.
+pub fn wait_exit(child: &mut Child, limit: Duration, hung: impl FnOnce() -> String) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{}", hung());
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
