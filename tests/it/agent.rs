@@ -139,31 +139,22 @@ fn the_real_agent_serves_every_version_form_without_aws_settings() {
             "-0",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[
         ("USERNAME", "admin"),
         ("PASSWORD", "second-pw"),
         ("OLD", "first-pw"),
         ("BYID", "second-pw"),
     ]);
-    let last = plain
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_uppercase()
-        .replace('-', "_");
+    let last = default_var(&plain);
     assert_eq!(out.var(&last).as_deref(), Some("plain-text-value"));
     // The child inherits AWS_TOKEN like any variable; secret-exec itself never prints it.
     assert!(!out.stderr.contains(TOKEN), "{}", out.stderr);
     let verbose = through(&agent.url)
         .args(["-vvv", "--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(verbose.code(), Some(0), "{}", verbose.stderr);
-    assert!(
-        verbose.stderr.contains("through the agent"),
-        "{}",
-        verbose.stderr
-    );
+    verbose.assert_code(0);
+    verbose.assert_stderr_has("through the agent");
     assert!(!verbose.stderr.contains(TOKEN), "{}", verbose.stderr);
 }
 
@@ -194,7 +185,7 @@ fn token_sources_and_the_environment_switch() {
         let out = run
             .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
             .run();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        out.assert_code(0);
         out.assert_vars(&[("K", "v")]);
     }
 }
@@ -210,19 +201,15 @@ fn the_real_agent_refuses_a_wrong_token_and_reports_missing_secrets() {
         .env("AWS_TOKEN", "not-the-token")
         .args(["--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(77), "{}", out.stderr);
-    assert!(out.stderr.contains("AWS_TOKEN"), "{}", out.stderr);
+    out.assert_code(77);
+    out.assert_stderr_has("AWS_TOKEN");
     assert!(!out.stderr.contains("not-the-token"), "{}", out.stderr);
 
     let out = through(&agent.url)
         .args(["--secret", &unique("agent/none"), "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("ResourceNotFoundException"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(66);
+    out.assert_stderr_has("ResourceNotFoundException");
 }
 
 #[test]
@@ -237,7 +224,7 @@ fn a_warm_agent_answers_without_calling_secrets_manager() {
         let out = through(&agent.url)
             .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
             .run();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        out.assert_code(0);
         out.assert_vars(&[("K", "v")]);
     }
     assert_eq!(
@@ -285,7 +272,7 @@ fn the_request_carries_the_token_header_and_an_encoded_id() {
             "-0",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("ANSWER", "42")]);
     let heads = fake.heads.lock().unwrap();
     assert_eq!(heads.len(), 1);
@@ -318,7 +305,7 @@ fn connection_limit_is_retried() {
     let out = through(&fake.url)
         .args(["--secret", "fake/s", "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("ANSWER", "42")]);
     assert_eq!(fake.heads.lock().unwrap().len(), 3);
 }
@@ -381,7 +368,7 @@ fn every_agent_error_class() {
             .run();
         assert_eq!(out.code(), Some(*code), "{status} {body}: {}", out.stderr);
         assert!(out.stderr.contains(want), "{status} {body}: {}", out.stderr);
-        assert!(out.stderr.contains("'fake/s'"), "{}", out.stderr);
+        out.assert_stderr_has("'fake/s'");
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert!(!out.stderr.contains(TOKEN), "{}", out.stderr);
     }
@@ -400,8 +387,8 @@ fn an_agent_that_is_not_there_is_69_naming_the_url() {
             "/bin/true",
         ])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
-    assert!(out.stderr.contains(&url), "{}", out.stderr);
+    out.assert_code(69);
+    out.assert_stderr_has(&url);
 }
 
 #[test]
@@ -427,7 +414,7 @@ fn bad_agent_settings() {
             .args(["--secret", "x", "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(*code), "{args:?} {env:?}: {}", out.stderr);
-        assert!(out.stderr.contains(want), "{}", out.stderr);
+        out.assert_stderr_has(want);
     }
     let dir = TempDir::new("agent-missing-token");
     let out = through("http://127.0.0.1:9")
@@ -437,6 +424,6 @@ fn bad_agent_settings() {
         )
         .args(["--secret", "x", "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(out.stderr.contains("file://"), "{}", out.stderr);
+    out.assert_code(78);
+    out.assert_stderr_has("file://");
 }

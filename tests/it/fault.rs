@@ -15,18 +15,7 @@ fn via(srv: &FaultServer) -> Run {
 
 /// A secret `{"<key>": "<value>"}` in moto; returns its name.
 fn seeded(stem: &str, key: &str, value: &str) -> String {
-    let name = unique(stem);
-    moto().create(&name, &serde_json::json!({ key: value }).to_string());
-    name
-}
-
-/// Asserts the failure was reported as exactly one `secret-exec:` line, with no panic.
-fn assert_one_clean_line(out: &Out) {
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "want one stderr line: {}", out.stderr);
-    assert!(lines[0].starts_with("secret-exec: "), "{}", out.stderr);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+    seed(stem, &serde_json::json!({ key: value }).to_string())
 }
 
 #[test]
@@ -42,7 +31,7 @@ fn throttled_twice_then_succeeds() {
     let out = via(&srv)
         .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("TOKEN").as_deref(), Some("t-after-throttle"));
     assert_eq!(srv.count(GET), 3);
 }
@@ -55,15 +44,11 @@ fn persistent_500_is_69_after_every_attempt() {
         .args(["--timeout", "30s", "--max-attempts", "3", "--secret", &name])
         .args(["--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
-    assert_one_clean_line(&out);
+    out.assert_code(69);
+    out.assert_one_clean_line();
     // Ended by the retry budget, not by the overall deadline.
     assert_eq!(srv.count(GET), 3);
-    assert!(
-        out.stderr.contains("InternalServiceError"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("InternalServiceError");
     assert!(!out.stderr.contains("timed out after"), "{}", out.stderr);
 }
 
@@ -74,7 +59,7 @@ fn throttling_is_retried_but_access_denied_is_not() {
     let out = via(&srv)
         .args(["--max-attempts", "5", "--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(77), "{}", out.stderr);
+    out.assert_code(77);
     assert_eq!(srv.count(GET), 1, "a denial must not be retried");
 }
 
@@ -85,8 +70,8 @@ fn stalled_server_is_69_at_the_deadline() {
     let out = via(&srv)
         .args(["--timeout", "2s", "--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
-    assert_one_clean_line(&out);
+    out.assert_code(69);
+    out.assert_one_clean_line();
     assert!(srv.count(GET) >= 1);
     // Not a timed assertion: only a bound far above the 2 s deadline that still catches a hang.
     assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
@@ -101,7 +86,7 @@ fn faulty_replies_are_69_without_panic() {
             .args(["--timeout", "20s", "--secret", &name, "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(69), "{reply:?}: {}", out.stderr);
-        assert_one_clean_line(&out);
+        out.assert_one_clean_line();
         assert!(srv.count(GET) >= 1, "{reply:?}");
         // Causes in words, not a Debug dump of the SDK's error structs.
         assert!(!out.stderr.contains(" { "), "{reply:?}: {}", out.stderr);
@@ -124,9 +109,9 @@ fn one_missing_among_many_is_66_and_no_exec() {
         run = run.args(["--secret", n]);
     }
     let out = run.args(["--", "/usr/bin/touch"]).arg_path(&marker).run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
-    assert_one_clean_line(&out);
-    assert!(out.stderr.contains(&missing), "{}", out.stderr);
+    out.assert_code(66);
+    out.assert_one_clean_line();
+    out.assert_stderr_has(&missing);
     assert!(!marker.exists(), "the command ran despite a missing secret");
     assert_eq!(srv.count(BATCH), 2);
     assert_eq!(srv.count(GET), 0);
@@ -149,7 +134,7 @@ fn batch_denied_falls_back_to_get_secret_value() {
         run = run.args(["--secret", n]);
     }
     let out = run.args(["--", "/usr/bin/env", "-0"]).run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     for i in 0..5 {
         assert_eq!(
             out.var(&format!("FB{i}")).as_deref(),
@@ -183,13 +168,9 @@ fn batch_refused_for_bad_credentials_does_not_fall_back() {
         run = run.args(["--secret", n]);
     }
     let out = run.args(["--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(77), "{}", out.stderr);
-    assert_one_clean_line(&out);
-    assert!(
-        out.stderr.contains("ExpiredTokenException"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(77);
+    out.assert_one_clean_line();
+    out.assert_stderr_has("ExpiredTokenException");
     assert_eq!(srv.count(BATCH), 1);
     assert_eq!(
         srv.count(GET),
@@ -211,7 +192,7 @@ fn duplicates_are_fetched_once() {
         .args(["--secret", &format!("D={other}")])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("A").as_deref(), Some("u1"));
     assert_eq!(out.var("P_USER").as_deref(), Some("u1"));
     assert_eq!(out.var("C").as_deref(), Some("p1"));
@@ -227,7 +208,7 @@ fn duplicates_are_fetched_once() {
         .args(["--secret", &name])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("USER").as_deref(), Some("u1"));
     assert_eq!(srv.count(GET), 1);
     assert_eq!(srv.count(BATCH), 0);
@@ -265,7 +246,7 @@ fn pinned_stages_use_get_secret_value() {
         .args(["--secret", &other])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("OLD").as_deref(), Some("one"));
     assert_eq!(out.var("NEW").as_deref(), Some("two"));
     assert_eq!(out.var("W").as_deref(), Some("three"));
@@ -295,13 +276,13 @@ fn arn_in_another_region_is_fetched_there() {
         .args(["--secret", &arn, "--secret", &home])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("EU_KEY").as_deref(), Some("from-eu-west-1"));
     assert_eq!(out.var("HOME_KEY").as_deref(), Some("from-us-east-1"));
 
     // By name alone it does not exist in us-east-1.
     let out = se().args(["--secret", &name, "--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+    out.assert_code(66);
 
     // No region anywhere (IMDS disabled, no config file): the ARN supplies it.
     let out = se()
@@ -309,9 +290,9 @@ fn arn_in_another_region_is_fetched_there() {
         .env_remove("AWS_DEFAULT_REGION")
         .args(["-v", "--secret", &arn, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("EU_KEY").as_deref(), Some("from-eu-west-1"));
-    assert!(out.stderr.contains("eu-west-1"), "{}", out.stderr);
+    out.assert_stderr_has("eu-west-1");
 }
 
 /// A loopback listener that accepts connections and never answers: metadata-service packets
@@ -341,8 +322,8 @@ fn no_credentials_with_silent_imds_is_78_and_says_what_was_tried() {
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", black_hole())
         .args(["--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert_one_clean_line(&out);
+    out.assert_code(78);
+    out.assert_one_clean_line();
     for tried in [
         "AWS_ACCESS_KEY_ID",
         "AWS_PROFILE",
@@ -371,8 +352,8 @@ fn invalid_retry_settings_are_78() {
             .args(["--secret", &name, "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(78), "{var}={value:?}: {}", out.stderr);
-        assert_one_clean_line(&out);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
+        out.assert_one_clean_line();
+        out.assert_stderr_has(var);
     }
 }
 

@@ -102,7 +102,7 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
         ])
         .args(["--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let seen = srv.seen();
     let actions: Vec<&str> = seen.iter().map(|s| s.action.as_str()).collect();
     assert!(actions.contains(&"BatchGetSecretValue"), "{actions:?}");
@@ -132,7 +132,7 @@ fn json_success_has_ids_and_timings_for_each_stage() {
             "/bin/true",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let lines = json_lines(&out.stderr);
     assert_eq!(
         events(&lines),
@@ -237,7 +237,7 @@ fn bad_log_settings_are_refused() {
         let out = run.run();
         assert_eq!(out.code(), Some(code), "{}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-        assert!(out.stderr.contains(want), "{}", out.stderr);
+        out.assert_stderr_has(want);
     }
 }
 
@@ -248,7 +248,7 @@ fn each_level_adds_what_the_table_says() {
     let name = seeded("log/levels");
     let run = |v: &str| {
         let out = se().args([v, "--secret", &name, "--", "/bin/true"]).run();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        out.assert_code(0);
         out.stderr
     };
     let (v1, v2, v3) = (run("-v"), run("-vv"), run("-vvv"));
@@ -297,7 +297,7 @@ fn each_retry_is_a_line_at_vv() {
             "/bin/true",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let attempts: Vec<(u64, String)> = json_lines(&out.stderr)
         .iter()
         .filter(|v| v["event"] == "attempt")

@@ -3,7 +3,7 @@
 //! settings, malformed and deeply nested secrets, odd `-u` names.
 
 use crate::faultsrv::{FaultServer, Reply};
-use crate::support::{HANG, Out, TempDir, moto, se, unique, wait_exit};
+use crate::support::{HANG, Out, TempDir, se, seed, unique, wait_exit};
 use nix::sys::signal::Signal;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -15,16 +15,11 @@ use std::time::{Duration, Instant};
 const GET: &str = "GetSecretValue";
 
 fn seeded(value: &str) -> String {
-    let name = unique("robust/s");
-    moto().create(&name, value);
-    name
+    seed("robust/s", value)
 }
 
 fn assert_one_line(out: &Out) {
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", out.stderr);
-    assert!(lines[0].starts_with("secret-exec: "), "{}", out.stderr);
-    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+    out.assert_one_clean_line();
 }
 
 /// A FIFO (a stand-in for a stalled network mount), a device that never ends, a file over the
@@ -85,8 +80,8 @@ fn aws_files_that_cannot_be_read_are_78() {
         .env_remove("AWS_CONFIG_FILE")
         .args(["--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(out.stderr.contains("~/.aws/config"), "{}", out.stderr);
+    out.assert_code(78);
+    out.assert_stderr_has("~/.aws/config");
 }
 
 /// What secret-exec reads from the config file reaches the SDK: the region comes only from it.
@@ -101,7 +96,7 @@ fn the_config_file_read_here_is_the_one_the_sdk_uses() {
         .env("AWS_CONFIG_FILE", &cfg)
         .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("K", "from-config")]);
 }
 
@@ -115,7 +110,7 @@ fn dev_null_config_files_read_as_empty() {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("K", "with-dev-null")]);
 }
 
@@ -132,8 +127,8 @@ fn a_path_from_a_secret_stays_out_of_command_not_found() {
             "no-such-command-x",
         ])
         .run();
-    assert_eq!(out.code(), Some(127), "{}", out.stderr);
-    assert!(out.stderr.contains("no-such-command-x"), "{}", out.stderr);
+    out.assert_code(127);
+    out.assert_stderr_has("no-such-command-x");
     assert!(!out.stderr.contains("canary"), "{}", out.stderr);
 }
 
@@ -184,7 +179,7 @@ fn other_signals_before_exec_are_128_plus_n() {
         assert_eq!(out.code(), Some(128 + sig as i32), "{sig}: {}", out.stderr);
         assert!(!ran, "{sig}: COMMAND started");
         assert_one_line(&out);
-        assert!(out.stderr.contains(sig.as_str()), "{}", out.stderr);
+        out.assert_stderr_has(sig.as_str());
     }
 }
 
@@ -192,7 +187,7 @@ fn other_signals_before_exec_are_128_plus_n() {
 #[test]
 fn sigpipe_during_the_fetch_does_not_stall() {
     let (out, ran) = signal_during_fetch(Signal::SIGPIPE);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert!(ran);
 }
 
@@ -344,7 +339,7 @@ fn unusable_settings_are_78() {
             .run();
         assert_eq!(out.code(), Some(78), "{var}: {}", out.stderr);
         assert_one_line(&out);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
+        out.assert_stderr_has(var);
     }
     for (var, value) in [
         ("AWS_ENDPOINT_URL", ""),
@@ -377,9 +372,9 @@ fn malformed_json_fails_closed() {
     let out = se()
         .args(["--secret", &bad, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    out.assert_code(65);
     assert_one_line(&out);
-    assert!(out.stderr.contains("line 1, column"), "{}", out.stderr);
+    out.assert_stderr_has("line 1, column");
     out.assert_no_leak(&["hunter2-canary"]);
 
     let out = se()
@@ -391,26 +386,22 @@ fn malformed_json_fails_closed() {
             "-0",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("RAW", "{\"password\":\"hunter2-canary\",}")]);
 
     let bom = seeded("\u{feff}{\"user\":\"u1\"}");
     let out = se()
         .args(["--secret", &bom, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("USER", "u1")]);
 
     let dup = seeded(r#"{"o":{"pw":"A-canary","pw":"B-canary"}}"#);
     let out = se()
         .args(["--secret", &format!("R={dup}:o"), "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("'/o/pw' appears more than once"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(65);
+    out.assert_stderr_has("'/o/pw' appears more than once");
     out.assert_no_leak(&["A-canary", "B-canary"]);
 }
 
@@ -429,20 +420,16 @@ fn deep_secrets_map_up_to_the_bound_and_are_refused_past_it() {
     let out = se()
         .args(["--secret", &ok, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let name = vec!["K"; 200].join("_");
     out.assert_vars(&[(name.as_str(), "deep-canary")]);
 
     let deep = seeded(&nested(11_000));
     let out = se().args(["--secret", &deep, "--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    out.assert_code(65);
     assert_one_line(&out);
-    assert!(out.stderr.contains(&format!("'{deep}'")), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("deeper than 256 levels"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has(&format!("'{deep}'"));
+    out.assert_stderr_has("deeper than 256 levels");
     out.assert_no_leak(&["deep-canary"]);
 }
 
@@ -531,12 +518,8 @@ fn endless_and_huge_bodies_are_69_at_the_cap() {
             .run();
         assert_eq!(out.code(), Some(69), "chunked={chunked}: {}", out.stderr);
         assert_one_line(&out);
-        assert!(out.stderr.contains(&endpoint), "{}", out.stderr);
-        assert!(
-            out.stderr.contains("larger than 8388608 bytes"),
-            "{}",
-            out.stderr
-        );
+        out.assert_stderr_has(&endpoint);
+        out.assert_stderr_has("larger than 8388608 bytes");
     }
 }
 
@@ -580,7 +563,7 @@ fn credential_process_helpers_end_with_the_run() {
             "/bin/true",
         ])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    out.assert_code(69);
     let text = std::fs::read_to_string(&pids).expect("the helper ran");
     let pids: Vec<i32> = text
         .split_whitespace()

@@ -462,3 +462,46 @@ pub fn wait_exit(child: &mut Child, limit: Duration, hung: impl FnOnce() -> Stri
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+impl Out {
+    /// Asserts the exit code, showing stderr when it is another.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code(), Some(code), "{}", self.stderr);
+    }
+    /// Asserts that stderr contains `part`, showing it when it does not.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, part: &str) {
+        assert!(
+            self.stderr.contains(part),
+            "stderr lacks {part:?}: {}",
+            self.stderr
+        );
+    }
+    /// Asserts that the failure was reported as exactly one `secret-exec:` line, with no panic
+    /// and no internal error.
+    #[track_caller]
+    pub fn assert_one_clean_line(&self) {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "want one stderr line: {}", self.stderr);
+        assert!(lines[0].starts_with("secret-exec: "), "{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        assert!(!self.stderr.contains("internal error"), "{}", self.stderr);
+    }
+}
+
+/// A secret in moto holding `value`, under a fresh name made from `stem`; returns the name.
+pub fn seed(stem: &str, value: &str) -> String {
+    let name = unique(stem);
+    moto().create(&name, value);
+    name
+}
+
+/// The variable a plain-text secret lands in: its name's last segment, upper-cased, `-` as `_`.
+pub fn default_var(name: &str) -> String {
+    name.rsplit('/')
+        .next()
+        .unwrap()
+        .to_uppercase()
+        .replace('-', "_")
+}

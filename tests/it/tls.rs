@@ -293,12 +293,8 @@ fn missing_or_empty_bundle_is_78_naming_it() {
     ] {
         let out = over_tls("127.0.0.1", &name).env(var, path).run();
         assert_eq!(out.code(), Some(78), "{var}: {}", out.stderr);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
-        assert!(
-            out.stderr.contains(&*path.to_string_lossy()),
-            "{}",
-            out.stderr
-        );
+        out.assert_stderr_has(var);
+        out.assert_stderr_has(&path.to_string_lossy());
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
 }
@@ -312,7 +308,7 @@ fn plain_http_endpoints_read_no_certificate() {
         .env("AWS_CA_BUNDLE", "/nonexistent/ca.pem")
         .args(["--secret", &format!("V={name}"), "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("V", "plain-value")]);
 }
 
@@ -325,7 +321,7 @@ fn untrusted_certificate_is_78_once_naming_host_reason_and_fix() {
         .env("HTTPS_PROXY", &proxy.url)
         .args(["--max-attempts", "3"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    out.assert_code(78);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     for want in ["127.0.0.1", "unknown issuer", "AWS_CA_BUNDLE"] {
         assert!(out.stderr.contains(want), "{want}: {}", out.stderr);
@@ -340,12 +336,8 @@ fn certificate_for_another_name_is_78() {
     let out = over_tls("localhost", &name)
         .env("AWS_CA_BUNDLE", &pki().ca)
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("not valid for the name 'localhost'"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(78);
+    out.assert_stderr_has("not valid for the name 'localhost'");
 }
 
 #[test]
@@ -378,7 +370,7 @@ fn no_proxy_bypasses_the_proxy() {
         .env("HTTPS_PROXY", &proxy.url)
         .env("NO_PROXY", "example.com,127.0.0.1")
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("V", "direct")]);
     assert_eq!(proxy.tunnels(), Vec::<String>::new());
 }
@@ -394,7 +386,7 @@ fn dead_proxy_is_69_naming_it_without_credentials() {
             format!("http://user:hunter2@127.0.0.1:{port}"),
         )
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    out.assert_code(69);
     assert!(
         out.stderr.contains(&format!("http://127.0.0.1:{port}"))
             && out.stderr.contains("HTTPS_PROXY"),
@@ -416,7 +408,7 @@ fn malformed_proxy_is_78() {
             .args(["--secret", "any", "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(78), "{var}={value}: {}", out.stderr);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
+        out.assert_stderr_has(var);
     }
 }
 
@@ -449,7 +441,7 @@ fn credential_endpoints_bypass_the_proxy() {
         .env("HTTPS_PROXY", &proxy.url)
         .env("HTTP_PROXY", &proxy.url)
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("V", "container-role")]);
     assert!(
         *hits.lock().unwrap() >= 1,
@@ -480,15 +472,12 @@ fn sts_for_web_identity_uses_the_same_trust_roots() {
             .run()
     };
     let out = run(&pki().ca);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_vars(&[("V", "irsa")]);
     // The STS call is the first over TLS: with the wrong CA it is the one that fails, as a
     // certificate problem (78), not as "invalid credentials" (77).
     let out = run(&pki().other_ca);
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("unknown issuer") && out.stderr.contains("credentials"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(78);
+    out.assert_stderr_has("unknown issuer");
+    out.assert_stderr_has("credentials");
 }
