@@ -8,11 +8,6 @@ use std::time::Duration;
 const GET: &str = "GetSecretValue";
 const BATCH: &str = "BatchGetSecretValue";
 
-/// secret-exec pointed at `srv` instead of moto directly.
-fn via(srv: &FaultServer) -> Run {
-    se().env("AWS_ENDPOINT_URL", &srv.endpoint)
-}
-
 /// A secret `{"<key>": "<value>"}` in moto; returns its name.
 fn seeded(stem: &str, key: &str, value: &str) -> String {
     seed(stem, &serde_json::json!({ key: value }).to_string())
@@ -21,14 +16,9 @@ fn seeded(stem: &str, key: &str, value: &str) -> String {
 #[test]
 fn throttled_twice_then_succeeds() {
     let name = seeded("fault/throttle", "token", "t-after-throttle");
-    let srv = FaultServer::start(|action, nth| {
-        if action == GET && nth <= 2 {
-            Reply::Throttle
-        } else {
-            Reply::Forward
-        }
-    });
-    let out = via(&srv)
+    let srv = FaultServer::failing(GET, 2, Reply::Throttle);
+    let out = srv
+        .se()
         .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
         .run();
     out.assert_code(0);
@@ -40,7 +30,8 @@ fn throttled_twice_then_succeeds() {
 fn persistent_500_is_69_after_every_attempt() {
     let name = seeded("fault/500", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::ServerError);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--timeout", "30s", "--max-attempts", "3", "--secret", &name])
         .args(["--", "/bin/true"])
         .run();
@@ -56,7 +47,8 @@ fn persistent_500_is_69_after_every_attempt() {
 fn throttling_is_retried_but_access_denied_is_not() {
     let name = seeded("fault/denied", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::Deny);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--max-attempts", "5", "--secret", &name, "--", "/bin/true"])
         .run();
     out.assert_code(77);
@@ -67,7 +59,8 @@ fn throttling_is_retried_but_access_denied_is_not() {
 fn stalled_server_is_69_at_the_deadline() {
     let name = seeded("fault/stall", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::Stall);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--timeout", "2s", "--secret", &name, "--", "/bin/true"])
         .run();
     out.assert_code(69);
@@ -82,7 +75,8 @@ fn faulty_replies_are_69_without_panic() {
     for reply in [Reply::Reset, Reply::Truncated, Reply::NotJson] {
         let name = seeded("fault/reply", "k", "v-faulty-reply");
         let srv = FaultServer::start(move |_, _| reply);
-        let out = via(&srv)
+        let out = srv
+            .se()
             .args(["--timeout", "20s", "--secret", &name, "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(69), "{reply:?}: {}", out.stderr);
@@ -104,7 +98,7 @@ fn one_missing_among_many_is_66_and_no_exec() {
     let srv = FaultServer::start(|_, _| Reply::Forward);
     let dir = TempDir::new("nexec");
     let marker = dir.path().join("ran");
-    let mut run = via(&srv);
+    let mut run = srv.se();
     for n in &names {
         run = run.args(["--secret", n]);
     }
@@ -122,14 +116,8 @@ fn batch_denied_falls_back_to_get_secret_value() {
     let names: Vec<String> = (0..5)
         .map(|i| seeded("fault/fallback", &format!("fb{i}"), &format!("val{i}")))
         .collect();
-    let srv = FaultServer::start(|action, _| {
-        if action == BATCH {
-            Reply::Deny
-        } else {
-            Reply::Forward
-        }
-    });
-    let mut run = via(&srv).args(["-v"]);
+    let srv = FaultServer::failing(BATCH, usize::MAX, Reply::Deny);
+    let mut run = srv.se().args(["-v"]);
     for n in &names {
         run = run.args(["--secret", n]);
     }
@@ -156,14 +144,8 @@ fn batch_refused_for_bad_credentials_does_not_fall_back() {
     let names: Vec<String> = (0..3)
         .map(|i| seeded("fault/expired", &format!("ex{i}"), "v"))
         .collect();
-    let srv = FaultServer::start(|action, _| {
-        if action == BATCH {
-            Reply::Code("ExpiredTokenException")
-        } else {
-            Reply::Forward
-        }
-    });
-    let mut run = via(&srv);
+    let srv = FaultServer::failing(BATCH, usize::MAX, Reply::Code("ExpiredTokenException"));
+    let mut run = srv.se();
     for n in &names {
         run = run.args(["--secret", n]);
     }
@@ -184,7 +166,8 @@ fn duplicates_are_fetched_once() {
     let name = seeded("fault/dup", "user", "u1");
     let other = seeded("fault/dup2", "pass", "p1");
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--secret", &format!("A={name}:user")])
         .args(["--secret", &format!("B={name}:user")])
         .args(["--secret", &format!("P_*={name}")])
@@ -202,7 +185,8 @@ fn duplicates_are_fetched_once() {
     assert_eq!(srv.count(GET), 0);
 
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--secret", &format!("A={name}:user")])
         .args(["--secret", &format!("B={name}:user")])
         .args(["--secret", &name])
@@ -221,7 +205,7 @@ fn batches_hold_twenty_ids_each() {
             .map(|i| seeded("fault/chunk", &format!("c{i}"), &format!("{i}")))
             .collect();
         let srv = FaultServer::start(|_, _| Reply::Forward);
-        let mut run = via(&srv);
+        let mut run = srv.se();
         for name in &names {
             run = run.args(["--secret", name]);
         }
@@ -240,7 +224,8 @@ fn pinned_stages_use_get_secret_value() {
     moto().put(&name, r#"{"v":"two"}"#);
     let other = seeded("fault/pinned2", "w", "three");
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--secret", &format!("OLD={name}:v:AWSPREVIOUS")])
         .args(["--secret", &format!("NEW={name}:v")])
         .args(["--secret", &other])

@@ -4,7 +4,7 @@
 //! wait until one has arrived.
 
 use crate::loopback::{ask_moto, header, listen, read_body, read_head};
-use crate::support::{HANG, Out, TempDir, se, wait_exit};
+use crate::support::{HANG, Out, Run, TempDir, se, wait_exit};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -75,6 +75,23 @@ impl FaultServer {
         }
     }
 
+    /// A proxy that answers the first `first` requests for `action` with `reply` (`usize::MAX`:
+    /// all of them) and forwards everything else.
+    pub fn failing(action: &'static str, first: usize, reply: Reply) -> FaultServer {
+        FaultServer::start(move |a, nth| {
+            if a == action && nth <= first {
+                reply
+            } else {
+                Reply::Forward
+            }
+        })
+    }
+
+    /// A run of secret-exec pointed at this proxy instead of moto.
+    pub fn se(&self) -> Run {
+        se().env("AWS_ENDPOINT_URL", &self.endpoint)
+    }
+
     /// Requests seen so far for `action` (e.g. "GetSecretValue"); `"<action> ids"` counts the
     /// ids those requests listed in `SecretIdList` (or, for Parameter Store, `Names`);
     /// `"<action> <id>"` those naming `SecretId` id.
@@ -122,8 +139,8 @@ impl FaultServer {
     ) -> (Out, bool) {
         let dir = TempDir::new("sig");
         let marker = dir.path().join("ran");
-        let mut child = se()
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
+        let mut child = self
+            .se()
             .args([
                 "--timeout",
                 "50s",

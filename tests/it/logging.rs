@@ -85,15 +85,9 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
     let (a, b) = (seeded("log/ua-a"), seeded("log/ua-b"));
     // The batch call is denied, so both actions are seen: BatchGetSecretValue, then one
     // GetSecretValue per secret.
-    let srv = FaultServer::start(|action, _| {
-        if action == "BatchGetSecretValue" {
-            Reply::Deny
-        } else {
-            Reply::Forward
-        }
-    });
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+    let srv = FaultServer::failing("BatchGetSecretValue", usize::MAX, Reply::Deny);
+    let out = srv
+        .se()
         .args([
             "--secret",
             &format!("A_*={a}"),
@@ -278,15 +272,9 @@ fn each_level_adds_what_the_table_says() {
 #[test]
 fn each_retry_is_a_line_at_vv() {
     let name = seeded("log/retry");
-    let srv = FaultServer::start(|action, nth| {
-        if action == "GetSecretValue" && nth == 1 {
-            Reply::Throttle
-        } else {
-            Reply::Forward
-        }
-    });
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+    let srv = FaultServer::failing("GetSecretValue", 1, Reply::Throttle);
+    let out = srv
+        .se()
         .args([
             "-vv",
             "--log-format",

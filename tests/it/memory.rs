@@ -828,13 +828,11 @@ fn interrupted_fetch_leaves_no_secret_at_exit() {
     use nix::sys::signal::Signal;
     let fx = fixture();
     let ctl = control();
-    let proxy = std::sync::Arc::new(FaultServer::start(|action, _| {
-        if action == "GetSecretValue" {
-            Reply::Stall
-        } else {
-            Reply::Forward
-        }
-    }));
+    let proxy = std::sync::Arc::new(FaultServer::failing(
+        "GetSecretValue",
+        usize::MAX,
+        Reply::Stall,
+    ));
     // The pinned secret is the one that stalls, so its value is never fetched; a multi-line
     // value exists decoded only after mapping (on the wire its newlines are JSON escapes).
     let batched: Vec<&str> = fx
@@ -844,8 +842,8 @@ fn interrupted_fetch_leaves_no_secret_at_exit() {
         .flat_map(|c| c.probes.iter().map(String::as_str))
         .filter(|p| !p.contains('\n'))
         .collect();
-    let mut run = se()
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+    let mut run = proxy
+        .se()
         .env(CONTROL_VAR, &ctl.env)
         .args(["--timeout", "120s"]);
     for s in &fx.specs {

@@ -79,8 +79,8 @@ fn a_path_of_twenty_five_parameters_over_pages() {
     }
     m.put_parameter(&format!("{base}/other"), "String", "not below");
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+    let out = srv
+        .se()
         .args([
             "--secret",
             &format!("ssm:{base}/svc/"),
@@ -145,10 +145,7 @@ fn missing_parameters_are_66_and_each_is_named() {
 fn denied_is_77_and_bad_ids_are_64() {
     let srv = FaultServer::start(|_, _| Reply::Deny);
     for spec in ["ssm:/app/db", "ssm:/app/"] {
-        let out = se()
-            .env("AWS_ENDPOINT_URL", &srv.endpoint)
-            .args(["--secret", spec, "--", "/bin/true"])
-            .run();
+        let out = srv.se().args(["--secret", spec, "--", "/bin/true"]).run();
         assert_eq!(out.code(), Some(77), "{spec}: {}", out.stderr);
         out.assert_stderr_has("ssm:GetParameters");
     }
@@ -175,8 +172,8 @@ fn ten_names_per_call_and_duplicates_once() {
     for s in &specs {
         args.extend(["--secret".to_string(), s.clone()]);
     }
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+    let out = srv
+        .se()
         .args(&args)
         .args(["--", "/usr/bin/env", "-0"])
         .run();

@@ -316,14 +316,8 @@ fn zombies_are_reaped_as_pid_1() {
 fn throttled_polling_keeps_command() {
     let name = unique("sup-throttle");
     moto().create(&name, &json("steady"));
-    let proxy = FaultServer::start(|action, nth| {
-        if action == "DescribeSecret" && nth <= 2 {
-            Reply::Throttle
-        } else {
-            Reply::Forward
-        }
-    });
-    let run = se().env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let proxy = FaultServer::failing("DescribeSecret", 2, Reply::Throttle);
+    let run = proxy.se();
     let mut r = Resident::start(
         run,
         &["-s", &name, "--watch=1s", "--max-attempts", "1", "-v", "--"],
@@ -360,7 +354,7 @@ fn pinned_versions_are_not_polled() {
     let v = moto().put(&pinned, "pinned-value-2");
     moto().create(&watched, &json("w"));
     let proxy = FaultServer::start(|_, _| Reply::Forward);
-    let run = se().env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let run = proxy.se();
     let spec = format!("PINNED={pinned}:::{v}");
     let mut r = Resident::start(
         run,
