@@ -139,8 +139,7 @@ fn the_real_agent_serves_every_version_form_without_aws_settings() {
             "-0",
         ])
         .run();
-    out.assert_code(0);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("USERNAME", "admin"),
         ("PASSWORD", "second-pw"),
         ("OLD", "first-pw"),
@@ -182,11 +181,8 @@ fn token_sources_and_the_environment_switch() {
             .env("SECRET_EXEC_AGENT", &agent.url),
     ];
     for run in runs {
-        let out = run
-            .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-            .run();
-        out.assert_code(0);
-        out.assert_vars(&[("K", "v")]);
+        let out = run.run_env0(&name);
+        out.assert_ok_vars(&[("K", "v")]);
     }
 }
 
@@ -221,11 +217,8 @@ fn a_warm_agent_answers_without_calling_secrets_manager() {
     let name = unique("agent/warm");
     moto().create(&name, r#"{"k":"v"}"#);
     for _ in 0..3 {
-        let out = through(&agent.url)
-            .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-            .run();
-        out.assert_code(0);
-        out.assert_vars(&[("K", "v")]);
+        let out = through(&agent.url).run_env0(&name);
+        out.assert_ok_vars(&[("K", "v")]);
     }
     assert_eq!(
         srv.count("GetSecretValue"),
@@ -263,17 +256,8 @@ const ANSWER: &str = r#"{"ARN":"arn:aws:secretsmanager:us-east-1:123456789012:se
 #[test]
 fn the_request_carries_the_token_header_and_an_encoded_id() {
     let fake = fake_agent(|_| ("200 OK", ANSWER));
-    let out = through(&fake.url)
-        .args([
-            "--secret",
-            "fake/s a+b::AWSPREVIOUS",
-            "--",
-            "/usr/bin/env",
-            "-0",
-        ])
-        .run();
-    out.assert_code(0);
-    out.assert_vars(&[("ANSWER", "42")]);
+    let out = through(&fake.url).run_env0("fake/s a+b::AWSPREVIOUS");
+    out.assert_ok_vars(&[("ANSWER", "42")]);
     let heads = fake.heads.lock().unwrap();
     assert_eq!(heads.len(), 1);
     let head = &heads[0];
@@ -302,11 +286,8 @@ fn connection_limit_is_retried() {
             ("200 OK", ANSWER)
         }
     });
-    let out = through(&fake.url)
-        .args(["--secret", "fake/s", "--", "/usr/bin/env", "-0"])
-        .run();
-    out.assert_code(0);
-    out.assert_vars(&[("ANSWER", "42")]);
+    let out = through(&fake.url).run_env0("fake/s");
+    out.assert_ok_vars(&[("ANSWER", "42")]);
     assert_eq!(fake.heads.lock().unwrap().len(), 3);
 }
 

@@ -22,11 +22,8 @@ fn rds_json() -> String {
 fn rds_secret_becomes_exact_variables() {
     let name = unique("core/rds");
     moto().create(&name, &rds_json());
-    let out = se()
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    out.assert_code(0);
-    out.assert_vars(&[
+    let out = se().run_env0(&name);
+    out.assert_ok_vars(&[
         ("USERNAME", "admin"),
         ("PASSWORD", RDS_PASSWORD),
         ("ENGINE", "mysql"),
@@ -42,9 +39,7 @@ fn plain_text_secret_is_named_after_last_segment() {
     let name = unique("core/plain");
     moto().create(&name, "just-a-token-4411");
     let var = default_var(&name);
-    let out = se()
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
+    let out = se().run_env0(&name);
     out.assert_code(0);
     assert_eq!(out.var(&var).as_deref(), Some("just-a-token-4411"));
 }
@@ -54,9 +49,7 @@ fn secret_by_full_arn() {
     let name = unique("core/arn");
     let arn = moto().create(&name, r#"{"api_key":"k-by-arn"}"#);
     assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
-    let out = se()
-        .args(["--secret", &arn, "--", "/usr/bin/env", "-0"])
-        .run();
+    let out = se().run_env0(&arn);
     out.assert_code(0);
     assert_eq!(out.var("API_KEY").as_deref(), Some("k-by-arn"));
 }
@@ -66,9 +59,7 @@ fn multi_line_value_is_intact() {
     let pem = "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8w\nggE7AgEAAkEAq7BFUpkGp3+LQmlQ==\n-----END PRIVATE KEY-----\n";
     let name = unique("core/pem");
     moto().create(&name, &serde_json::json!({"tls_key": pem}).to_string());
-    let out = se()
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
+    let out = se().run_env0(&name);
     out.assert_code(0);
     assert_eq!(out.var("TLS_KEY").as_deref(), Some(pem));
 }

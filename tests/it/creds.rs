@@ -20,20 +20,12 @@ fn setup(relay: &FakeHttp) -> (String, Run) {
 }
 
 fn fetch(run: Run, name: &str) -> Out {
-    run.args([
-        "--secret",
-        &format!("APP_*={name}"),
-        "--",
-        "/usr/bin/env",
-        "-0",
-    ])
-    .run()
+    run.run_env0(&format!("APP_*={name}"))
 }
 
 /// Exit 0, the value delivered, and the fetch signed by `key` (it came from the source).
 fn assert_fetched_with(out: &Out, relay: &FakeHttp, key_prefix: &str) {
-    out.assert_code(0);
-    out.assert_vars(&[("APP_K", "from-moto")]);
+    out.assert_ok_vars(&[("APP_K", "from-moto")]);
     let signers = relay.secretsmanager_signers();
     assert!(!signers.is_empty(), "no Secrets Manager call seen");
     for s in &signers {

@@ -17,10 +17,7 @@ fn seeded(stem: &str, key: &str, value: &str) -> String {
 fn throttled_twice_then_succeeds() {
     let name = seeded("fault/throttle", "token", "t-after-throttle");
     let srv = FaultServer::failing(GET, 2, Reply::Throttle);
-    let out = srv
-        .se()
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
+    let out = srv.se().run_env0(&name);
     out.assert_code(0);
     assert_eq!(out.var("TOKEN").as_deref(), Some("t-after-throttle"));
     assert_eq!(srv.count(GET), 3);

@@ -56,16 +56,20 @@ pub fn read_body(conn: &mut impl Read, head: &str) -> Option<Vec<u8>> {
 
 /// Writes a whole reply with `Connection: close`: `status` is the status line's tail.
 pub fn respond(conn: &mut impl Write, status: &str, headers: &[(&str, &str)], body: &[u8]) {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
+    let head = message_head(format!("HTTP/1.1 {status}"), body.len(), headers);
+    let _ = conn.write_all(head.as_bytes());
+    let _ = conn.write_all(body);
+}
+
+/// The head of a request or reply: `first` line, `Content-Length`, `Connection: close`, then
+/// `headers`, and the blank line.
+pub fn message_head(first: String, len: usize, headers: &[(&str, &str)]) -> String {
+    let mut head = format!("{first}\r\nContent-Length: {len}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    let _ = conn.write_all(head.as_bytes());
-    let _ = conn.write_all(body);
+    head
 }
 
 /// Sends the request to the shared moto with `Connection: close` (whatever the client asked)

@@ -493,25 +493,7 @@ fn dry_run_prints_provenance_and_never_a_value() {
         .run();
     out.assert_code(0);
     out.assert_no_leak(&values);
-    let lines: Vec<Vec<&str>> = out
-        .stdout
-        .lines()
-        .map(|l| l.split('\t').collect())
-        .collect();
-    assert_eq!(
-        lines[0],
-        [
-            "NAME",
-            "SECRET",
-            "KEY",
-            "VERSION",
-            "STAGE",
-            "OVERRIDES",
-            "VIA",
-            "BYTES"
-        ]
-    );
-    let rows = &lines[1..];
+    let rows = out.dry_run_rows();
     let want: [[&str; 8]; 5] = [
         [
             "USERNAME",

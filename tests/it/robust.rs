@@ -94,10 +94,8 @@ fn the_config_file_read_here_is_the_one_the_sdk_uses() {
     let out = se()
         .env_remove("AWS_REGION")
         .env("AWS_CONFIG_FILE", &cfg)
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    out.assert_code(0);
-    out.assert_vars(&[("K", "from-config")]);
+        .run_env0(&name);
+    out.assert_ok_vars(&[("K", "from-config")]);
 }
 
 /// `/dev/null` is how users (and the demo) say "no config file": it reads as empty, while
@@ -108,10 +106,8 @@ fn dev_null_config_files_read_as_empty() {
     let out = se()
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    out.assert_code(0);
-    out.assert_vars(&[("K", "with-dev-null")]);
+        .run_env0(&name);
+    out.assert_ok_vars(&[("K", "with-dev-null")]);
 }
 
 /// A PATH set by a secret is a secret value: a failed search must not print it (the dry-run
@@ -369,32 +365,18 @@ fn unusable_settings_are_78() {
 #[test]
 fn malformed_json_fails_closed() {
     let bad = seeded("{\"password\":\"hunter2-canary\",}");
-    let out = se()
-        .args(["--secret", &bad, "--", "/usr/bin/env", "-0"])
-        .run();
+    let out = se().run_env0(&bad);
     out.assert_code(65);
     assert_one_line(&out);
     out.assert_stderr_has("line 1, column");
     out.assert_no_leak(&["hunter2-canary"]);
 
-    let out = se()
-        .args([
-            "--secret",
-            &format!("RAW={bad}"),
-            "--",
-            "/usr/bin/env",
-            "-0",
-        ])
-        .run();
-    out.assert_code(0);
-    out.assert_vars(&[("RAW", "{\"password\":\"hunter2-canary\",}")]);
+    let out = se().run_env0(&format!("RAW={bad}"));
+    out.assert_ok_vars(&[("RAW", "{\"password\":\"hunter2-canary\",}")]);
 
     let bom = seeded("\u{feff}{\"user\":\"u1\"}");
-    let out = se()
-        .args(["--secret", &bom, "--", "/usr/bin/env", "-0"])
-        .run();
-    out.assert_code(0);
-    out.assert_vars(&[("USER", "u1")]);
+    let out = se().run_env0(&bom);
+    out.assert_ok_vars(&[("USER", "u1")]);
 
     let dup = seeded(r#"{"o":{"pw":"A-canary","pw":"B-canary"}}"#);
     let out = se()
@@ -417,9 +399,7 @@ fn nested(levels: usize) -> String {
 #[test]
 fn deep_secrets_map_up_to_the_bound_and_are_refused_past_it() {
     let ok = seeded(&nested(200));
-    let out = se()
-        .args(["--secret", &ok, "--", "/usr/bin/env", "-0"])
-        .run();
+    let out = se().run_env0(&ok);
     out.assert_code(0);
     let name = vec!["K"; 200].join("_");
     out.assert_vars(&[(name.as_str(), "deep-canary")]);

@@ -48,8 +48,7 @@ fn every_single_parameter_form() {
         &format!("BY_ARN={arn}"),
         &format!("JSON_*=ssm:{secure}"),
     ]);
-    out.assert_code(0);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("HOST", "db.internal"),
         ("PASSWORD", "pw-s3cr3t"),
         ("HOSTS", "a,b,c"),
@@ -177,8 +176,7 @@ fn ten_names_per_call_and_duplicates_once() {
         .args(&args)
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    out.assert_code(0);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("P00", "value-0"),
         ("P11", "value-11"),
         ("AGAIN", "value-0"),
@@ -200,8 +198,7 @@ fn secrets_and_parameters_in_one_run() {
     let param = format!("/{}/token", unique("params/mixed"));
     m.put_parameter(&param, "SecureString", "tok");
     let out = env0(&[&secret, &format!("ssm:{param}")]);
-    out.assert_code(0);
-    out.assert_vars(&[("USER", "admin"), ("TOKEN", "tok")]);
+    out.assert_ok_vars(&[("USER", "admin"), ("TOKEN", "tok")]);
 }
 
 #[test]

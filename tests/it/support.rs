@@ -142,14 +142,8 @@ pub fn http<S: Read + Write>(
     body: &str,
 ) -> std::io::Result<(u16, String)> {
     let mut stream = connect(port)?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
+    let first = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}");
+    let mut req = crate::loopback::message_head(first, body.len(), headers);
     req.push_str(body);
     stream.write_all(req.as_bytes())?;
     let mut resp = Vec::new();
@@ -374,6 +368,33 @@ impl Out {
             assert_eq!(self.var(k).as_deref(), Some(*v), "{k}");
         }
     }
+    /// Asserts a clean exit (0) in which the child saw each `(name, value)` exactly.
+    #[track_caller]
+    pub fn assert_ok_vars(&self, want: &[(&str, &str)]) {
+        self.assert_code(0);
+        self.assert_vars(want);
+    }
+    /// The rows of a `--dry-run` table (stdout), split at tabs, after asserting its header.
+    #[track_caller]
+    pub fn dry_run_rows(&self) -> Vec<Vec<&str>> {
+        let mut lines = self
+            .stdout
+            .lines()
+            .map(|l| l.split('\t').collect::<Vec<_>>());
+        let header = lines.next().unwrap_or_default();
+        let want = [
+            "NAME",
+            "SECRET",
+            "KEY",
+            "VERSION",
+            "STAGE",
+            "OVERRIDES",
+            "VIA",
+            "BYTES",
+        ];
+        assert_eq!(header, want, "{}", self.stdout);
+        lines.collect()
+    }
     /// Asserts that none of `values` appears in stdout or stderr.
     pub fn assert_no_leak(&self, values: &[&str]) {
         for v in values {
@@ -411,6 +432,11 @@ impl Run {
     pub fn env_remove(mut self, k: &str) -> Self {
         self.cmd.env_remove(k);
         self
+    }
+    /// Runs with `--secret secret` and `env -0` as the command, whose output `Out::var` reads.
+    pub fn run_env0(self, secret: &str) -> Out {
+        self.args(["--secret", secret, "--", "/usr/bin/env", "-0"])
+            .run()
     }
     /// Runs to completion, failing the test if it outlives `HANG`.
     pub fn run(mut self) -> Out {
