@@ -112,20 +112,17 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
     }
 }
 
+/// Runs `run` with what every JSON-log run here passes: `--log-format json`, `--secret name`
+/// and a COMMAND that succeeds.
+fn run_json(run: Run, name: &str) -> Out {
+    run.args(["--log-format", "json", "--secret", name, "--", "/bin/true"])
+        .run()
+}
+
 #[test]
 fn json_success_has_ids_and_timings_for_each_stage() {
     let name = seeded("log/ok");
-    let out = se()
-        .args([
-            "-v",
-            "--log-format",
-            "json",
-            "--secret",
-            &name,
-            "--",
-            "/bin/true",
-        ])
-        .run();
+    let out = run_json(se().args(["-v"]), &name);
     out.assert_code(0);
     let lines = json_lines(&out.stderr);
     assert_eq!(
@@ -273,18 +270,7 @@ fn each_level_adds_what_the_table_says() {
 fn each_retry_is_a_line_at_vv() {
     let name = seeded("log/retry");
     let srv = FaultServer::failing("GetSecretValue", 1, Reply::Throttle);
-    let out = srv
-        .se()
-        .args([
-            "-vv",
-            "--log-format",
-            "json",
-            "--secret",
-            &name,
-            "--",
-            "/bin/true",
-        ])
-        .run();
+    let out = run_json(srv.se().args(["-vv"]), &name);
     out.assert_code(0);
     let attempts: Vec<(u64, String)> = json_lines(&out.stderr)
         .iter()
