@@ -5,9 +5,8 @@
 //! agent that is not there.
 
 use crate::faultsrv::{FaultServer, Reply};
+use crate::loopback::{listen, read_head, respond};
 use crate::support::*;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -86,7 +85,7 @@ fn start_agent(upstream: &str) -> Option<Agent> {
             if child.try_wait().unwrap().is_some() {
                 break; // the port was taken in between: try another
             }
-            if let Ok((200, body)) = http(port, "GET", "/ping", &[], "")
+            if let Ok((200, body)) = http(plain, port, "GET", "/ping", &[], "")
                 && body.contains("healthy")
             {
                 return Some(Agent {
@@ -140,31 +139,21 @@ fn the_real_agent_serves_every_version_form_without_aws_settings() {
             "-0",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("USERNAME", "admin"),
         ("PASSWORD", "second-pw"),
         ("OLD", "first-pw"),
         ("BYID", "second-pw"),
     ]);
-    let last = plain
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_uppercase()
-        .replace('-', "_");
+    let last = default_var(&plain);
     assert_eq!(out.var(&last).as_deref(), Some("plain-text-value"));
     // The child inherits AWS_TOKEN like any variable; secret-exec itself never prints it.
     assert!(!out.stderr.contains(TOKEN), "{}", out.stderr);
     let verbose = through(&agent.url)
         .args(["-vvv", "--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(verbose.code(), Some(0), "{}", verbose.stderr);
-    assert!(
-        verbose.stderr.contains("through the agent"),
-        "{}",
-        verbose.stderr
-    );
+    verbose.assert_code(0);
+    verbose.assert_stderr_has("through the agent");
     assert!(!verbose.stderr.contains(TOKEN), "{}", verbose.stderr);
 }
 
@@ -192,11 +181,8 @@ fn token_sources_and_the_environment_switch() {
             .env("SECRET_EXEC_AGENT", &agent.url),
     ];
     for run in runs {
-        let out = run
-            .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-            .run();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
-        out.assert_vars(&[("K", "v")]);
+        let out = run.run_env0(&name);
+        out.assert_ok_vars(&[("K", "v")]);
     }
 }
 
@@ -211,19 +197,15 @@ fn the_real_agent_refuses_a_wrong_token_and_reports_missing_secrets() {
         .env("AWS_TOKEN", "not-the-token")
         .args(["--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(77), "{}", out.stderr);
-    assert!(out.stderr.contains("AWS_TOKEN"), "{}", out.stderr);
+    out.assert_code(77);
+    out.assert_stderr_has("AWS_TOKEN");
     assert!(!out.stderr.contains("not-the-token"), "{}", out.stderr);
 
     let out = through(&agent.url)
         .args(["--secret", &unique("agent/none"), "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("ResourceNotFoundException"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(66);
+    out.assert_stderr_has("ResourceNotFoundException");
 }
 
 #[test]
@@ -235,11 +217,8 @@ fn a_warm_agent_answers_without_calling_secrets_manager() {
     let name = unique("agent/warm");
     moto().create(&name, r#"{"k":"v"}"#);
     for _ in 0..3 {
-        let out = through(&agent.url)
-            .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-            .run();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
-        out.assert_vars(&[("K", "v")]);
+        let out = through(&agent.url).run_env0(&name);
+        out.assert_ok_vars(&[("K", "v")]);
     }
     assert_eq!(
         srv.count("GetSecretValue"),
@@ -255,35 +234,20 @@ struct FakeAgent {
     heads: Arc<Mutex<Vec<String>>>,
 }
 
-fn fake_agent(reply: impl Fn(usize) -> (&'static str, &'static str) + Send + 'static) -> FakeAgent {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+fn fake_agent(
+    reply: impl Fn(usize) -> (&'static str, &'static str) + Send + Sync + 'static,
+) -> FakeAgent {
     let heads = Arc::new(Mutex::new(Vec::new()));
     let seen = heads.clone();
-    std::thread::spawn(move || {
-        for (n, conn) in listener.incoming().enumerate() {
-            let Ok(mut conn): Result<TcpStream, _> = conn else {
-                continue;
-            };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match conn.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
-            seen.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&head).into_owned());
-            let (status, body) = reply(n + 1);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let port = listen("127.0.0.1", move |mut conn| {
+        let nth = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let head = read_head(&mut conn).unwrap_or_default();
+        seen.lock().unwrap().push(head);
+        let (status, body) = reply(nth);
+        respond(&mut conn, status, &[], body.as_bytes());
     });
+    let url = format!("http://127.0.0.1:{port}");
     FakeAgent { url, heads }
 }
 
@@ -292,17 +256,8 @@ const ANSWER: &str = r#"{"ARN":"arn:aws:secretsmanager:us-east-1:123456789012:se
 #[test]
 fn the_request_carries_the_token_header_and_an_encoded_id() {
     let fake = fake_agent(|_| ("200 OK", ANSWER));
-    let out = through(&fake.url)
-        .args([
-            "--secret",
-            "fake/s a+b::AWSPREVIOUS",
-            "--",
-            "/usr/bin/env",
-            "-0",
-        ])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("ANSWER", "42")]);
+    let out = through(&fake.url).run_env0("fake/s a+b::AWSPREVIOUS");
+    out.assert_ok_vars(&[("ANSWER", "42")]);
     let heads = fake.heads.lock().unwrap();
     assert_eq!(heads.len(), 1);
     let head = &heads[0];
@@ -331,11 +286,8 @@ fn connection_limit_is_retried() {
             ("200 OK", ANSWER)
         }
     });
-    let out = through(&fake.url)
-        .args(["--secret", "fake/s", "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("ANSWER", "42")]);
+    let out = through(&fake.url).run_env0("fake/s");
+    out.assert_ok_vars(&[("ANSWER", "42")]);
     assert_eq!(fake.heads.lock().unwrap().len(), 3);
 }
 
@@ -397,7 +349,7 @@ fn every_agent_error_class() {
             .run();
         assert_eq!(out.code(), Some(*code), "{status} {body}: {}", out.stderr);
         assert!(out.stderr.contains(want), "{status} {body}: {}", out.stderr);
-        assert!(out.stderr.contains("'fake/s'"), "{}", out.stderr);
+        out.assert_stderr_has("'fake/s'");
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert!(!out.stderr.contains(TOKEN), "{}", out.stderr);
     }
@@ -416,8 +368,8 @@ fn an_agent_that_is_not_there_is_69_naming_the_url() {
             "/bin/true",
         ])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
-    assert!(out.stderr.contains(&url), "{}", out.stderr);
+    out.assert_code(69);
+    out.assert_stderr_has(&url);
 }
 
 #[test]
@@ -443,7 +395,7 @@ fn bad_agent_settings() {
             .args(["--secret", "x", "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(*code), "{args:?} {env:?}: {}", out.stderr);
-        assert!(out.stderr.contains(want), "{}", out.stderr);
+        out.assert_stderr_has(want);
     }
     let dir = TempDir::new("agent-missing-token");
     let out = through("http://127.0.0.1:9")
@@ -453,6 +405,6 @@ fn bad_agent_settings() {
         )
         .args(["--secret", "x", "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(out.stderr.contains("file://"), "{}", out.stderr);
+    out.assert_code(78);
+    out.assert_stderr_has("file://");
 }

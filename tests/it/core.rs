@@ -22,11 +22,8 @@ fn rds_json() -> String {
 fn rds_secret_becomes_exact_variables() {
     let name = unique("core/rds");
     moto().create(&name, &rds_json());
-    let out = se()
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[
+    let out = se().run_env0(&name);
+    out.assert_ok_vars(&[
         ("USERNAME", "admin"),
         ("PASSWORD", RDS_PASSWORD),
         ("ENGINE", "mysql"),
@@ -41,16 +38,9 @@ fn rds_secret_becomes_exact_variables() {
 fn plain_text_secret_is_named_after_last_segment() {
     let name = unique("core/plain");
     moto().create(&name, "just-a-token-4411");
-    let var = name
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_uppercase()
-        .replace('-', "_");
-    let out = se()
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let var = default_var(&name);
+    let out = se().run_env0(&name);
+    out.assert_code(0);
     assert_eq!(out.var(&var).as_deref(), Some("just-a-token-4411"));
 }
 
@@ -59,10 +49,8 @@ fn secret_by_full_arn() {
     let name = unique("core/arn");
     let arn = moto().create(&name, r#"{"api_key":"k-by-arn"}"#);
     assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
-    let out = se()
-        .args(["--secret", &arn, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let out = se().run_env0(&arn);
+    out.assert_code(0);
     assert_eq!(out.var("API_KEY").as_deref(), Some("k-by-arn"));
 }
 
@@ -71,10 +59,8 @@ fn multi_line_value_is_intact() {
     let pem = "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8w\nggE7AgEAAkEAq7BFUpkGp3+LQmlQ==\n-----END PRIVATE KEY-----\n";
     let name = unique("core/pem");
     moto().create(&name, &serde_json::json!({"tls_key": pem}).to_string());
-    let out = se()
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let out = se().run_env0(&name);
+    out.assert_code(0);
     assert_eq!(out.var("TLS_KEY").as_deref(), Some(pem));
 }
 
@@ -83,9 +69,9 @@ fn missing_secret_is_66() {
     let out = se()
         .args(["--secret", &unique("core/absent"), "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+    out.assert_code(66);
     assert!(out.stderr.starts_with("secret-exec: "), "{}", out.stderr);
-    assert!(out.stderr.contains("core/absent"), "{}", out.stderr);
+    out.assert_stderr_has("core/absent");
     assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
 }
 
@@ -95,7 +81,7 @@ fn deleted_secret_is_66() {
     moto().create(&name, "deleted-value-9911");
     moto().delete(&name);
     let out = se().args(["--secret", &name, "--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+    out.assert_code(66);
     out.assert_no_leak(&["deleted-value-9911"]);
 }
 
@@ -114,8 +100,8 @@ fn unreachable_endpoint_is_69_within_the_timeout() {
             "/bin/true",
         ])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
-    assert!(out.stderr.contains("core/anything"), "{}", out.stderr);
+    out.assert_code(69);
+    out.assert_stderr_has("core/anything");
 }
 
 #[test]
@@ -126,7 +112,7 @@ fn missing_command_is_127_and_non_executable_is_126() {
     let out = se()
         .args(["--secret", &name, "--", "definitely-not-a-command-xyz"])
         .run();
-    assert_eq!(out.code(), Some(127), "{}", out.stderr);
+    out.assert_code(127);
     out.assert_no_leak(&[value]);
 
     let dir = TempDir::new("noexec");
@@ -134,7 +120,7 @@ fn missing_command_is_127_and_non_executable_is_126() {
     std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = se().args(["--secret", &name, "--"]).arg_path(&file).run();
-    assert_eq!(out.code(), Some(126), "{}", out.stderr);
+    out.assert_code(126);
     out.assert_no_leak(&[value]);
 }
 
@@ -167,7 +153,7 @@ fn child_keeps_our_pid() {
     let name = unique("core/pid");
     moto().create(&name, "pid-value");
     let out = run_sh(&name, "echo $$");
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stdout.trim(), out.pid.to_string());
 }
 
@@ -210,8 +196,8 @@ fn no_region_is_78() {
         .env_remove("AWS_REGION")
         .args(["--secret", "some/name", "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(out.stderr.contains("region"), "{}", out.stderr);
+    out.assert_code(78);
+    out.assert_stderr_has("region");
 }
 
 #[test]
@@ -221,6 +207,6 @@ fn no_credentials_is_78() {
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .args(["--secret", "some/name", "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
+    out.assert_code(78);
+    out.assert_stderr_has("no AWS credentials");
 }

@@ -20,20 +20,12 @@ fn setup(relay: &FakeHttp) -> (String, Run) {
 }
 
 fn fetch(run: Run, name: &str) -> Out {
-    run.args([
-        "--secret",
-        &format!("APP_*={name}"),
-        "--",
-        "/usr/bin/env",
-        "-0",
-    ])
-    .run()
+    run.run_env0(&format!("APP_*={name}"))
 }
 
 /// Exit 0, the value delivered, and the fetch signed by `key` (it came from the source).
 fn assert_fetched_with(out: &Out, relay: &FakeHttp, key_prefix: &str) {
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("APP_K", "from-moto")]);
+    out.assert_ok_vars(&[("APP_K", "from-moto")]);
     let signers = relay.secretsmanager_signers();
     assert!(!signers.is_empty(), "no Secrets Manager call seen");
     for s in &signers {
@@ -129,7 +121,7 @@ fn container_endpoint_refusal_is_77_and_malformed_reply_leaks_nothing() {
         .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong"),
         &name,
     );
-    assert_eq!(out.code(), Some(77), "{}", out.stderr);
+    out.assert_code(77);
     assert_clean_error(&out, &["wrong", "/creds"]);
 
     // Cut-off and wrongly typed documents holding canary keys.
@@ -242,10 +234,10 @@ fn imds_turned_off_403_is_no_credentials_78() {
     });
     let (name, run) = setup(&relay);
     let out = fetch(with_imds(run, &fake), &name);
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    out.assert_code(78);
     assert_clean_error(&out, &[]);
-    assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
-    assert!(out.stderr.contains("instance metadata"), "{}", out.stderr);
+    out.assert_stderr_has("no AWS credentials");
+    out.assert_stderr_has("instance metadata");
     // 403 is not retried.
     assert_eq!(
         fake.count("PUT", "/latest/api/token"),
@@ -291,7 +283,7 @@ fn imds_failing_every_time_is_69_after_one_retry() {
     });
     let (name, run) = setup(&relay);
     let out = fetch(with_imds(run, &fake), &name);
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    out.assert_code(69);
     assert_clean_error(&out, &[]);
     assert_eq!(
         fake.count(
@@ -311,7 +303,7 @@ fn imds_malformed_credentials_leak_nothing() {
     );
     let (name, run) = setup(&relay);
     let out = fetch(with_imds(run, &fake), &name);
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    out.assert_code(78);
     assert_clean_error(&out, &["CANARY"]);
 }
 
@@ -668,9 +660,9 @@ fn missing_profile_is_78_by_name() {
             .env("AWS_PROFILE", "absent-profile"),
     ] {
         let out = run.args(["--secret", "x", "--", "/bin/true"]).run();
-        assert_eq!(out.code(), Some(78), "{}", out.stderr);
+        out.assert_code(78);
         assert_clean_error(&out, &[]);
-        assert!(out.stderr.contains("'absent-profile'"), "{}", out.stderr);
+        out.assert_stderr_has("'absent-profile'");
     }
 }
 
@@ -681,10 +673,10 @@ fn no_credentials_lists_only_what_was_tried() {
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .args(["--secret", "x", "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    out.assert_code(78);
     assert_clean_error(&out, &[]);
-    assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
-    assert!(out.stderr.contains("web identity"), "{}", out.stderr);
+    out.assert_stderr_has("no AWS credentials");
+    out.assert_stderr_has("web identity");
     // AWS_EC2_METADATA_DISABLED=true: IMDS was not asked, so it is not listed or advised on.
     assert!(!out.stderr.contains("instance metadata"), "{}", out.stderr);
     assert!(!out.stderr.contains("hop-limit"), "{}", out.stderr);

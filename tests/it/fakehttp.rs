@@ -2,9 +2,9 @@
 //! container endpoints, IMDS, the SSO portal), and a recording relay in front of moto. Every
 //! request is kept, so tests count and inspect what the binary actually sent.
 
-use crate::support::moto;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use crate::loopback::{ask_moto, header, listen, read_body, read_head, respond};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug)]
@@ -17,10 +17,7 @@ pub struct Req {
 
 impl Req {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+        header(&self.head, name)
     }
     /// The access key id the request was signed with (SigV4 `Credential=`).
     pub fn signed_by(&self) -> Option<&str> {
@@ -58,18 +55,9 @@ impl FakeHttp {
     pub fn start(
         handler: impl Fn(&Req, usize) -> Option<Reply> + Send + Sync + 'static,
     ) -> FakeHttp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
-        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
         let s = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (s, h) = (s.clone(), handler.clone());
-                std::thread::spawn(move || serve(conn, &s, &*h));
-            }
-        });
+        let port = listen("127.0.0.1", move |conn| serve(conn, &s, &handler));
         FakeHttp {
             endpoint: format!("http://127.0.0.1:{port}"),
             seen,
@@ -120,31 +108,17 @@ impl FakeHttp {
 }
 
 fn read_request(conn: &mut TcpStream) -> Option<(Req, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if conn.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
+    let head = read_head(conn)?;
     let mut first = head.split(' ');
     let method = first.next()?.to_string();
     let path = first.next()?.to_string();
-    let mut req = Req {
+    let body = read_body(conn, &head)?;
+    let req = Req {
         method,
         path,
         head,
-        body: String::new(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let len: usize = req
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    conn.read_exact(&mut body).ok()?;
-    req.body = String::from_utf8_lossy(&body).into_owned();
     Some((req, body))
 }
 
@@ -159,42 +133,15 @@ fn serve(mut conn: TcpStream, seen: &Mutex<Vec<Req>>, handler: &Handler) {
     };
     match handler(&req, nth) {
         Some(r) => {
-            let mut head = format!(
-                "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-                r.status,
-                r.body.len()
-            );
-            for (k, v) in &r.headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
+            let headers: Vec<(&str, &str)> =
+                r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            respond(&mut conn, r.status, &headers, &r.body);
+        }
+        // Relayed unchanged: moto's raw reply goes back as it came.
+        None => {
+            if let Some(resp) = ask_moto(&req.head, &body) {
+                let _ = conn.write_all(&resp);
             }
-            head.push_str("\r\n");
-            let _ = conn.write_all(head.as_bytes());
-            let _ = conn.write_all(&r.body);
         }
-        None => relay(&mut conn, &req, &body),
-    }
-}
-
-/// Sends the request to moto with `Connection: close` and copies its raw reply back.
-fn relay(conn: &mut TcpStream, req: &Req, body: &[u8]) {
-    let Ok(mut up) = TcpStream::connect(("127.0.0.1", moto().port)) else {
-        return;
-    };
-    let mut head = String::new();
-    for (i, line) in req.head.split("\r\n").enumerate() {
-        let name = line.split(':').next().unwrap_or("").trim();
-        if line.is_empty() || (i > 0 && name.eq_ignore_ascii_case("connection")) {
-            continue;
-        }
-        head.push_str(line);
-        head.push_str("\r\n");
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    let mut resp = Vec::new();
-    if up.write_all(head.as_bytes()).is_ok()
-        && up.write_all(body).is_ok()
-        && up.read_to_end(&mut resp).is_ok()
-    {
-        let _ = conn.write_all(&resp);
     }
 }

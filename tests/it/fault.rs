@@ -3,47 +3,22 @@
 
 use crate::faultsrv::{FaultServer, Reply};
 use crate::support::*;
-use std::process::Stdio;
 use std::time::Duration;
 
 const GET: &str = "GetSecretValue";
 const BATCH: &str = "BatchGetSecretValue";
 
-/// secret-exec pointed at `srv` instead of moto directly.
-fn via(srv: &FaultServer) -> Run {
-    se().env("AWS_ENDPOINT_URL", &srv.endpoint)
-}
-
 /// A secret `{"<key>": "<value>"}` in moto; returns its name.
 fn seeded(stem: &str, key: &str, value: &str) -> String {
-    let name = unique(stem);
-    moto().create(&name, &serde_json::json!({ key: value }).to_string());
-    name
-}
-
-/// Asserts the failure was reported as exactly one `secret-exec:` line, with no panic.
-fn assert_one_clean_line(out: &Out) {
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "want one stderr line: {}", out.stderr);
-    assert!(lines[0].starts_with("secret-exec: "), "{}", out.stderr);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+    seed(stem, &serde_json::json!({ key: value }).to_string())
 }
 
 #[test]
 fn throttled_twice_then_succeeds() {
     let name = seeded("fault/throttle", "token", "t-after-throttle");
-    let srv = FaultServer::start(|action, nth| {
-        if action == GET && nth <= 2 {
-            Reply::Throttle
-        } else {
-            Reply::Forward
-        }
-    });
-    let out = via(&srv)
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let srv = FaultServer::failing(GET, 2, Reply::Throttle);
+    let out = srv.se().run_env0(&name);
+    out.assert_code(0);
     assert_eq!(out.var("TOKEN").as_deref(), Some("t-after-throttle"));
     assert_eq!(srv.count(GET), 3);
 }
@@ -52,19 +27,16 @@ fn throttled_twice_then_succeeds() {
 fn persistent_500_is_69_after_every_attempt() {
     let name = seeded("fault/500", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::ServerError);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--timeout", "30s", "--max-attempts", "3", "--secret", &name])
         .args(["--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
-    assert_one_clean_line(&out);
+    out.assert_code(69);
+    out.assert_one_clean_line();
     // Ended by the retry budget, not by the overall deadline.
     assert_eq!(srv.count(GET), 3);
-    assert!(
-        out.stderr.contains("InternalServiceError"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("InternalServiceError");
     assert!(!out.stderr.contains("timed out after"), "{}", out.stderr);
 }
 
@@ -72,10 +44,11 @@ fn persistent_500_is_69_after_every_attempt() {
 fn throttling_is_retried_but_access_denied_is_not() {
     let name = seeded("fault/denied", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::Deny);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--max-attempts", "5", "--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(77), "{}", out.stderr);
+    out.assert_code(77);
     assert_eq!(srv.count(GET), 1, "a denial must not be retried");
 }
 
@@ -83,11 +56,12 @@ fn throttling_is_retried_but_access_denied_is_not() {
 fn stalled_server_is_69_at_the_deadline() {
     let name = seeded("fault/stall", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::Stall);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--timeout", "2s", "--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
-    assert_one_clean_line(&out);
+    out.assert_code(69);
+    out.assert_one_clean_line();
     assert!(srv.count(GET) >= 1);
     // Not a timed assertion: only a bound far above the 2 s deadline that still catches a hang.
     assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
@@ -98,11 +72,12 @@ fn faulty_replies_are_69_without_panic() {
     for reply in [Reply::Reset, Reply::Truncated, Reply::NotJson] {
         let name = seeded("fault/reply", "k", "v-faulty-reply");
         let srv = FaultServer::start(move |_, _| reply);
-        let out = via(&srv)
+        let out = srv
+            .se()
             .args(["--timeout", "20s", "--secret", &name, "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(69), "{reply:?}: {}", out.stderr);
-        assert_one_clean_line(&out);
+        out.assert_one_clean_line();
         assert!(srv.count(GET) >= 1, "{reply:?}");
         // Causes in words, not a Debug dump of the SDK's error structs.
         assert!(!out.stderr.contains(" { "), "{reply:?}: {}", out.stderr);
@@ -120,14 +95,14 @@ fn one_missing_among_many_is_66_and_no_exec() {
     let srv = FaultServer::start(|_, _| Reply::Forward);
     let dir = TempDir::new("nexec");
     let marker = dir.path().join("ran");
-    let mut run = via(&srv);
+    let mut run = srv.se();
     for n in &names {
         run = run.args(["--secret", n]);
     }
     let out = run.args(["--", "/usr/bin/touch"]).arg_path(&marker).run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
-    assert_one_clean_line(&out);
-    assert!(out.stderr.contains(&missing), "{}", out.stderr);
+    out.assert_code(66);
+    out.assert_one_clean_line();
+    out.assert_stderr_has(&missing);
     assert!(!marker.exists(), "the command ran despite a missing secret");
     assert_eq!(srv.count(BATCH), 2);
     assert_eq!(srv.count(GET), 0);
@@ -138,19 +113,13 @@ fn batch_denied_falls_back_to_get_secret_value() {
     let names: Vec<String> = (0..5)
         .map(|i| seeded("fault/fallback", &format!("fb{i}"), &format!("val{i}")))
         .collect();
-    let srv = FaultServer::start(|action, _| {
-        if action == BATCH {
-            Reply::Deny
-        } else {
-            Reply::Forward
-        }
-    });
-    let mut run = via(&srv).args(["-v"]);
+    let srv = FaultServer::failing(BATCH, usize::MAX, Reply::Deny);
+    let mut run = srv.se().args(["-v"]);
     for n in &names {
         run = run.args(["--secret", n]);
     }
     let out = run.args(["--", "/usr/bin/env", "-0"]).run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     for i in 0..5 {
         assert_eq!(
             out.var(&format!("FB{i}")).as_deref(),
@@ -172,25 +141,15 @@ fn batch_refused_for_bad_credentials_does_not_fall_back() {
     let names: Vec<String> = (0..3)
         .map(|i| seeded("fault/expired", &format!("ex{i}"), "v"))
         .collect();
-    let srv = FaultServer::start(|action, _| {
-        if action == BATCH {
-            Reply::Code("ExpiredTokenException")
-        } else {
-            Reply::Forward
-        }
-    });
-    let mut run = via(&srv);
+    let srv = FaultServer::failing(BATCH, usize::MAX, Reply::Code("ExpiredTokenException"));
+    let mut run = srv.se();
     for n in &names {
         run = run.args(["--secret", n]);
     }
     let out = run.args(["--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(77), "{}", out.stderr);
-    assert_one_clean_line(&out);
-    assert!(
-        out.stderr.contains("ExpiredTokenException"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(77);
+    out.assert_one_clean_line();
+    out.assert_stderr_has("ExpiredTokenException");
     assert_eq!(srv.count(BATCH), 1);
     assert_eq!(
         srv.count(GET),
@@ -204,7 +163,8 @@ fn duplicates_are_fetched_once() {
     let name = seeded("fault/dup", "user", "u1");
     let other = seeded("fault/dup2", "pass", "p1");
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--secret", &format!("A={name}:user")])
         .args(["--secret", &format!("B={name}:user")])
         .args(["--secret", &format!("P_*={name}")])
@@ -212,7 +172,7 @@ fn duplicates_are_fetched_once() {
         .args(["--secret", &format!("D={other}")])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("A").as_deref(), Some("u1"));
     assert_eq!(out.var("P_USER").as_deref(), Some("u1"));
     assert_eq!(out.var("C").as_deref(), Some("p1"));
@@ -222,13 +182,14 @@ fn duplicates_are_fetched_once() {
     assert_eq!(srv.count(GET), 0);
 
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--secret", &format!("A={name}:user")])
         .args(["--secret", &format!("B={name}:user")])
         .args(["--secret", &name])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("USER").as_deref(), Some("u1"));
     assert_eq!(srv.count(GET), 1);
     assert_eq!(srv.count(BATCH), 0);
@@ -241,7 +202,7 @@ fn batches_hold_twenty_ids_each() {
             .map(|i| seeded("fault/chunk", &format!("c{i}"), &format!("{i}")))
             .collect();
         let srv = FaultServer::start(|_, _| Reply::Forward);
-        let mut run = via(&srv);
+        let mut run = srv.se();
         for name in &names {
             run = run.args(["--secret", name]);
         }
@@ -260,13 +221,14 @@ fn pinned_stages_use_get_secret_value() {
     moto().put(&name, r#"{"v":"two"}"#);
     let other = seeded("fault/pinned2", "w", "three");
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = via(&srv)
+    let out = srv
+        .se()
         .args(["--secret", &format!("OLD={name}:v:AWSPREVIOUS")])
         .args(["--secret", &format!("NEW={name}:v")])
         .args(["--secret", &other])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("OLD").as_deref(), Some("one"));
     assert_eq!(out.var("NEW").as_deref(), Some("two"));
     assert_eq!(out.var("W").as_deref(), Some("three"));
@@ -296,13 +258,13 @@ fn arn_in_another_region_is_fetched_there() {
         .args(["--secret", &arn, "--secret", &home])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("EU_KEY").as_deref(), Some("from-eu-west-1"));
     assert_eq!(out.var("HOME_KEY").as_deref(), Some("from-us-east-1"));
 
     // By name alone it does not exist in us-east-1.
     let out = se().args(["--secret", &name, "--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+    out.assert_code(66);
 
     // No region anywhere (IMDS disabled, no config file): the ARN supplies it.
     let out = se()
@@ -310,9 +272,9 @@ fn arn_in_another_region_is_fetched_there() {
         .env_remove("AWS_DEFAULT_REGION")
         .args(["-v", "--secret", &arn, "--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("EU_KEY").as_deref(), Some("from-eu-west-1"));
-    assert!(out.stderr.contains("eu-west-1"), "{}", out.stderr);
+    out.assert_stderr_has("eu-west-1");
 }
 
 /// A loopback listener that accepts connections and never answers: metadata-service packets
@@ -342,8 +304,8 @@ fn no_credentials_with_silent_imds_is_78_and_says_what_was_tried() {
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", black_hole())
         .args(["--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert_one_clean_line(&out);
+    out.assert_code(78);
+    out.assert_one_clean_line();
     for tried in [
         "AWS_ACCESS_KEY_ID",
         "AWS_PROFILE",
@@ -372,8 +334,8 @@ fn invalid_retry_settings_are_78() {
             .args(["--secret", &name, "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(78), "{var}={value:?}: {}", out.stderr);
-        assert_one_clean_line(&out);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
+        out.assert_one_clean_line();
+        out.assert_stderr_has(var);
     }
 }
 
@@ -382,40 +344,9 @@ fn invalid_retry_settings_are_78() {
 fn interrupted_while_fetching(sig: nix::sys::signal::Signal) -> (Option<i32>, bool, String) {
     let name = seeded("fault/signal", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::Stall);
-    let dir = TempDir::new("sig");
-    let marker = dir.path().join("ran");
-    let mut child = via(&srv)
-        .args([
-            "--timeout",
-            "50s",
-            "--secret",
-            &name,
-            "--",
-            "/usr/bin/touch",
-        ])
-        .arg_path(&marker)
-        .cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        srv.wait_for(GET, 1, HANG),
-        "secret-exec never reached the server"
-    );
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     // The deadline is 50 s: an exit well before it can only come from the signal.
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(40), "ignored {sig}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    (status.code(), marker.exists(), err)
+    let (out, ran) = srv.signal_while_fetching(&name, sig, || {}, Duration::from_secs(40));
+    (out.code(), ran, out.stderr)
 }
 
 #[test]

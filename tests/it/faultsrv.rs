@@ -3,10 +3,13 @@
 //! request is counted per Secrets Manager action, its User-Agent headers are kept, and tests can
 //! wait until one has arrived.
 
-use crate::support::moto;
+use crate::loopback::{ask_moto, header, listen, read_body, read_head};
+use crate::support::{HANG, Out, Run, TempDir, se, wait_exit};
+use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,9 +61,6 @@ pub struct FaultServer {
 impl FaultServer {
     /// Starts a proxy whose `rule(action, nth)` (nth counts from 1 per action) decides each reply.
     pub fn start(rule: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> FaultServer {
-        let upstream = moto().port;
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fault server");
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             counts: Mutex::new(HashMap::new()),
             seen: Mutex::new(Vec::new()),
@@ -68,17 +68,28 @@ impl FaultServer {
             rule: Box::new(rule),
         });
         let s = shared.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || serve(conn, upstream, &s));
-            }
-        });
+        let port = listen("127.0.0.1", move |conn| serve(conn, &s));
         FaultServer {
             endpoint: format!("http://127.0.0.1:{port}"),
             shared,
         }
+    }
+
+    /// A proxy that answers the first `first` requests for `action` with `reply` (`usize::MAX`:
+    /// all of them) and forwards everything else.
+    pub fn failing(action: &'static str, first: usize, reply: Reply) -> FaultServer {
+        FaultServer::start(move |a, nth| {
+            if a == action && nth <= first {
+                reply
+            } else {
+                Reply::Forward
+            }
+        })
+    }
+
+    /// A run of secret-exec pointed at this proxy instead of moto.
+    pub fn se(&self) -> Run {
+        se().env("AWS_ENDPOINT_URL", &self.endpoint)
     }
 
     /// Requests seen so far for `action` (e.g. "GetSecretValue"); `"<action> ids"` counts the
@@ -114,6 +125,57 @@ impl FaultServer {
     }
 }
 
+impl FaultServer {
+    /// Launches secret-exec through this server with `--secret secret` and a COMMAND that
+    /// touches a marker file; once its first GetSecretValue has arrived, sends `sig`, calls
+    /// `then` (to let a held request through, say) and waits for the exit, failing the test
+    /// if that takes `limit`. Returns the run and whether COMMAND ran.
+    pub fn signal_while_fetching(
+        &self,
+        secret: &str,
+        sig: Signal,
+        then: impl FnOnce(),
+        limit: Duration,
+    ) -> (Out, bool) {
+        let dir = TempDir::new("sig");
+        let marker = dir.path().join("ran");
+        let mut child = self
+            .se()
+            .args([
+                "--timeout",
+                "50s",
+                "--secret",
+                secret,
+                "--",
+                "/usr/bin/touch",
+            ])
+            .arg_path(&marker)
+            .cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            self.wait_for("GetSecretValue", 1, HANG),
+            "secret-exec never reached the server"
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let start = Instant::now();
+        then();
+        let status = wait_exit(&mut child, limit, || format!("ignored {sig}"));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        let out = Out {
+            status,
+            stdout: String::new(),
+            stderr,
+            pid: child.id(),
+            elapsed: start.elapsed(),
+        };
+        (out, marker.exists())
+    }
+}
+
 struct Request {
     head: String,
     body: Vec<u8>,
@@ -121,10 +183,7 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+        header(&self.head, name)
     }
     fn action(&self) -> String {
         self.header("x-amz-target")
@@ -134,40 +193,9 @@ impl Request {
     }
 }
 
-/// Reads the request head a byte at a time, so the body is still unread when a rule wants
-/// to reset the connection. None when the peer closed first.
-fn read_head(conn: &mut TcpStream) -> Option<Request> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if conn.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    Some(Request {
-        head: String::from_utf8_lossy(&head).into_owned(),
-        body: Vec::new(),
-    })
-}
-
-fn read_body(conn: &mut TcpStream, req: &mut Request) -> Option<()> {
-    let len: usize = req
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    req.body = vec![0; len];
-    conn.read_exact(&mut req.body).ok()
-}
-
 fn respond(conn: &mut TcpStream, status: &str, body: &[u8]) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = conn.write_all(head.as_bytes());
-    let _ = conn.write_all(body);
+    let json = [("Content-Type", "application/x-amz-json-1.1")];
+    crate::loopback::respond(conn, status, &json, body);
 }
 
 fn aws_error(conn: &mut TcpStream, status: &str, code: &str, message: &str) {
@@ -177,9 +205,14 @@ fn aws_error(conn: &mut TcpStream, status: &str, code: &str, message: &str) {
 
 /// One request per connection: every reply says `Connection: close`, so the client never reuses
 /// a socket this proxy might be about to stall or reset.
-fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
-    let Some(mut req) = read_head(&mut conn) else {
+fn serve(mut conn: TcpStream, shared: &Shared) {
+    // The head only, so the body is still unread when a rule wants to reset the connection.
+    let Some(head) = read_head(&mut conn) else {
         return;
+    };
+    let mut req = Request {
+        head,
+        body: Vec::new(),
     };
     let action = req.action();
     shared.seen.lock().unwrap().push(Seen {
@@ -199,9 +232,10 @@ fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
         // The body is still unread: closing now makes the kernel answer with RST, not FIN.
         return;
     }
-    if read_body(&mut conn, &mut req).is_none() {
+    let Some(body) = read_body(&mut conn, &req.head) else {
         return;
-    }
+    };
+    req.body = body;
     if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) {
         let mut counts = shared.counts.lock().unwrap();
         if let Some(ids) = body["SecretIdList"]
@@ -215,7 +249,7 @@ fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
         }
     }
     match reply {
-        Reply::Forward => forward(&mut conn, upstream, &req),
+        Reply::Forward => forward(&mut conn, &req),
         Reply::Throttle => aws_error(
             &mut conn,
             "400 Bad Request",
@@ -255,31 +289,11 @@ fn serve(mut conn: TcpStream, upstream: u16, shared: &Shared) {
     }
 }
 
-/// Relays the request to moto with `Connection: close` and passes its status and body back.
-fn forward(conn: &mut TcpStream, upstream: u16, req: &Request) {
-    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+/// Relays the request to moto and passes its status and body back.
+fn forward(conn: &mut TcpStream, req: &Request) {
+    let Some(resp) = ask_moto(&req.head, &req.body) else {
         return respond(conn, "502 Bad Gateway", b"{}");
     };
-    let mut head = String::new();
-    for (i, line) in req.head.split("\r\n").enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let name = line.split(':').next().unwrap_or("").trim();
-        if i > 0 && name.eq_ignore_ascii_case("connection") {
-            continue;
-        }
-        head.push_str(line);
-        head.push_str("\r\n");
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    let mut resp = Vec::new();
-    if up.write_all(head.as_bytes()).is_err()
-        || up.write_all(&req.body).is_err()
-        || up.read_to_end(&mut resp).is_err()
-    {
-        return respond(conn, "502 Bad Gateway", b"{}");
-    }
     let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
         return respond(conn, "502 Bad Gateway", b"{}");
     };

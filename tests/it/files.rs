@@ -29,7 +29,7 @@ fn pem_is_byte_exact_on_its_descriptor_and_its_path() {
              cat /proc/self/fd/3 >\"$OUT/proc\"; cat \"$TLS_KEY_FILE\" >\"$OUT/again\"",
         ))
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stdout, "/dev/fd/3");
     // Read through the descriptor itself (from offset 0), and by re-opening the path twice.
     for f in ["fd", "path", "proc", "again"] {
@@ -48,7 +48,7 @@ fn secret_binary_is_byte_exact() {
         .args(["--file", &format!("KEYSTORE={name}")])
         .args(sh("cat \"$KEYSTORE\" >\"$OUT/ks\""))
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(read(&dir, "ks"), bytes);
 
     // The same secret in the environment is still refused (65), and a KEY into it is too.
@@ -56,17 +56,13 @@ fn secret_binary_is_byte_exact() {
         .args(["--secret", &format!("KS={name}")])
         .args(sh("true"))
         .run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    out.assert_code(65);
     let out = se()
         .args(["--file", &format!("KS={name}:k")])
         .args(sh("true"))
         .run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("SecretBinary has no keys"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(65);
+    out.assert_stderr_has("SecretBinary has no keys");
 }
 
 #[test]
@@ -87,7 +83,7 @@ fn files_follow_command_line_order_and_mix_with_secrets() {
             "echo \"$CERT $KEY $ALL $USER\"; cat <&3 >\"$OUT/3\"; cat <&4 >\"$OUT/4\"; cat <&5 >\"$OUT/5\"",
         ))
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stdout, "/dev/fd/3 /dev/fd/4 /dev/fd/5 u\n");
     assert_eq!(read(&dir, "3"), b"C\n");
     assert_eq!(read(&dir, "4"), b"K");
@@ -114,7 +110,7 @@ fn seals_refuse_writes_and_a_grandchild_inherits() {
         .args(["--file", &format!("F={name}")])
         .args(sh(script))
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stdout, "done\n", "a write got through the seals");
     assert_eq!(read(&dir, "grandchild"), b"sealed-value\n");
     assert_eq!(read(&dir, "subshell"), b"sealed-value\n");
@@ -179,7 +175,7 @@ fn file_names_collide_as_variables_do() {
         .args(["--file", &format!("CONF={name}:a")])
         .args(sh("printf %s \"$CONF\""))
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stdout, "/dev/fd/3");
 }
 
@@ -261,32 +257,15 @@ fn dry_run_lists_files_and_references_never_content() {
         .env("DB_PASSWORD", format!("secretsmanager:{other}:password"))
         .args(["--from-env", "--file", &format!("TLS={name}"), "--dry-run"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_no_leak(&["MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "dry-ref-canary"]);
-    let lines: Vec<Vec<&str>> = out
-        .stdout
-        .lines()
-        .map(|l| l.split('\t').collect())
-        .collect();
-    assert_eq!(
-        lines[0],
-        [
-            "NAME",
-            "SECRET",
-            "KEY",
-            "VERSION",
-            "STAGE",
-            "OVERRIDES",
-            "VIA",
-            "BYTES"
-        ]
-    );
+    let rows = out.dry_run_rows();
     let bytes = PEM.len().to_string();
-    assert_eq!(lines[1][0], "TLS");
-    assert_eq!(lines[1][1], name);
-    assert_eq!(lines[1][6..], ["file", bytes.as_str()]);
+    assert_eq!(rows[0][0], "TLS");
+    assert_eq!(rows[0][1], name);
+    assert_eq!(rows[0][6..], ["file", bytes.as_str()]);
     assert_eq!(
-        lines[2],
+        rows[1],
         [
             "DB_PASSWORD",
             &other,
@@ -298,7 +277,7 @@ fn dry_run_lists_files_and_references_never_content() {
             "-"
         ]
     );
-    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert_eq!(rows.len(), 2, "{}", out.stdout);
 }
 
 #[test]
@@ -315,7 +294,7 @@ fn iam_policy_names_files_and_references() {
             "--print-iam-policy",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     for want in [
         "secret:prod/tls-??????",
         "secret:prod/short-??????",
@@ -326,7 +305,7 @@ fn iam_policy_names_files_and_references() {
     // Without a reference in the environment there is nothing to grant: refused, not an
     // empty policy IAM would reject.
     let out = se().args(["--from-env", "--print-iam-policy"]).run();
-    assert_eq!(out.code(), Some(64), "{}", out.stderr);
+    out.assert_code(64);
 }
 
 // ---- --from-env ----
@@ -374,8 +353,7 @@ fn references_are_replaced_in_place_in_every_form() {
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // --no-override does not stop a reference from taking its own variable's place.
     let out = from_env(&pairs, &["--no-override"]);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("ECS_FORM", "pw-2"),
         ("ECS_PREVIOUS", "pw-1"),
         ("ECS_VERSION", "pw-2"),
@@ -444,8 +422,7 @@ fn without_references_the_environment_passes_unchanged() {
         ],
         &["-v"],
     );
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("PLAIN", "x"),
         ("ARNISH", "prefix arn:aws:secretsmanager:a"),
     ]);
@@ -463,7 +440,7 @@ fn without_references_the_environment_passes_unchanged() {
         )
         .args(["--from-env", "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
 }
 
 /// References and `--secret`s share one plan: 100 references are 5 batch calls of 20, and a
@@ -479,7 +456,7 @@ fn a_hundred_references_are_batched() {
         })
         .collect();
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let mut run = se().env("AWS_ENDPOINT_URL", &srv.endpoint);
+    let mut run = srv.se();
     for (i, n) in names.iter().enumerate() {
         run = run.env(&format!("REF_{i}"), format!("secretsmanager:{n}"));
     }
@@ -489,8 +466,7 @@ fn a_hundred_references_are_batched() {
         .args(["--from-env", "--secret", &format!("S={}", names[1])])
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("REF_0", "value-0"),
         ("REF_99", "value-99"),
         ("DUP", "value-0"),

@@ -32,7 +32,7 @@ fn golden(name: &str, got: &str) {
 #[test]
 fn help_text() {
     let out = se().args(["--help"]).run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     golden("help.txt", &out.stdout);
 }
 

@@ -85,15 +85,9 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
     let (a, b) = (seeded("log/ua-a"), seeded("log/ua-b"));
     // The batch call is denied, so both actions are seen: BatchGetSecretValue, then one
     // GetSecretValue per secret.
-    let srv = FaultServer::start(|action, _| {
-        if action == "BatchGetSecretValue" {
-            Reply::Deny
-        } else {
-            Reply::Forward
-        }
-    });
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+    let srv = FaultServer::failing("BatchGetSecretValue", usize::MAX, Reply::Deny);
+    let out = srv
+        .se()
         .args([
             "--secret",
             &format!("A_*={a}"),
@@ -102,7 +96,7 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
         ])
         .args(["--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let seen = srv.seen();
     let actions: Vec<&str> = seen.iter().map(|s| s.action.as_str()).collect();
     assert!(actions.contains(&"BatchGetSecretValue"), "{actions:?}");
@@ -118,21 +112,18 @@ fn every_aws_call_names_secret_exec_in_its_user_agent() {
     }
 }
 
+/// Runs `run` with what every JSON-log run here passes: `--log-format json`, `--secret name`
+/// and a COMMAND that succeeds.
+fn run_json(run: Run, name: &str) -> Out {
+    run.args(["--log-format", "json", "--secret", name, "--", "/bin/true"])
+        .run()
+}
+
 #[test]
 fn json_success_has_ids_and_timings_for_each_stage() {
     let name = seeded("log/ok");
-    let out = se()
-        .args([
-            "-v",
-            "--log-format",
-            "json",
-            "--secret",
-            &name,
-            "--",
-            "/bin/true",
-        ])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let out = run_json(se().args(["-v"]), &name);
+    out.assert_code(0);
     let lines = json_lines(&out.stderr);
     assert_eq!(
         events(&lines),
@@ -237,7 +228,7 @@ fn bad_log_settings_are_refused() {
         let out = run.run();
         assert_eq!(out.code(), Some(code), "{}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-        assert!(out.stderr.contains(want), "{}", out.stderr);
+        out.assert_stderr_has(want);
     }
 }
 
@@ -248,7 +239,7 @@ fn each_level_adds_what_the_table_says() {
     let name = seeded("log/levels");
     let run = |v: &str| {
         let out = se().args([v, "--secret", &name, "--", "/bin/true"]).run();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        out.assert_code(0);
         out.stderr
     };
     let (v1, v2, v3) = (run("-v"), run("-vv"), run("-vvv"));
@@ -278,26 +269,9 @@ fn each_level_adds_what_the_table_says() {
 #[test]
 fn each_retry_is_a_line_at_vv() {
     let name = seeded("log/retry");
-    let srv = FaultServer::start(|action, nth| {
-        if action == "GetSecretValue" && nth == 1 {
-            Reply::Throttle
-        } else {
-            Reply::Forward
-        }
-    });
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
-        .args([
-            "-vv",
-            "--log-format",
-            "json",
-            "--secret",
-            &name,
-            "--",
-            "/bin/true",
-        ])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let srv = FaultServer::failing("GetSecretValue", 1, Reply::Throttle);
+    let out = run_json(srv.se().args(["-vv"]), &name);
+    out.assert_code(0);
     let attempts: Vec<(u64, String)> = json_lines(&out.stderr)
         .iter()
         .filter(|v| v["event"] == "attempt")

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real secret-exec against a shared moto server.
 
+mod loopback;
 mod support;
 
 mod agent;

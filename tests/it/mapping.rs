@@ -79,7 +79,7 @@ fn stage_and_version_that_disagree_are_not_found() {
     let (name, _, old, _) = rotated("map/disagree");
     let spec = format!("P={name}:password:AWSCURRENT:{old}");
     let out = se().args(["--secret", &spec, "--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+    out.assert_code(66);
     assert_mentions(&out, &[&name]);
     out.assert_no_leak(&[OLD_PW, NEW_PW]);
 }
@@ -184,12 +184,7 @@ fn every_target_form_and_value_type() {
 #[test]
 fn plain_text_secret_and_explicit_target() {
     let (name, ..) = create("map/plain-tok", "plain-token-canary-55");
-    let last = name
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_uppercase()
-        .replace('-', "_");
+    let last = default_var(&name);
     let out = env_of(se(), &["--secret", &name, "--secret", &format!("T={name}")]);
     assert_eq!(out.var(&last).as_deref(), Some("plain-token-canary-55"));
     assert_eq!(out.var("T").as_deref(), Some("plain-token-canary-55"));
@@ -399,14 +394,10 @@ fn inherited_variables_are_overridden_and_logged_by_name() {
         .args(["-v", "--secret", &name, "--"])
         .args(ENV0)
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.var("HOST").as_deref(), Some(value));
     assert_eq!(out.env0().iter().filter(|(k, _)| k == "HOST").count(), 1);
-    assert!(
-        out.stderr.contains("HOST overrides an inherited variable"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("HOST overrides an inherited variable");
     assert!(!out.stderr.contains(value), "{}", out.stderr);
 
     let out = refused(
@@ -500,27 +491,9 @@ fn dry_run_prints_provenance_and_never_a_value() {
         .args(&args)
         .args(["--dry-run"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_no_leak(&values);
-    let lines: Vec<Vec<&str>> = out
-        .stdout
-        .lines()
-        .map(|l| l.split('\t').collect())
-        .collect();
-    assert_eq!(
-        lines[0],
-        [
-            "NAME",
-            "SECRET",
-            "KEY",
-            "VERSION",
-            "STAGE",
-            "OVERRIDES",
-            "VIA",
-            "BYTES"
-        ]
-    );
-    let rows = &lines[1..];
+    let rows = out.dry_run_rows();
     let want: [[&str; 8]; 5] = [
         [
             "USERNAME",
@@ -574,7 +547,7 @@ fn dry_run_prints_provenance_and_never_a_value() {
         .args(&args)
         .args(["--dry-run=json"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_no_leak(&values);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     let items = v.as_array().expect("an array");
@@ -599,7 +572,7 @@ fn dry_run_prints_provenance_and_never_a_value() {
 fn dry_run_refuses_what_a_real_run_would() {
     let (name, ..) = create("map/dry-refuse", r#"{"LD_PRELOAD":"dry-refused-canary"}"#);
     let out = se().args(["--secret", &name, "--dry-run"]).run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    out.assert_code(65);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     out.assert_no_leak(&["dry-refused-canary"]);
 }
@@ -626,13 +599,13 @@ fn a_variable_over_the_per_string_limit_is_refused_by_name() {
     );
     assert!(!out.stderr.contains("big-canary-big"), "{}", out.stderr);
     let out = se().args(["--secret", &name, "--dry-run"]).run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    out.assert_code(65);
     assert_mentions(&out, &["variable BIG"]);
     // One byte less is exactly at the limit, and the child gets it whole.
     let at = big(limits.max_string - 5);
     let (name, ..) = create("map/atsize", &json(serde_json::json!({ "big": at })));
     let out = run_sh(&name, "printf %s \"$BIG\" | wc -c");
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stdout.trim(), (limits.max_string - 5).to_string());
 }
 
@@ -659,7 +632,7 @@ fn an_environment_over_the_total_limit_is_refused_naming_the_largest_variable() 
     let (b, ..) = create("map/total-b", &json(serde_json::json!({"bb": big(95_000)})));
     // One secret fits.
     let out = run().args(["--secret", &a, "--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     // Two push the whole environment over what the kernel takes.
     let out = refused(run(), &["--secret", &a, "--secret", &b]);
     assert_mentions(
@@ -680,7 +653,7 @@ fn dry_run_keeps_one_line_per_variable_whatever_the_key() {
         r#"{"a\nb":"v1-canary","tab\there":"v2-canary","esc\u001b[2J":"v3-canary"}"#,
     );
     let out = se().args(["--secret", &name, "--dry-run"]).run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     out.assert_no_leak(&["v1-canary", "v2-canary", "v3-canary"]);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", out.stdout);
@@ -709,7 +682,7 @@ fn dry_run_json_with_a_space_and_a_predicted_command() {
     let plain = plain.display().to_string();
 
     let out = se().args(["--secret", &name, "--dry-run", "json"]).run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON, not text");
     assert_eq!(v[0]["name"], "USER");
 
@@ -750,11 +723,7 @@ fn dry_run_json_with_a_space_and_a_predicted_command() {
 
     // A bare word after --dry-run is a format or an error, never a silent COMMAND.
     let out = se().args(["--secret", &name, "--dry-run", "./app"]).run();
-    assert_eq!(out.code(), Some(64), "{}", out.stderr);
+    out.assert_code(64);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(
-        out.stderr.contains("--dry-run -- COMMAND"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("--dry-run -- COMMAND");
 }

@@ -612,7 +612,7 @@ fn child_inherits_only_fds_0_to_2() {
             },
         },
     ));
-    assert_eq!(plain.code(), Some(0), "{}", plain.stderr);
+    plain.assert_code(0);
     let want_leak = file.display().to_string();
     assert!(
         child_fds(&plain).contains(&(7, want_leak.clone())),
@@ -624,7 +624,7 @@ fn child_inherits_only_fds_0_to_2() {
         &prefix,
         se().args(["--secret", &name, "--"]).args(ls),
     ));
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let fds: Vec<u32> = child_fds(&out).into_iter().map(|(fd, _)| fd).collect();
     assert_eq!(fds, [0, 1, 2], "child fds: {:?}", child_fds(&out));
 }
@@ -734,7 +734,7 @@ fn child_gets_empty_mask_and_default_dispositions() {
     let mut run = se().args(["--secret", &name, "--"]).args(status);
     signal_state(&mut run.cmd, true);
     let out = run.run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(
         sig_lines(&out),
         clean,
@@ -828,13 +828,11 @@ fn interrupted_fetch_leaves_no_secret_at_exit() {
     use nix::sys::signal::Signal;
     let fx = fixture();
     let ctl = control();
-    let proxy = std::sync::Arc::new(FaultServer::start(|action, _| {
-        if action == "GetSecretValue" {
-            Reply::Stall
-        } else {
-            Reply::Forward
-        }
-    }));
+    let proxy = std::sync::Arc::new(FaultServer::failing(
+        "GetSecretValue",
+        usize::MAX,
+        Reply::Stall,
+    ));
     // The pinned secret is the one that stalls, so its value is never fetched; a multi-line
     // value exists decoded only after mapping (on the wire its newlines are JSON escapes).
     let batched: Vec<&str> = fx
@@ -844,8 +842,8 @@ fn interrupted_fetch_leaves_no_secret_at_exit() {
         .flat_map(|c| c.probes.iter().map(String::as_str))
         .filter(|p| !p.contains('\n'))
         .collect();
-    let mut run = se()
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+    let mut run = proxy
+        .se()
         .env(CONTROL_VAR, &ctl.env)
         .args(["--timeout", "120s"]);
     for s in &fx.specs {

@@ -44,7 +44,7 @@ fn iam_policy_is_json_naming_each_secret_without_calling_aws() {
             arn,
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stderr, "");
     let doc: serde_json::Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
@@ -77,7 +77,7 @@ fn iam_policy_grants_batch_when_the_run_batches() {
     let out = offline()
         .args(["--print-iam-policy", "-s", "a/one", "-s", "a/two"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     // The harness's AWS_REGION is the region the run would use.
     assert_eq!(
@@ -95,7 +95,7 @@ fn iam_policy_refuses_a_bad_spec() {
     let out = offline()
         .args(["--print-iam-policy", "-s", "arn:aws:nope"])
         .run();
-    assert_eq!(out.code(), Some(64), "{}", out.stderr);
+    out.assert_code(64);
     assert_eq!(out.stdout, "");
 }
 
@@ -106,7 +106,7 @@ fn committed_example_policy_matches_the_binary() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/iam/example-policy.json");
     let committed = std::fs::read_to_string(&path).expect("packaging/iam/example-policy.json");
     let out = offline().args(EXAMPLE_POLICY_ARGS).run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(
         out.stdout.trim_end(),
         committed.trim_end(),

@@ -4,7 +4,7 @@
 //! chains that push an exec past the kernel's limit.
 
 use crate::faultsrv::{FaultServer, Reply};
-use crate::support::{HANG, Out, Run, TempDir, moto, se, unique};
+use crate::support::{HANG, Out, Run, TempDir, se, seed, unique, wait_exit};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::Signal;
 use secret_exec::deliver::environ::{HEADROOM, Limits, exec_bytes};
@@ -13,23 +13,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const GET: &str = "GetSecretValue";
 
 fn seeded(value: &str) -> String {
-    let name = unique("robust/s");
-    moto().create(&name, value);
-    name
+    seed("robust/s", value)
 }
 
 fn assert_one_line(out: &Out) {
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", out.stderr);
-    assert!(lines[0].starts_with("secret-exec: "), "{}", out.stderr);
-    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+    out.assert_one_clean_line();
 }
 
 /// A FIFO (a stand-in for a stalled network mount), a device that never ends, a file over the
@@ -90,8 +85,8 @@ fn aws_files_that_cannot_be_read_are_78() {
         .env_remove("AWS_CONFIG_FILE")
         .args(["--secret", &name, "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(out.stderr.contains("~/.aws/config"), "{}", out.stderr);
+    out.assert_code(78);
+    out.assert_stderr_has("~/.aws/config");
 }
 
 /// What secret-exec reads from the config file reaches the SDK: the region comes only from it.
@@ -104,10 +99,8 @@ fn the_config_file_read_here_is_the_one_the_sdk_uses() {
     let out = se()
         .env_remove("AWS_REGION")
         .env("AWS_CONFIG_FILE", &cfg)
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("K", "from-config")]);
+        .run_env0(&name);
+    out.assert_ok_vars(&[("K", "from-config")]);
 }
 
 /// `/dev/null` is how users (and the demo) say "no config file": it reads as empty, while
@@ -118,10 +111,8 @@ fn dev_null_config_files_read_as_empty() {
     let out = se()
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .args(["--secret", &name, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("K", "with-dev-null")]);
+        .run_env0(&name);
+    out.assert_ok_vars(&[("K", "with-dev-null")]);
 }
 
 /// A PATH set by a secret is a secret value: a failed search must not print it (the dry-run
@@ -137,8 +128,8 @@ fn a_path_from_a_secret_stays_out_of_command_not_found() {
             "no-such-command-x",
         ])
         .run();
-    assert_eq!(out.code(), Some(127), "{}", out.stderr);
-    assert!(out.stderr.contains("no-such-command-x"), "{}", out.stderr);
+    out.assert_code(127);
+    out.assert_stderr_has("no-such-command-x");
     assert!(!out.stderr.contains("canary"), "{}", out.stderr);
 }
 
@@ -156,22 +147,6 @@ fn a_path_from_a_secret_stays_out_of_not_executable() {
     assert_one_line(&out);
     assert!(out.stderr.contains("'not-runnable'"), "{}", out.stderr);
     assert!(!out.stderr.contains("canary"), "{}", out.stderr);
-}
-
-/// Waits for `child` to end. One that outlives `HANG` is killed and fails the test with `hung`:
-/// a liveness bound, not a timing assertion.
-fn ended(child: &mut Child, hung: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > HANG {
-            let _ = child.kill();
-            panic!("{hung}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// A gate a fault-server rule waits on, opened by the test.
@@ -203,40 +178,8 @@ fn signal_during_fetch(sig: Signal) -> (Out, bool) {
         }
         Reply::Forward
     });
-    let dir = TempDir::new("sig");
-    let marker = dir.path().join("ran");
-    let mut child = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
-        .args([
-            "--timeout",
-            "50s",
-            "--secret",
-            &name,
-            "--",
-            "/usr/bin/touch",
-        ])
-        .arg_path(&marker)
-        .cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(srv.wait_for(GET, 1, HANG), "never reached the server");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     // Let the held request through: a run the signal did not end completes now.
-    gate.open();
-    let start = Instant::now();
-    let status = ended(&mut child, &format!("hung after {sig}"));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    let out = Out {
-        status,
-        stdout: String::new(),
-        stderr,
-        pid: child.id(),
-        elapsed: start.elapsed(),
-    };
-    (out, marker.exists())
+    srv.signal_while_fetching(&name, sig, || gate.open(), HANG)
 }
 
 /// SIGQUIT, SIGUSR1 and SIGALRM (and SIGHUP) before exec: one line naming the signal, 128+n,
@@ -253,7 +196,7 @@ fn other_signals_before_exec_are_128_plus_n() {
         assert_eq!(out.code(), Some(128 + sig as i32), "{sig}: {}", out.stderr);
         assert!(!ran, "{sig}: COMMAND started");
         assert_one_line(&out);
-        assert!(out.stderr.contains(sig.as_str()), "{}", out.stderr);
+        out.assert_stderr_has(sig.as_str());
     }
 }
 
@@ -261,7 +204,7 @@ fn other_signals_before_exec_are_128_plus_n() {
 #[test]
 fn sigpipe_during_the_fetch_does_not_stall() {
     let (out, ran) = signal_during_fetch(Signal::SIGPIPE);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert!(ran);
 }
 
@@ -314,10 +257,9 @@ fn sigterm_at_any_moment_stops_the_launch_or_reaches_command() {
             Signal::SIGTERM,
         )
         .unwrap();
-        let status = ended(
-            &mut child,
-            &format!("launch {i}: SIGTERM was lost; COMMAND kept running"),
-        );
+        let status = wait_exit(&mut child, HANG, || {
+            format!("launch {i}: SIGTERM was lost; COMMAND kept running")
+        });
         match (status.code(), status.signal()) {
             (Some(143), _) => tally[0] += 1,
             (Some(99), _) => tally[1] += 1,
@@ -414,7 +356,7 @@ fn unusable_settings_are_78() {
             .run();
         assert_eq!(out.code(), Some(78), "{var}: {}", out.stderr);
         assert_one_line(&out);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
+        out.assert_stderr_has(var);
     }
     for (var, value) in [
         ("AWS_ENDPOINT_URL", ""),
@@ -444,43 +386,25 @@ fn unusable_settings_are_78() {
 #[test]
 fn malformed_json_fails_closed() {
     let bad = seeded("{\"password\":\"hunter2-canary\",}");
-    let out = se()
-        .args(["--secret", &bad, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    let out = se().run_env0(&bad);
+    out.assert_code(65);
     assert_one_line(&out);
-    assert!(out.stderr.contains("line 1, column"), "{}", out.stderr);
+    out.assert_stderr_has("line 1, column");
     out.assert_no_leak(&["hunter2-canary"]);
 
-    let out = se()
-        .args([
-            "--secret",
-            &format!("RAW={bad}"),
-            "--",
-            "/usr/bin/env",
-            "-0",
-        ])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("RAW", "{\"password\":\"hunter2-canary\",}")]);
+    let out = se().run_env0(&format!("RAW={bad}"));
+    out.assert_ok_vars(&[("RAW", "{\"password\":\"hunter2-canary\",}")]);
 
     let bom = seeded("\u{feff}{\"user\":\"u1\"}");
-    let out = se()
-        .args(["--secret", &bom, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("USER", "u1")]);
+    let out = se().run_env0(&bom);
+    out.assert_ok_vars(&[("USER", "u1")]);
 
     let dup = seeded(r#"{"o":{"pw":"A-canary","pw":"B-canary"}}"#);
     let out = se()
         .args(["--secret", &format!("R={dup}:o"), "--", "/bin/true"])
         .run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("'/o/pw' appears more than once"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(65);
+    out.assert_stderr_has("'/o/pw' appears more than once");
     out.assert_no_leak(&["A-canary", "B-canary"]);
 }
 
@@ -496,23 +420,17 @@ fn nested(levels: usize) -> String {
 #[test]
 fn deep_secrets_map_up_to_the_bound_and_are_refused_past_it() {
     let ok = seeded(&nested(200));
-    let out = se()
-        .args(["--secret", &ok, "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let out = se().run_env0(&ok);
+    out.assert_code(0);
     let name = vec!["K"; 200].join("_");
     out.assert_vars(&[(name.as_str(), "deep-canary")]);
 
     let deep = seeded(&nested(11_000));
     let out = se().args(["--secret", &deep, "--", "/bin/true"]).run();
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
+    out.assert_code(65);
     assert_one_line(&out);
-    assert!(out.stderr.contains(&format!("'{deep}'")), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("deeper than 256 levels"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has(&format!("'{deep}'"));
+    out.assert_stderr_has("deeper than 256 levels");
     out.assert_no_leak(&["deep-canary"]);
 }
 
@@ -601,12 +519,8 @@ fn endless_and_huge_bodies_are_69_at_the_cap() {
             .run();
         assert_eq!(out.code(), Some(69), "chunked={chunked}: {}", out.stderr);
         assert_one_line(&out);
-        assert!(out.stderr.contains(&endpoint), "{}", out.stderr);
-        assert!(
-            out.stderr.contains("larger than 8388608 bytes"),
-            "{}",
-            out.stderr
-        );
+        out.assert_stderr_has(&endpoint);
+        out.assert_stderr_has("larger than 8388608 bytes");
     }
 }
 
@@ -650,7 +564,7 @@ fn credential_process_helpers_end_with_the_run() {
             "/bin/true",
         ])
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    out.assert_code(69);
     let text = std::fs::read_to_string(&pids).expect("the helper ran");
     let pids: Vec<i32> = text
         .split_whitespace()
@@ -722,7 +636,7 @@ fn a_signal_while_stdout_is_stuck_ends_the_run() {
             std::thread::sleep(Duration::from_millis(5));
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-        let status = ended(&mut child, &format!("{sig}: still stuck"));
+        let status = wait_exit(&mut child, HANG, || format!("{sig}: still stuck"));
         let mut stderr = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
         drop(unread);

@@ -48,8 +48,7 @@ fn every_single_parameter_form() {
         &format!("BY_ARN={arn}"),
         &format!("JSON_*=ssm:{secure}"),
     ]);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("HOST", "db.internal"),
         ("PASSWORD", "pw-s3cr3t"),
         ("HOSTS", "a,b,c"),
@@ -79,8 +78,8 @@ fn a_path_of_twenty_five_parameters_over_pages() {
     }
     m.put_parameter(&format!("{base}/other"), "String", "not below");
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+    let out = srv
+        .se()
         .args([
             "--secret",
             &format!("ssm:{base}/svc/"),
@@ -91,7 +90,7 @@ fn a_path_of_twenty_five_parameters_over_pages() {
             "-0",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     for i in 0..20 {
         assert_eq!(
             out.var(&format!("KEY{i:02}")).as_deref(),
@@ -125,35 +124,29 @@ fn missing_parameters_are_66_and_each_is_named() {
         &format!("ssm:{a}"),
         &format!("ssm:{b}"),
     ]);
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
+    out.assert_code(66);
     assert!(out.stdout.is_empty(), "the command must not start");
-    assert!(
-        out.stderr.contains(&format!("'ssm:{a}'")) && out.stderr.contains(&format!("'ssm:{b}'")),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has(&format!("'ssm:{a}'"));
+    out.assert_stderr_has(&format!("'ssm:{b}'"));
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 
     // A version that does not exist is missing too.
     let out = env0(&[&format!("ssm:{base}/there:7")]);
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
-    assert!(out.stderr.contains(":7"), "{}", out.stderr);
+    out.assert_code(66);
+    out.assert_stderr_has(":7");
 
     let out = env0(&[&format!("ssm:{base}/empty/")]);
-    assert_eq!(out.code(), Some(66), "{}", out.stderr);
-    assert!(out.stderr.contains("no parameters under"), "{}", out.stderr);
+    out.assert_code(66);
+    out.assert_stderr_has("no parameters under");
 }
 
 #[test]
 fn denied_is_77_and_bad_ids_are_64() {
     let srv = FaultServer::start(|_, _| Reply::Deny);
     for spec in ["ssm:/app/db", "ssm:/app/"] {
-        let out = se()
-            .env("AWS_ENDPOINT_URL", &srv.endpoint)
-            .args(["--secret", spec, "--", "/bin/true"])
-            .run();
+        let out = srv.se().args(["--secret", spec, "--", "/bin/true"]).run();
         assert_eq!(out.code(), Some(77), "{spec}: {}", out.stderr);
-        assert!(out.stderr.contains("ssm:GetParameters"), "{}", out.stderr);
+        out.assert_stderr_has("ssm:GetParameters");
     }
     for spec in ["ssm:/a/b:key:AWSPREVIOUS", "ssm:/a b", "ssm:/app/:3"] {
         let out = env0(&[spec]);
@@ -178,13 +171,12 @@ fn ten_names_per_call_and_duplicates_once() {
     for s in &specs {
         args.extend(["--secret".to_string(), s.clone()]);
     }
-    let out = se()
-        .env("AWS_ENDPOINT_URL", &srv.endpoint)
+    let out = srv
+        .se()
         .args(&args)
         .args(["--", "/usr/bin/env", "-0"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[
+    out.assert_ok_vars(&[
         ("P00", "value-0"),
         ("P11", "value-11"),
         ("AGAIN", "value-0"),
@@ -206,8 +198,7 @@ fn secrets_and_parameters_in_one_run() {
     let param = format!("/{}/token", unique("params/mixed"));
     m.put_parameter(&param, "SecureString", "tok");
     let out = env0(&[&secret, &format!("ssm:{param}")]);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("USER", "admin"), ("TOKEN", "tok")]);
+    out.assert_ok_vars(&[("USER", "admin"), ("TOKEN", "tok")]);
 }
 
 #[test]
@@ -216,8 +207,8 @@ fn content_derived_parameter_names_pass_the_policy() {
     let base = format!("/{}", unique("params/policy"));
     m.put_parameter(&format!("{base}/ld_preload"), "String", "/tmp/x.so");
     let out = env0(&[&format!("ssm:{base}/")]);
-    assert_eq!(out.code(), Some(65), "{}", out.stderr);
-    assert!(out.stderr.contains("LD_PRELOAD"), "{}", out.stderr);
+    out.assert_code(65);
+    out.assert_stderr_has("LD_PRELOAD");
 }
 
 #[test]
@@ -233,7 +224,7 @@ fn iam_policy_for_parameters() {
             "ssm:/app/prod/",
         ])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let text = doc.to_string();
     for want in [

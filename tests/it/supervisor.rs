@@ -217,7 +217,7 @@ fn exit_status_and_death_by_signal_pass_through() {
     let out = se()
         .args(["-s", &name, "--init", "--", "/nonexistent/cmd"])
         .run();
-    assert_eq!(out.code(), Some(127), "{}", out.stderr);
+    out.assert_code(127);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
 
@@ -248,7 +248,7 @@ fn child_gets_a_clean_slate() {
         .args(["-s", &name, "--init", "--", "sh", "-c"])
         .args(["exec grep -E '^(SigBlk|SigIgn)' /proc/self/status"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(
         out.stdout,
         "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
@@ -257,7 +257,7 @@ fn child_gets_a_clean_slate() {
         .args(["-s", &name, "--init", "--", "sh", "-c"])
         .args(["ls /proc/$$/fd; ps -o pgid= -p $$; echo $$"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
     let n = lines.len();
     assert_eq!(&lines[..n - 2], ["0", "1", "2"], "extra descriptors");
@@ -316,14 +316,8 @@ fn zombies_are_reaped_as_pid_1() {
 fn throttled_polling_keeps_command() {
     let name = unique("sup-throttle");
     moto().create(&name, &json("steady"));
-    let proxy = FaultServer::start(|action, nth| {
-        if action == "DescribeSecret" && nth <= 2 {
-            Reply::Throttle
-        } else {
-            Reply::Forward
-        }
-    });
-    let run = se().env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let proxy = FaultServer::failing("DescribeSecret", 2, Reply::Throttle);
+    let run = proxy.se();
     let mut r = Resident::start(
         run,
         &["-s", &name, "--watch=1s", "--max-attempts", "1", "-v", "--"],
@@ -360,7 +354,7 @@ fn pinned_versions_are_not_polled() {
     let v = moto().put(&pinned, "pinned-value-2");
     moto().create(&watched, &json("w"));
     let proxy = FaultServer::start(|_, _| Reply::Forward);
-    let run = se().env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let run = proxy.se();
     let spec = format!("PINNED={pinned}:::{v}");
     let mut r = Resident::start(
         run,
@@ -464,7 +458,7 @@ fn iam_policy_with_watch_adds_describe_secret() {
     let out = se()
         .args(["-s", "prod/db", "--watch", "--print-iam-policy"])
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.assert_code(0);
     assert!(
         out.stdout.contains("secretsmanager:DescribeSecret"),
         "{}",

@@ -51,39 +51,12 @@ pub fn free_port() -> u16 {
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        let path = moto_server_path();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread that
-        // lives as long as the test process.
-        std::thread::spawn(move || {
-            for _ in 0..5 {
-                let port = free_port();
-                // SAFETY: the pre_exec hook makes one prctl syscall, which is async-signal-safe.
-                let child = unsafe {
-                    Command::new(&path)
-                        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                        .env("MOTO_PORT", port.to_string())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .pre_exec(|| {
-                            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                                .map_err(std::io::Error::from)
-                        })
-                        .spawn()
-                        .expect("spawn moto_server")
-                };
-                if wait_ready(port, child) {
-                    tx.send(port).unwrap();
-                    loop {
-                        std::thread::park();
-                    }
-                }
-            }
-            panic!("moto_server did not start");
+        let port = serve_moto(Vec::new(), |port| {
+            matches!(
+                http(plain, port, "GET", "/moto-api/data.json", &[], ""),
+                Ok((200, _))
+            )
         });
-        let port = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("moto_server ready");
         Moto {
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -91,14 +64,55 @@ pub fn moto() -> &'static Moto {
     })
 }
 
-/// Polls moto's own API until it answers (or the process dies).
-fn wait_ready(port: u16, mut child: Child) -> bool {
+/// Starts a moto server on a free loopback port with `extra` arguments (a TLS certificate and
+/// key, say) and returns the port once `ready(port)` holds. It lives as long as the test process.
+pub fn serve_moto(
+    extra: Vec<std::ffi::OsString>,
+    ready: impl Fn(u16) -> bool + Send + 'static,
+) -> u16 {
+    let path = moto_server_path();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread that
+    // lives as long as the test process.
+    std::thread::spawn(move || {
+        for _ in 0..5 {
+            let port = free_port();
+            // SAFETY: the pre_exec hook makes one prctl syscall, which is async-signal-safe.
+            let child = unsafe {
+                Command::new(&path)
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .args(&extra)
+                    .env("MOTO_PORT", port.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .pre_exec(|| {
+                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                            .map_err(std::io::Error::from)
+                    })
+                    .spawn()
+                    .expect("spawn moto_server")
+            };
+            if wait_ready(port, child, &ready) {
+                tx.send(port).unwrap();
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+        panic!("moto_server did not start");
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("moto_server ready")
+}
+
+/// Polls `ready` until it holds (or the process dies).
+fn wait_ready(port: u16, mut child: Child, ready: &dyn Fn(u16) -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", &[], "") {
+        if ready(port) {
             std::mem::forget(child);
             return true;
         }
@@ -108,28 +122,35 @@ fn wait_ready(port: u16, mut child: Child) -> bool {
     false
 }
 
-/// Minimal HTTP/1.1 client: enough to talk JSON to moto without another dependency.
-pub fn http(
+/// A plain TCP connection to a loopback port, for `http`.
+pub fn plain(port: u16) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(s)
+}
+
+/// Minimal HTTP/1.1 client, enough to talk JSON to moto without another dependency: one request
+/// with `Connection: close` over the stream `connect(port)` opens (`plain`, or TLS); returns
+/// the status and body. What arrived before a read error is the answer: a TLS server may close
+/// without close_notify.
+pub fn http<S: Read + Write>(
+    connect: impl FnOnce(u16) -> std::io::Result<S>,
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
+    let mut stream = connect(port)?;
+    let first = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}");
+    let mut req = crate::loopback::message_head(first, body.len(), headers);
     req.push_str(body);
-    s.write_all(req.as_bytes())?;
+    stream.write_all(req.as_bytes())?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
+    let read = stream.read_to_end(&mut resp);
+    if resp.is_empty() {
+        read?;
+    }
     let text = String::from_utf8_lossy(&resp).into_owned();
     let status = text
         .split(' ')
@@ -141,6 +162,29 @@ pub fn http(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Calls one AWS JSON-1.1 action (`X-Amz-Target: <target>.<action>`) through `send` and
+/// returns the parsed answer, failing the test unless it is 200. moto checks no signature,
+/// only the credential scope, which picks its region and service.
+pub fn aws_json(
+    send: impl FnOnce(&[(&str, &str)], &str) -> std::io::Result<(u16, String)>,
+    (target, service, region): (&str, &str, &str),
+    action: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let target = format!("{target}.{action}");
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    let headers = [
+        ("X-Amz-Target", target.as_str()),
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("Authorization", &auth),
+    ];
+    let (status, text) = send(&headers, &body.to_string()).expect("moto answers");
+    assert_eq!(status, 200, "{action} failed: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
 impl Moto {
@@ -157,46 +201,19 @@ impl Moto {
         action: &str,
         body: &serde_json::Value,
     ) -> serde_json::Value {
-        let target = format!("secretsmanager.{action}");
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
-        );
-        let (status, text) = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("X-Amz-Target", &target),
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("Authorization", &auth),
-            ],
-            &body.to_string(),
+        let send = |h: &[(&str, &str)], b: &str| http(plain, self.port, "POST", "/", h, b);
+        aws_json(
+            send,
+            ("secretsmanager", "secretsmanager", region),
+            action,
+            body,
         )
-        .expect("moto answers");
-        assert_eq!(status, 200, "{action} failed: {text}");
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 
     /// Calls a Parameter Store action on moto (same port, same unchecked signatures).
     pub fn ssm(&self, action: &str, body: &serde_json::Value) -> serde_json::Value {
-        let target = format!("AmazonSSM.{action}");
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ssm/aws4_request, SignedHeaders=host, Signature=0"
-        );
-        let (status, text) = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("X-Amz-Target", &target),
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("Authorization", &auth),
-            ],
-            &body.to_string(),
-        )
-        .expect("moto answers");
-        assert_eq!(status, 200, "{action} failed: {text}");
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        let send = |h: &[(&str, &str)], b: &str| http(plain, self.port, "POST", "/", h, b);
+        aws_json(send, ("AmazonSSM", "ssm", REGION), action, body)
     }
 
     /// Puts a parameter (`String`, `SecureString` or `StringList`), overwriting: each put is a
@@ -351,6 +368,33 @@ impl Out {
             assert_eq!(self.var(k).as_deref(), Some(*v), "{k}");
         }
     }
+    /// Asserts a clean exit (0) in which the child saw each `(name, value)` exactly.
+    #[track_caller]
+    pub fn assert_ok_vars(&self, want: &[(&str, &str)]) {
+        self.assert_code(0);
+        self.assert_vars(want);
+    }
+    /// The rows of a `--dry-run` table (stdout), split at tabs, after asserting its header.
+    #[track_caller]
+    pub fn dry_run_rows(&self) -> Vec<Vec<&str>> {
+        let mut lines = self
+            .stdout
+            .lines()
+            .map(|l| l.split('\t').collect::<Vec<_>>());
+        let header = lines.next().unwrap_or_default();
+        let want = [
+            "NAME",
+            "SECRET",
+            "KEY",
+            "VERSION",
+            "STAGE",
+            "OVERRIDES",
+            "VIA",
+            "BYTES",
+        ];
+        assert_eq!(header, want, "{}", self.stdout);
+        lines.collect()
+    }
     /// Asserts that none of `values` appears in stdout or stderr.
     pub fn assert_no_leak(&self, values: &[&str]) {
         for v in values {
@@ -389,6 +433,11 @@ impl Run {
         self.cmd.env_remove(k);
         self
     }
+    /// Runs with `--secret secret` and `env -0` as the command, whose output `Out::var` reads.
+    pub fn run_env0(self, secret: &str) -> Out {
+        self.args(["--secret", secret, "--", "/usr/bin/env", "-0"])
+            .run()
+    }
     /// Runs to completion, failing the test if it outlives `HANG`.
     pub fn run(mut self) -> Out {
         let start = Instant::now();
@@ -411,16 +460,9 @@ impl Run {
             let _ = stderr.read_to_end(&mut b);
             b
         });
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > HANG {
-                let _ = child.kill();
-                panic!("secret-exec hung for {HANG:?}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_exit(&mut child, HANG, || {
+            format!("secret-exec hung for {HANG:?}")
+        });
         let elapsed = start.elapsed();
         Out {
             status,
@@ -430,4 +472,62 @@ impl Run {
             elapsed,
         }
     }
+}
+
+/// Waits for `child` to exit; after `limit` kills it and fails the test with `hung()`.
+pub fn wait_exit(child: &mut Child, limit: Duration, hung: impl FnOnce() -> String) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{}", hung());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Out {
+    /// Asserts the exit code, showing stderr when it is another.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code(), Some(code), "{}", self.stderr);
+    }
+    /// Asserts that stderr contains `part`, showing it when it does not.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, part: &str) {
+        assert!(
+            self.stderr.contains(part),
+            "stderr lacks {part:?}: {}",
+            self.stderr
+        );
+    }
+    /// Asserts that the failure was reported as exactly one `secret-exec:` line, with no panic
+    /// and no internal error.
+    #[track_caller]
+    pub fn assert_one_clean_line(&self) {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "want one stderr line: {}", self.stderr);
+        assert!(lines[0].starts_with("secret-exec: "), "{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        assert!(!self.stderr.contains("internal error"), "{}", self.stderr);
+    }
+}
+
+/// A secret in moto holding `value`, under a fresh name made from `stem`; returns the name.
+pub fn seed(stem: &str, value: &str) -> String {
+    let name = unique(stem);
+    moto().create(&name, value);
+    name
+}
+
+/// The variable a plain-text secret lands in: its name's last segment, upper-cased, `-` as `_`.
+pub fn default_var(name: &str) -> String {
+    name.rsplit('/')
+        .next()
+        .unwrap()
+        .to_uppercase()
+        .replace('-', "_")
 }

@@ -2,14 +2,13 @@
 //! CA made by openssl, another CA that did not sign it, and a CONNECT proxy on loopback that
 //! counts the tunnels it opens (so "not retried" and "bypassed" are counted, not timed).
 
-use crate::support::{TempDir, free_port, moto_server_path, se, unique};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use crate::loopback::{listen, read_head, respond};
+use crate::support::{REGION, TempDir, aws_json, free_port, http, plain, se, serve_moto, unique};
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 struct Pki {
     _dir: TempDir,
@@ -115,129 +114,67 @@ fn pki() -> &'static Pki {
     })
 }
 
-/// One HTTPS request with a test-side rustls client that trusts `ca`.
-fn https(
-    port: u16,
-    ca: &Path,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca)?;
-    for cert in
-        <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
-    {
-        roots.add(cert.unwrap()).unwrap();
+/// Opens a TLS connection to a loopback port with a test-side rustls client that trusts `ca`,
+/// for `support::http`.
+fn tls_to(ca: &Path) -> impl FnOnce(u16) -> std::io::Result<TlsStream> + '_ {
+    move |port| {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(ca)?;
+        for cert in
+            <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(
+                &pem,
+            )
+        {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+        Ok(rustls::StreamOwned::new(conn, plain(port)?))
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
-    let sock = TcpStream::connect(("127.0.0.1", port))?;
-    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    tls.write_all(req.as_bytes())?;
-    let mut resp = Vec::new();
-    // The server may close without close_notify; what arrived before that is the answer.
-    let _ = tls.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// A moto server speaking TLS with the test CA's server certificate.
 fn tls_moto() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
         let p = pki();
-        let dir = p.ca.parent().unwrap().to_path_buf();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = p.ca.parent().unwrap();
         let ca = p.ca.clone();
-        std::thread::spawn(move || {
-            let port = free_port();
-            // SAFETY: the pre_exec closure only calls prctl, which is async-signal-safe.
-            let mut child = unsafe {
-                Command::new(moto_server_path())
-                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                    .arg("-c")
-                    .arg(dir.join("server.pem"))
-                    .arg("-k")
-                    .arg(dir.join("server.key"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .pre_exec(|| {
-                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                            .map_err(std::io::Error::from)
-                    })
-                    .spawn()
-                    .expect("spawn moto_server with TLS")
-            };
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok((200, _)) = https(port, &ca, "GET", "/moto-api/data.json", &[], "") {
-                    tx.send(port).unwrap();
-                    loop {
-                        std::thread::park();
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-        });
-        rx.recv_timeout(Duration::from_secs(90))
-            .expect("moto_server with TLS ready")
+        let args = vec![
+            "-c".into(),
+            dir.join("server.pem").into(),
+            "-k".into(),
+            dir.join("server.key").into(),
+        ];
+        serve_moto(args, move |port| {
+            matches!(
+                http(tls_to(&ca), port, "GET", "/moto-api/data.json", &[], ""),
+                Ok((200, _))
+            )
+        })
     })
 }
 
 /// Creates a secret on the TLS moto; returns its name.
 fn tls_secret(value: &str) -> String {
     let name = unique("tls");
-    let body = serde_json::json!({"Name": name, "SecretString": value}).to_string();
-    let (status, text) = https(
-        tls_moto(),
-        &pki().ca,
-        "POST",
-        "/",
-        &[
-            ("X-Amz-Target", "secretsmanager.CreateSecret"),
-            ("Content-Type", "application/x-amz-json-1.1"),
-            (
-                "Authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
-            ),
-        ],
-        &body,
-    )
-    .expect("TLS moto answers");
-    assert_eq!(status, 200, "{text}");
+    let send = |h: &[(&str, &str)], b: &str| http(tls_to(&pki().ca), tls_moto(), "POST", "/", h, b);
+    aws_json(
+        send,
+        ("secretsmanager", "secretsmanager", REGION),
+        "CreateSecret",
+        &serde_json::json!({"Name": name, "SecretString": value}),
+    );
     name
 }
 
@@ -263,17 +200,9 @@ struct ConnectProxy {
 
 impl ConnectProxy {
     fn start() -> ConnectProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let tunnels = Arc::new(Mutex::new(Vec::new()));
         let t = tunnels.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let t = t.clone();
-                std::thread::spawn(move || tunnel(conn, &t));
-            }
-        });
+        let port = listen("127.0.0.1", move |conn| tunnel(conn, &t));
         ConnectProxy {
             url: format!("http://127.0.0.1:{port}"),
             tunnels,
@@ -285,15 +214,9 @@ impl ConnectProxy {
 }
 
 fn tunnel(mut client: TcpStream, log: &Mutex<Vec<String>>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
+    let Some(head) = read_head(&mut client) else {
+        return;
+    };
     let mut words = head.split_whitespace();
     let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
         let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
@@ -370,12 +293,8 @@ fn missing_or_empty_bundle_is_78_naming_it() {
     ] {
         let out = over_tls("127.0.0.1", &name).env(var, path).run();
         assert_eq!(out.code(), Some(78), "{var}: {}", out.stderr);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
-        assert!(
-            out.stderr.contains(&*path.to_string_lossy()),
-            "{}",
-            out.stderr
-        );
+        out.assert_stderr_has(var);
+        out.assert_stderr_has(&path.to_string_lossy());
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
 }
@@ -387,10 +306,8 @@ fn plain_http_endpoints_read_no_certificate() {
     m.create(&name, "plain-value");
     let out = se()
         .env("AWS_CA_BUNDLE", "/nonexistent/ca.pem")
-        .args(["--secret", &format!("V={name}"), "--", "/usr/bin/env", "-0"])
-        .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("V", "plain-value")]);
+        .run_env0(&format!("V={name}"));
+    out.assert_ok_vars(&[("V", "plain-value")]);
 }
 
 #[test]
@@ -402,7 +319,7 @@ fn untrusted_certificate_is_78_once_naming_host_reason_and_fix() {
         .env("HTTPS_PROXY", &proxy.url)
         .args(["--max-attempts", "3"])
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
+    out.assert_code(78);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     for want in ["127.0.0.1", "unknown issuer", "AWS_CA_BUNDLE"] {
         assert!(out.stderr.contains(want), "{want}: {}", out.stderr);
@@ -417,12 +334,8 @@ fn certificate_for_another_name_is_78() {
     let out = over_tls("localhost", &name)
         .env("AWS_CA_BUNDLE", &pki().ca)
         .run();
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("not valid for the name 'localhost'"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(78);
+    out.assert_stderr_has("not valid for the name 'localhost'");
 }
 
 #[test]
@@ -455,8 +368,7 @@ fn no_proxy_bypasses_the_proxy() {
         .env("HTTPS_PROXY", &proxy.url)
         .env("NO_PROXY", "example.com,127.0.0.1")
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("V", "direct")]);
+    out.assert_ok_vars(&[("V", "direct")]);
     assert_eq!(proxy.tunnels(), Vec::<String>::new());
 }
 
@@ -471,7 +383,7 @@ fn dead_proxy_is_69_naming_it_without_credentials() {
             format!("http://user:hunter2@127.0.0.1:{port}"),
         )
         .run();
-    assert_eq!(out.code(), Some(69), "{}", out.stderr);
+    out.assert_code(69);
     assert!(
         out.stderr.contains(&format!("http://127.0.0.1:{port}"))
             && out.stderr.contains("HTTPS_PROXY"),
@@ -493,7 +405,7 @@ fn malformed_proxy_is_78() {
             .args(["--secret", "any", "--", "/bin/true"])
             .run();
         assert_eq!(out.code(), Some(78), "{var}={value}: {}", out.stderr);
-        assert!(out.stderr.contains(var), "{}", out.stderr);
+        out.assert_stderr_has(var);
     }
 }
 
@@ -501,31 +413,14 @@ fn malformed_proxy_is_78() {
 /// counts the requests reaching it directly. On 127.0.0.2 (loopback too, so the SDK accepts it):
 /// its host is put in NO_PROXY, and Secrets Manager on 127.0.0.1 must still use the proxy.
 fn container_credentials() -> (String, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let hits = Arc::new(Mutex::new(0));
     let h = hits.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match conn.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
-            *h.lock().unwrap() += 1;
-            let body = r#"{"AccessKeyId":"AKIDCONTAINER","SecretAccessKey":"container-secret","Token":"container-token","Expiration":"2099-01-01T00:00:00Z"}"#;
-            let _ = conn.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-        }
+    let port = listen("127.0.0.2", move |mut conn| {
+        let _ = read_head(&mut conn);
+        *h.lock().unwrap() += 1;
+        let body = r#"{"AccessKeyId":"AKIDCONTAINER","SecretAccessKey":"container-secret","Token":"container-token","Expiration":"2099-01-01T00:00:00Z"}"#;
+        let json = [("Content-Type", "application/json")];
+        respond(&mut conn, "200 OK", &json, body.as_bytes());
     });
     (format!("http://127.0.0.2:{port}/creds"), hits)
 }
@@ -543,8 +438,7 @@ fn credential_endpoints_bypass_the_proxy() {
         .env("HTTPS_PROXY", &proxy.url)
         .env("HTTP_PROXY", &proxy.url)
         .run();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("V", "container-role")]);
+    out.assert_ok_vars(&[("V", "container-role")]);
     assert!(
         *hits.lock().unwrap() >= 1,
         "the credentials endpoint was not asked"
@@ -574,15 +468,11 @@ fn sts_for_web_identity_uses_the_same_trust_roots() {
             .run()
     };
     let out = run(&pki().ca);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    out.assert_vars(&[("V", "irsa")]);
+    out.assert_ok_vars(&[("V", "irsa")]);
     // The STS call is the first over TLS: with the wrong CA it is the one that fails, as a
     // certificate problem (78), not as "invalid credentials" (77).
     let out = run(&pki().other_ca);
-    assert_eq!(out.code(), Some(78), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("unknown issuer") && out.stderr.contains("credentials"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(78);
+    out.assert_stderr_has("unknown issuer");
+    out.assert_stderr_has("credentials");
 }
