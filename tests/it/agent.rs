@@ -112,6 +112,20 @@ fn through(url: &str) -> Run {
         .args([format!("--agent={url}")])
 }
 
+/// Fetches `fake/s` through the agent at `url`, with one retry so failures stay quick.
+fn fetch_fake_s(url: &str) -> Out {
+    through(url)
+        .args([
+            "--max-attempts",
+            "2",
+            "--secret",
+            "fake/s",
+            "--",
+            "/bin/true",
+        ])
+        .run()
+}
+
 #[test]
 fn the_real_agent_serves_every_version_form_without_aws_settings() {
     let Some(agent) = start_agent(&moto().endpoint) else {
@@ -337,16 +351,7 @@ fn every_agent_error_class() {
     ];
     for (status, body, code, want) in rows {
         let fake = fake_agent(move |_| (*status, *body));
-        let out = through(&fake.url)
-            .args([
-                "--max-attempts",
-                "2",
-                "--secret",
-                "fake/s",
-                "--",
-                "/bin/true",
-            ])
-            .run();
+        let out = fetch_fake_s(&fake.url);
         assert_eq!(out.code(), Some(*code), "{status} {body}: {}", out.stderr);
         assert!(out.stderr.contains(want), "{status} {body}: {}", out.stderr);
         out.assert_stderr_has("'fake/s'");
@@ -358,16 +363,7 @@ fn every_agent_error_class() {
 #[test]
 fn an_agent_that_is_not_there_is_69_naming_the_url() {
     let url = format!("http://127.0.0.1:{}", free_port());
-    let out = through(&url)
-        .args([
-            "--max-attempts",
-            "2",
-            "--secret",
-            "fake/s",
-            "--",
-            "/bin/true",
-        ])
-        .run();
+    let out = fetch_fake_s(&url);
     out.assert_code(69);
     out.assert_stderr_has(&url);
 }

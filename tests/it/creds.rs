@@ -383,52 +383,25 @@ fn process_json(akid: &str) -> String {
 /// Runs to completion like `Run::run`, and also returns the peak RSS of the secret-exec
 /// process in KiB (wait4's rusage: the process and the children it reaped).
 fn run_measured(run: Run) -> (Out, i64) {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut cmd = run.cmd;
-    let start = std::time::Instant::now();
-    // Reaped below by wait4, which also gives the rusage `Child::wait` would discard.
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn secret-exec");
-    let pid = child.id();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = stdout.read_to_end(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = stderr.read_to_end(&mut b);
-        b
-    });
-    let (status, rss) = loop {
-        let mut status = 0;
-        // SAFETY: zeroed rusage is a valid out-parameter; wait4 on our own child.
-        let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: as above; WNOHANG so the HANG bound below holds.
-        let got =
-            unsafe { nix::libc::wait4(pid as i32, &mut status, nix::libc::WNOHANG, &mut usage) };
-        if got == pid as i32 {
-            break (status, usage.ru_maxrss);
+    run.run_waiting(|child| {
+        let pid = child.id() as i32;
+        let start = std::time::Instant::now();
+        loop {
+            let mut status = 0;
+            // SAFETY: zeroed rusage is a valid out-parameter; wait4 on our own child, which
+            // it reaps, giving the rusage `Child::wait` would discard.
+            let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: as above; WNOHANG so the HANG bound below holds.
+            let got = unsafe { nix::libc::wait4(pid, &mut status, nix::libc::WNOHANG, &mut usage) };
+            if got == pid {
+                let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+                break (status, usage.ru_maxrss);
+            }
+            assert!(got == 0, "wait4: {}", std::io::Error::last_os_error());
+            assert!(start.elapsed() < crate::support::HANG, "secret-exec hung");
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert!(got == 0, "wait4: {}", std::io::Error::last_os_error());
-        assert!(start.elapsed() < crate::support::HANG, "secret-exec hung");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    let out = Out {
-        status: std::os::unix::process::ExitStatusExt::from_raw(status),
-        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
-        pid,
-        elapsed: start.elapsed(),
-    };
-    (out, rss)
+    })
 }
 
 /// Far above secret-exec's own peak (about 10 MiB) and far below the 50 MB the helpers print.

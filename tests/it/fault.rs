@@ -13,6 +13,18 @@ fn seeded(stem: &str, key: &str, value: &str) -> String {
     seed(stem, &serde_json::json!({ key: value }).to_string())
 }
 
+/// Runs `env -0` with one `--secret` per spec through a proxy that forwards every call to
+/// moto; returns the proxy, for its call counts, and the run.
+fn forwarded<S: AsRef<std::ffi::OsStr>>(specs: impl IntoIterator<Item = S>) -> (FaultServer, Out) {
+    let srv = FaultServer::start(|_, _| Reply::Forward);
+    let out = srv
+        .se()
+        .secrets(specs)
+        .args(["--", "/usr/bin/env", "-0"])
+        .run();
+    (srv, out)
+}
+
 #[test]
 fn throttled_twice_then_succeeds() {
     let name = seeded("fault/throttle", "token", "t-after-throttle");
@@ -95,11 +107,12 @@ fn one_missing_among_many_is_66_and_no_exec() {
     let srv = FaultServer::start(|_, _| Reply::Forward);
     let dir = TempDir::new("nexec");
     let marker = dir.path().join("ran");
-    let mut run = srv.se();
-    for n in &names {
-        run = run.args(["--secret", n]);
-    }
-    let out = run.args(["--", "/usr/bin/touch"]).arg_path(&marker).run();
+    let out = srv
+        .se()
+        .secrets(&names)
+        .args(["--", "/usr/bin/touch"])
+        .arg_path(&marker)
+        .run();
     out.assert_code(66);
     out.assert_one_clean_line();
     out.assert_stderr_has(&missing);
@@ -114,11 +127,12 @@ fn batch_denied_falls_back_to_get_secret_value() {
         .map(|i| seeded("fault/fallback", &format!("fb{i}"), &format!("val{i}")))
         .collect();
     let srv = FaultServer::failing(BATCH, usize::MAX, Reply::Deny);
-    let mut run = srv.se().args(["-v"]);
-    for n in &names {
-        run = run.args(["--secret", n]);
-    }
-    let out = run.args(["--", "/usr/bin/env", "-0"]).run();
+    let out = srv
+        .se()
+        .args(["-v"])
+        .secrets(&names)
+        .args(["--", "/usr/bin/env", "-0"])
+        .run();
     out.assert_code(0);
     for i in 0..5 {
         assert_eq!(
@@ -142,11 +156,7 @@ fn batch_refused_for_bad_credentials_does_not_fall_back() {
         .map(|i| seeded("fault/expired", &format!("ex{i}"), "v"))
         .collect();
     let srv = FaultServer::failing(BATCH, usize::MAX, Reply::Code("ExpiredTokenException"));
-    let mut run = srv.se();
-    for n in &names {
-        run = run.args(["--secret", n]);
-    }
-    let out = run.args(["--", "/bin/true"]).run();
+    let out = srv.se().secrets(&names).args(["--", "/bin/true"]).run();
     out.assert_code(77);
     out.assert_one_clean_line();
     out.assert_stderr_has("ExpiredTokenException");
@@ -162,16 +172,13 @@ fn batch_refused_for_bad_credentials_does_not_fall_back() {
 fn duplicates_are_fetched_once() {
     let name = seeded("fault/dup", "user", "u1");
     let other = seeded("fault/dup2", "pass", "p1");
-    let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = srv
-        .se()
-        .args(["--secret", &format!("A={name}:user")])
-        .args(["--secret", &format!("B={name}:user")])
-        .args(["--secret", &format!("P_*={name}")])
-        .args(["--secret", &format!("C={other}:pass")])
-        .args(["--secret", &format!("D={other}")])
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+    let (srv, out) = forwarded([
+        format!("A={name}:user"),
+        format!("B={name}:user"),
+        format!("P_*={name}"),
+        format!("C={other}:pass"),
+        format!("D={other}"),
+    ]);
     out.assert_code(0);
     assert_eq!(out.var("A").as_deref(), Some("u1"));
     assert_eq!(out.var("P_USER").as_deref(), Some("u1"));
@@ -181,14 +188,11 @@ fn duplicates_are_fetched_once() {
     assert_eq!(srv.count("BatchGetSecretValue ids"), 2);
     assert_eq!(srv.count(GET), 0);
 
-    let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = srv
-        .se()
-        .args(["--secret", &format!("A={name}:user")])
-        .args(["--secret", &format!("B={name}:user")])
-        .args(["--secret", &name])
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+    let (srv, out) = forwarded([
+        format!("A={name}:user"),
+        format!("B={name}:user"),
+        name.clone(),
+    ]);
     out.assert_code(0);
     assert_eq!(out.var("USER").as_deref(), Some("u1"));
     assert_eq!(srv.count(GET), 1);
@@ -201,12 +205,7 @@ fn batches_hold_twenty_ids_each() {
         let names: Vec<String> = (0..n)
             .map(|i| seeded("fault/chunk", &format!("c{i}"), &format!("{i}")))
             .collect();
-        let srv = FaultServer::start(|_, _| Reply::Forward);
-        let mut run = srv.se();
-        for name in &names {
-            run = run.args(["--secret", name]);
-        }
-        let out = run.args(["--", "/usr/bin/env", "-0"]).run();
+        let (srv, out) = forwarded(&names);
         assert_eq!(out.code(), Some(0), "{n}: {}", out.stderr);
         assert_eq!(out.var(&format!("C{}", n - 1)), Some(format!("{}", n - 1)));
         assert_eq!(srv.count(BATCH), n.div_ceil(20), "{n} secrets");
@@ -220,14 +219,11 @@ fn pinned_stages_use_get_secret_value() {
     let name = seeded("fault/pinned", "v", "one");
     moto().put(&name, r#"{"v":"two"}"#);
     let other = seeded("fault/pinned2", "w", "three");
-    let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = srv
-        .se()
-        .args(["--secret", &format!("OLD={name}:v:AWSPREVIOUS")])
-        .args(["--secret", &format!("NEW={name}:v")])
-        .args(["--secret", &other])
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+    let (srv, out) = forwarded([
+        format!("OLD={name}:v:AWSPREVIOUS"),
+        format!("NEW={name}:v"),
+        other,
+    ]);
     out.assert_code(0);
     assert_eq!(out.var("OLD").as_deref(), Some("one"));
     assert_eq!(out.var("NEW").as_deref(), Some("two"));

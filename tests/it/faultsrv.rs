@@ -4,7 +4,7 @@
 //! wait until one has arrived.
 
 use crate::loopback::{ask_moto, header, listen, read_body, read_head};
-use crate::support::{HANG, Out, Run, TempDir, se, wait_exit};
+use crate::support::{HANG, Out, Run, TempDir, se, wait_stderr_out};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -162,16 +162,7 @@ impl FaultServer {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let start = Instant::now();
         then();
-        let status = wait_exit(&mut child, limit, || format!("ignored {sig}"));
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        let out = Out {
-            status,
-            stdout: String::new(),
-            stderr,
-            pid: child.id(),
-            elapsed: start.elapsed(),
-        };
+        let out = wait_stderr_out(&mut child, start, limit, || format!("ignored {sig}"));
         (out, marker.exists())
     }
 }

@@ -149,11 +149,9 @@ const CONTROL_VAR: &str = "SE_TEST_CONTROL";
 
 /// secret-exec with `specs`, then COMMAND: a shell that gets the control argument as `$1`.
 fn command(specs: &[String], ctl: &Control, script: &str) -> Command {
-    let mut run = se().env(CONTROL_VAR, &ctl.env);
-    for s in specs {
-        run = run.args(["--secret", s]);
-    }
-    let mut cmd = run
+    let mut cmd = se()
+        .env(CONTROL_VAR, &ctl.env)
+        .secrets(specs)
         .args(["--", "/bin/sh", "-c", script, "sh", &ctl.arg])
         .cmd;
     cmd.stdin(std::process::Stdio::null());
@@ -436,10 +434,7 @@ fn leak_case(class: &str, fx: &Fixture, dir: &TempDir) -> LeakCase {
 impl LeakCase {
     /// secret-exec for this case, with extra flags and environment for the verbosity.
     fn run(&self, flags: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut run = se().args(flags);
-        for s in &self.specs {
-            run = run.args(["--secret", s]);
-        }
+        let mut run = se().args(flags).secrets(&self.specs);
         for (k, v) in env
             .iter()
             .copied()
@@ -842,14 +837,13 @@ fn interrupted_fetch_leaves_no_secret_at_exit() {
         .flat_map(|c| c.probes.iter().map(String::as_str))
         .filter(|p| !p.contains('\n'))
         .collect();
-    let mut run = proxy
+    let cmd = proxy
         .se()
         .env(CONTROL_VAR, &ctl.env)
-        .args(["--timeout", "120s"]);
-    for s in &fx.specs {
-        run = run.args(["--secret", s]);
-    }
-    let cmd = run.args(["--", "/bin/true", &ctl.arg]).cmd;
+        .args(["--timeout", "120s"])
+        .secrets(&fx.specs)
+        .args(["--", "/bin/true", &ctl.arg])
+        .cmd;
     let waiter = proxy.clone();
     let t = scan::trace_stops(
         cmd,

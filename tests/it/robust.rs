@@ -4,7 +4,7 @@
 //! chains that push an exec past the kernel's limit.
 
 use crate::faultsrv::{FaultServer, Reply};
-use crate::support::{HANG, Out, Run, TempDir, se, seed, unique, wait_exit};
+use crate::support::{HANG, Out, Run, TempDir, se, seed, unique, wait_exit, wait_stderr_out};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::Signal;
 use secret_exec::deliver::environ::{HEADROOM, Limits, exec_bytes};
@@ -227,11 +227,9 @@ fn sigterm_at_any_moment_stops_the_launch_or_reaches_command() {
         .map(|p| format!("P{p}_*={}", seeded(&text)))
         .collect();
     let launch = |script: &str| {
-        let mut run = se();
-        for s in &specs {
-            run = run.args(["--secret", s]);
-        }
-        run.args(["--", "/bin/sh", "-c", script]).cmd
+        se().secrets(&specs)
+            .args(["--", "/bin/sh", "-c", script])
+            .cmd
     };
     let start = Instant::now();
     let out = launch("exit 0").output().unwrap();
@@ -636,18 +634,9 @@ fn a_signal_while_stdout_is_stuck_ends_the_run() {
             std::thread::sleep(Duration::from_millis(5));
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-        let status = wait_exit(&mut child, HANG, || format!("{sig}: still stuck"));
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        let out = wait_stderr_out(&mut child, start, HANG, || format!("{sig}: still stuck"));
         drop(unread);
-        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {stderr}");
-        let out = Out {
-            status,
-            stdout: String::new(),
-            stderr,
-            pid: child.id(),
-            elapsed: start.elapsed(),
-        };
+        assert_eq!(out.code(), Some(128 + sig as i32), "{sig}: {}", out.stderr);
         assert_one_line(&out);
         assert!(out.stderr.contains(sig.as_str()), "{}", out.stderr);
         out.assert_no_leak(&["stuck-canary"]);

@@ -409,6 +409,17 @@ impl Out {
 }
 
 impl Run {
+    /// Adds one `--secret` per spec, in order.
+    pub fn secrets<I, S>(mut self, specs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        for spec in specs {
+            self.cmd.arg("--secret").arg(spec);
+        }
+        self
+    }
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -439,7 +450,16 @@ impl Run {
             .run()
     }
     /// Runs to completion, failing the test if it outlives `HANG`.
-    pub fn run(mut self) -> Out {
+    pub fn run(self) -> Out {
+        let (out, ()) = self.run_waiting(|child| {
+            let status = wait_exit(child, HANG, || format!("secret-exec hung for {HANG:?}"));
+            (status, ())
+        });
+        out
+    }
+    /// Runs with stdout and stderr captured, leaving the wait to `wait`, which must reap the
+    /// child within `HANG` and returns its status and whatever else it learnt doing so.
+    pub fn run_waiting<T>(mut self, wait: impl FnOnce(&mut Child) -> (ExitStatus, T)) -> (Out, T) {
         let start = Instant::now();
         let mut child = self
             .cmd
@@ -460,17 +480,16 @@ impl Run {
             let _ = stderr.read_to_end(&mut b);
             b
         });
-        let status = wait_exit(&mut child, HANG, || {
-            format!("secret-exec hung for {HANG:?}")
-        });
+        let (status, learnt) = wait(&mut child);
         let elapsed = start.elapsed();
-        Out {
+        let out = Out {
             status,
             stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
             stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
             pid,
             elapsed,
-        }
+        };
+        (out, learnt)
     }
 }
 
@@ -486,6 +505,31 @@ pub fn wait_exit(child: &mut Child, limit: Duration, hung: impl FnOnce() -> Stri
             panic!("{}", hung());
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `wait_exit` for a child spawned with only stderr piped; returns its run as an `Out` with
+/// that stderr, no stdout, and the time since `start`.
+pub fn wait_stderr_out(
+    child: &mut Child,
+    start: Instant,
+    limit: Duration,
+    hung: impl FnOnce() -> String,
+) -> Out {
+    let status = wait_exit(child, limit, hung);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .as_mut()
+        .expect("stderr piped")
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Out {
+        status,
+        stdout: String::new(),
+        stderr,
+        pid: child.id(),
+        elapsed: start.elapsed(),
     }
 }
 
