@@ -23,6 +23,15 @@ fn fetch(run: Run, name: &str) -> Out {
     run.run_env0(&format!("APP_*={name}"))
 }
 
+/// Fetches a fresh secret through a new moto relay, with the credentials `source` gives the
+/// run; returns the run and the relay, whose log shows which key signed the fetch.
+fn fetch_from(source: impl FnOnce(Run) -> Run) -> (Out, FakeHttp) {
+    let relay = FakeHttp::moto_relay();
+    let (name, run) = setup(&relay);
+    let out = fetch(source(run), &name);
+    (out, relay)
+}
+
 /// Exit 0, the value delivered, and the fetch signed by `key` (it came from the source).
 fn assert_fetched_with(out: &Out, relay: &FakeHttp, key_prefix: &str) {
     out.assert_ok_vars(&[("APP_K", "from-moto")]);
@@ -70,39 +79,33 @@ fn container_endpoint(token: &'static str, body: String) -> FakeHttp {
 
 #[test]
 fn ecs_task_role_full_uri_with_token() {
-    let relay = FakeHttp::moto_relay();
     let ecs = container_endpoint("ecs-token", creds_json("ASIAECSTASKROLE"));
-    let (name, run) = setup(&relay);
-    let out = fetch(
+    let (out, relay) = fetch_from(|run| {
         run.env(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
             format!("{}/creds", ecs.endpoint),
         )
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-token"),
-        &name,
-    );
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-token")
+    });
     assert_fetched_with(&out, &relay, "ASIAECSTASKROLE");
     assert_eq!(ecs.count("GET", "/creds"), 1);
 }
 
 #[test]
 fn eks_pod_identity_token_file_with_trailing_newline() {
-    let relay = FakeHttp::moto_relay();
     let eks = container_endpoint("pod-token", creds_json("ASIAPODIDENTITY"));
     let dir = TempDir::new("eks");
     let file = dir.path().join("token");
     std::fs::write(&file, "pod-token\n").unwrap();
-    let (name, run) = setup(&relay);
-    let out = fetch(
+    let (out, relay) = fetch_from(|run| {
         run.env(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
             format!("{}/creds", eks.endpoint),
         )
         .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &file)
         // The file wins over the variable, as in the SDKs.
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "stale"),
-        &name,
-    );
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "stale")
+    });
     assert_fetched_with(&out, &relay, "ASIAPODIDENTITY");
 }
 
@@ -148,17 +151,14 @@ fn container_endpoint_refusal_is_77_and_malformed_reply_leaks_nothing() {
 
 #[test]
 fn eks_irsa_web_identity_through_sts() {
-    let relay = FakeHttp::moto_relay();
     let dir = TempDir::new("irsa");
     let token = dir.path().join("token");
     std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln").unwrap();
-    let (name, run) = setup(&relay);
-    let out = fetch(
+    let (out, relay) = fetch_from(|run| {
         run.env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
             .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/irsa-app")
-            .env("AWS_ROLE_SESSION_NAME", "irsa-test"),
-        &name,
-    );
+            .env("AWS_ROLE_SESSION_NAME", "irsa-test")
+    });
     // moto's STS issues temporary keys (ASIA…), distinct from any static test key.
     assert_fetched_with(&out, &relay, "ASIA");
     assert_eq!(relay.sts_actions(), ["AssumeRoleWithWebIdentity"]);
@@ -207,15 +207,12 @@ fn with_imds(run: Run, imds: &FakeHttp) -> Run {
 
 #[test]
 fn ec2_imds_credentials_and_region_share_one_token() {
-    let relay = FakeHttp::moto_relay();
     let fake = imds(imds_creds("ASIAINSTANCEROLE"), |_, _| None);
-    let (name, run) = setup(&relay);
-    let out = fetch(
+    let (out, relay) = fetch_from(|run| {
         with_imds(run, &fake)
             .env_remove("AWS_REGION")
-            .env_remove("AWS_DEFAULT_REGION"),
-        &name,
-    );
+            .env_remove("AWS_DEFAULT_REGION")
+    });
     assert_fetched_with(&out, &relay, "ASIAINSTANCEROLE");
     assert_eq!(fake.count("GET", "/latest/meta-data/placement/region"), 1);
     assert_eq!(
@@ -228,12 +225,10 @@ fn ec2_imds_credentials_and_region_share_one_token() {
 
 #[test]
 fn imds_turned_off_403_is_no_credentials_78() {
-    let relay = FakeHttp::moto_relay();
     let fake = imds(imds_creds("ASIAX"), |req, _| {
         (req.method == "PUT").then(|| reply("403 Forbidden", ""))
     });
-    let (name, run) = setup(&relay);
-    let out = fetch(with_imds(run, &fake), &name);
+    let (out, _) = fetch_from(|run| with_imds(run, &fake));
     out.assert_code(78);
     assert_clean_error(&out, &[]);
     out.assert_stderr_has("no AWS credentials");
@@ -249,7 +244,6 @@ fn imds_turned_off_403_is_no_credentials_78() {
 
 #[test]
 fn imds_herd_throttled_once_is_retried() {
-    let relay = FakeHttp::moto_relay();
     // The first token request and the first credentials request are throttled.
     let fake = imds(imds_creds("ASIAHERD"), |req, _| {
         static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -260,8 +254,7 @@ fn imds_herd_throttled_once_is_retried() {
         (first && (req.method == "PUT" || req.path.ends_with("/host-role")))
             .then(|| reply("429 Too Many Requests", ""))
     });
-    let (name, run) = setup(&relay);
-    let out = fetch(with_imds(run, &fake), &name);
+    let (out, relay) = fetch_from(|run| with_imds(run, &fake));
     assert_fetched_with(&out, &relay, "ASIAHERD");
     assert_eq!(fake.count("PUT", "/latest/api/token"), 2);
     assert_eq!(
@@ -275,14 +268,12 @@ fn imds_herd_throttled_once_is_retried() {
 
 #[test]
 fn imds_failing_every_time_is_69_after_one_retry() {
-    let relay = FakeHttp::moto_relay();
     let fake = imds(imds_creds("ASIAX"), |req, _| {
         req.path
             .ends_with("/host-role")
             .then(|| reply("503 Service Unavailable", ""))
     });
-    let (name, run) = setup(&relay);
-    let out = fetch(with_imds(run, &fake), &name);
+    let (out, _) = fetch_from(|run| with_imds(run, &fake));
     out.assert_code(69);
     assert_clean_error(&out, &[]);
     assert_eq!(
@@ -296,13 +287,11 @@ fn imds_failing_every_time_is_69_after_one_retry() {
 
 #[test]
 fn imds_malformed_credentials_leak_nothing() {
-    let relay = FakeHttp::moto_relay();
     let fake = imds(
         r#"{"Code":"Success","AccessKeyId":"CANARYAKID","SecretAccessKey":"CANARYSECRET","Token":"CANARYTOK","Expiration":"CANARYDATE"}"#.into(),
         |_, _| None,
     );
-    let (name, run) = setup(&relay);
-    let out = fetch(with_imds(run, &fake), &name);
+    let (out, _) = fetch_from(|run| with_imds(run, &fake));
     out.assert_code(78);
     assert_clean_error(&out, &["CANARY"]);
 }
@@ -322,14 +311,12 @@ fn with_home(run: Run, home: &TempDir) -> Run {
 
 #[test]
 fn shared_config_assume_role_chain_through_sts() {
-    let relay = FakeHttp::moto_relay();
     let home = config_home(
         "chain",
         "[profile base]\naws_access_key_id = AKIABASEPROFILE\naws_secret_access_key = base-secret\n\n\
          [profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\nsource_profile = base\n",
     );
-    let (name, run) = setup(&relay);
-    let out = fetch(with_home(run, &home).args(["--profile", "app"]), &name);
+    let (out, relay) = fetch_from(|run| with_home(run, &home).args(["--profile", "app"]));
     assert_fetched_with(&out, &relay, "ASIA");
     assert_eq!(relay.sts_actions(), ["AssumeRole"]);
     let sts: Vec<_> = relay
@@ -342,7 +329,6 @@ fn shared_config_assume_role_chain_through_sts() {
 
 #[test]
 fn credential_process_profile() {
-    let relay = FakeHttp::moto_relay();
     let dir = TempDir::new("process");
     let script = dir.path().join("creds.sh");
     std::fs::write(
@@ -360,8 +346,7 @@ fn credential_process_profile() {
             script.display()
         ),
     );
-    let (name, run) = setup(&relay);
-    let out = fetch(with_home(run, &home).env("AWS_PROFILE", "proc"), &name);
+    let (out, relay) = fetch_from(|run| with_home(run, &home).env("AWS_PROFILE", "proc"));
     assert_fetched_with(&out, &relay, "AKIAPROCESS");
 }
 
@@ -552,7 +537,6 @@ fn sha1_hex(text: &str) -> String {
 
 #[test]
 fn sso_profile_with_cached_token() {
-    let relay = FakeHttp::moto_relay();
     let portal = FakeHttp::start(|req, _| {
         let ok = req.path.starts_with("/federation/credentials")
             && req.path.contains("account_id=123456789012")
@@ -584,13 +568,11 @@ fn sso_profile_with_cached_token() {
         ),
     )
     .unwrap();
-    let (name, run) = setup(&relay);
-    let out = fetch(
+    let (out, relay) = fetch_from(|run| {
         with_home(run, &home)
             .env("AWS_ENDPOINT_URL_SSO", &portal.endpoint)
-            .args(["--profile", "dev"]),
-        &name,
-    );
+            .args(["--profile", "dev"])
+    });
     assert_fetched_with(&out, &relay, "ASIASSOROLE");
     assert_eq!(portal.count("GET", "/federation/credentials"), 1);
 }
