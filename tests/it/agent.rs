@@ -176,8 +176,7 @@ fn token_sources_and_the_environment_switch() {
     let Some(agent) = start_agent(&moto().endpoint) else {
         return;
     };
-    let name = unique("agent/tok");
-    moto().create(&name, r#"{"k":"v"}"#);
+    let name = seed("agent/tok", r#"{"k":"v"}"#);
     let dir = TempDir::new("agent-token");
     let file = dir.path().join("token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
@@ -205,8 +204,7 @@ fn the_real_agent_refuses_a_wrong_token_and_reports_missing_secrets() {
     let Some(agent) = start_agent(&moto().endpoint) else {
         return;
     };
-    let name = unique("agent/refused");
-    moto().create(&name, r#"{"k":"v"}"#);
+    let name = seed("agent/refused", r#"{"k":"v"}"#);
     let out = through(&agent.url)
         .env("AWS_TOKEN", "not-the-token")
         .args(["--secret", &name, "--", "/bin/true"])
@@ -228,8 +226,7 @@ fn a_warm_agent_answers_without_calling_secrets_manager() {
     let Some(agent) = start_agent(&srv.endpoint) else {
         return;
     };
-    let name = unique("agent/warm");
-    moto().create(&name, r#"{"k":"v"}"#);
+    let name = seed("agent/warm", r#"{"k":"v"}"#);
     for _ in 0..3 {
         let out = through(&agent.url).run_env0(&name);
         out.assert_ok_vars(&[("K", "v")]);

@@ -35,15 +35,23 @@ fn throttled_twice_then_succeeds() {
     assert_eq!(srv.count(GET), 3);
 }
 
-#[test]
-fn persistent_500_is_69_after_every_attempt() {
-    let name = seeded("fault/500", "k", "v");
-    let srv = FaultServer::start(|_, _| Reply::ServerError);
+/// Fetches a fresh secret holding `value` with `flags`, through a proxy that answers every
+/// call with `reply`, and runs /bin/true; returns the proxy, for its counts, and the run.
+fn answered(reply: Reply, flags: &[&str], value: &str) -> (FaultServer, Out) {
+    let name = seeded("fault/answered", "k", value);
+    let srv = FaultServer::start(move |_, _| reply);
     let out = srv
         .se()
-        .args(["--timeout", "30s", "--max-attempts", "3", "--secret", &name])
-        .args(["--", "/bin/true"])
+        .args(flags)
+        .args(["--secret", &name, "--", "/bin/true"])
         .run();
+    (srv, out)
+}
+
+#[test]
+fn persistent_500_is_69_after_every_attempt() {
+    let flags = ["--timeout", "30s", "--max-attempts", "3"];
+    let (srv, out) = answered(Reply::ServerError, &flags, "v");
     out.assert_code(69);
     out.assert_one_clean_line();
     // Ended by the retry budget, not by the overall deadline.
@@ -54,24 +62,14 @@ fn persistent_500_is_69_after_every_attempt() {
 
 #[test]
 fn throttling_is_retried_but_access_denied_is_not() {
-    let name = seeded("fault/denied", "k", "v");
-    let srv = FaultServer::start(|_, _| Reply::Deny);
-    let out = srv
-        .se()
-        .args(["--max-attempts", "5", "--secret", &name, "--", "/bin/true"])
-        .run();
+    let (srv, out) = answered(Reply::Deny, &["--max-attempts", "5"], "v");
     out.assert_code(77);
     assert_eq!(srv.count(GET), 1, "a denial must not be retried");
 }
 
 #[test]
 fn stalled_server_is_69_at_the_deadline() {
-    let name = seeded("fault/stall", "k", "v");
-    let srv = FaultServer::start(|_, _| Reply::Stall);
-    let out = srv
-        .se()
-        .args(["--timeout", "2s", "--secret", &name, "--", "/bin/true"])
-        .run();
+    let (srv, out) = answered(Reply::Stall, &["--timeout", "2s"], "v");
     out.assert_code(69);
     out.assert_one_clean_line();
     assert!(srv.count(GET) >= 1);
@@ -82,12 +80,7 @@ fn stalled_server_is_69_at_the_deadline() {
 #[test]
 fn faulty_replies_are_69_without_panic() {
     for reply in [Reply::Reset, Reply::Truncated, Reply::NotJson] {
-        let name = seeded("fault/reply", "k", "v-faulty-reply");
-        let srv = FaultServer::start(move |_, _| reply);
-        let out = srv
-            .se()
-            .args(["--timeout", "20s", "--secret", &name, "--", "/bin/true"])
-            .run();
+        let (srv, out) = answered(reply, &["--timeout", "20s"], "v-faulty-reply");
         assert_eq!(out.code(), Some(69), "{reply:?}: {}", out.stderr);
         out.assert_one_clean_line();
         assert!(srv.count(GET) >= 1, "{reply:?}");
@@ -134,12 +127,7 @@ fn batch_denied_falls_back_to_get_secret_value() {
         .args(["--", "/usr/bin/env", "-0"])
         .run();
     out.assert_code(0);
-    for i in 0..5 {
-        assert_eq!(
-            out.var(&format!("FB{i}")).as_deref(),
-            Some(format!("val{i}").as_str())
-        );
-    }
+    out.assert_vars_each((0..5).map(|i| (format!("FB{i}"), format!("val{i}"))));
     assert_eq!(srv.count(BATCH), 1);
     assert_eq!(srv.count(GET), 5);
     assert!(

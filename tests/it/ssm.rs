@@ -91,23 +91,14 @@ fn a_path_of_twenty_five_parameters_over_pages() {
         ])
         .run();
     out.assert_code(0);
-    for i in 0..20 {
-        assert_eq!(
-            out.var(&format!("KEY{i:02}")).as_deref(),
-            Some(format!("v{i}").as_str())
-        );
-    }
-    for i in 0..5 {
+    out.assert_vars_each((0..20).map(|i| (format!("KEY{i:02}"), format!("v{i}"))));
+    out.assert_vars_each((0..5).flat_map(|i| {
         let v = format!("secure-{i}");
-        assert_eq!(
-            out.var(&format!("NESTED_DEEP_S{i}")).as_deref(),
-            Some(v.as_str())
-        );
-        assert_eq!(
-            out.var(&format!("APP_DEEP_S{i}")).as_deref(),
-            Some(v.as_str())
-        );
-    }
+        [
+            (format!("NESTED_DEEP_S{i}"), v.clone()),
+            (format!("APP_DEEP_S{i}"), v),
+        ]
+    }));
     assert_eq!(out.var("OTHER"), None);
     // 25 parameters at 10 a page is 3 pages; the nested path's 5 are one more call.
     assert_eq!(srv.count("GetParametersByPath"), 4);

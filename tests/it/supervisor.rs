@@ -4,7 +4,7 @@
 
 use crate::faultsrv::{FaultServer, Reply};
 use crate::scan;
-use crate::support::{HANG, TempDir, moto, se, unique};
+use crate::support::{HANG, TempDir, moto, se, seed, unique};
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -95,6 +95,24 @@ impl Resident {
         assert_eq!(unsafe { nix::libc::kill(self.pid(), sig) }, 0);
     }
 
+    /// Rotates `name` to `new` and waits for a COMMAND other than `first` to report it;
+    /// returns that COMMAND's pid.
+    fn rotate(&mut self, name: &str, first: i32, new: &str) -> i32 {
+        moto().put(name, &json(new));
+        let second = self.wait_value(new);
+        assert_ne!(first, second, "COMMAND was not started again");
+        second
+    }
+
+    /// Stops the run with SIGTERM, which REPORTER (and FILE_REPORTER) answer with 42;
+    /// returns stderr.
+    fn terminate(self) -> String {
+        self.signal(nix::libc::SIGTERM);
+        let (status, stderr) = self.wait();
+        assert_eq!(status.code(), Some(42), "{stderr}");
+        stderr
+    }
+
     fn wait(mut self) -> (ExitStatus, String) {
         let start = Instant::now();
         loop {
@@ -128,31 +146,25 @@ fn json(password: &str) -> String {
 
 #[test]
 fn rotation_restarts_command_with_the_new_value() {
-    let name = unique("sup-rotate");
-    moto().create(&name, &json("old-value"));
+    let name = seed("sup-rotate", &json("old-value"));
     let mut r = Resident::start(
         se(),
         &["-s", &name, "--watch=1s", "--stop-timeout", "5s", "--"],
         REPORTER,
     );
     let first = r.wait_value("old-value");
-    moto().put(&name, &json("new-value"));
-    let second = r.wait_value("new-value");
-    assert_ne!(first, second, "COMMAND was not started again");
+    let second = r.rotate(&name, first, "new-value");
     assert!(
         !alive(first) || first == second,
         "the old COMMAND is still running"
     );
-    r.signal(nix::libc::SIGTERM);
-    let (status, stderr) = r.wait();
-    assert_eq!(status.code(), Some(42), "{stderr}");
+    let stderr = r.terminate();
     assert!(!stderr.contains("old-value") && !stderr.contains("new-value"));
 }
 
 #[test]
 fn invalid_rotation_keeps_command_then_recovers() {
-    let name = unique("sup-invalid");
-    moto().create(&name, &json("good-one"));
+    let name = seed("sup-invalid", &json("good-one"));
     let mut r = Resident::start(se(), &["-s", &name, "--watch=1s", "--"], REPORTER);
     let pid = r.wait_value("good-one");
     // A name from content that could take over COMMAND: a normal start refuses it with 65.
@@ -182,8 +194,7 @@ fn invalid_rotation_keeps_command_then_recovers() {
 
 #[test]
 fn on_change_exit_ends_with_75() {
-    let name = unique("sup-exit");
-    moto().create(&name, &json("before"));
+    let name = seed("sup-exit", &json("before"));
     let mut r = Resident::start(
         se(),
         &["-s", &name, "--watch=1s", "--on-change=exit", "--"],
@@ -198,8 +209,7 @@ fn on_change_exit_ends_with_75() {
 
 #[test]
 fn exit_status_and_death_by_signal_pass_through() {
-    let name = unique("sup-status");
-    moto().create(&name, &json("x"));
+    let name = seed("sup-status", &json("x"));
     let rows: &[(&str, &str, i32)] = &[
         ("--init", "exit 7", 7),
         ("--init", "exit 0", 0),
@@ -223,8 +233,7 @@ fn exit_status_and_death_by_signal_pass_through() {
 
 #[test]
 fn sigterm_and_sigint_reach_command() {
-    let name = unique("sup-term");
-    moto().create(&name, &json("v"));
+    let name = seed("sup-term", &json("v"));
     for (mode, sig, want) in [
         ("--init", nix::libc::SIGTERM, 42),
         ("--watch=1h", nix::libc::SIGTERM, 42),
@@ -240,8 +249,7 @@ fn sigterm_and_sigint_reach_command() {
 
 #[test]
 fn child_gets_a_clean_slate() {
-    let name = unique("sup-slate");
-    moto().create(&name, &json("v"));
+    let name = seed("sup-slate", &json("v"));
     // The resident parent blocks every signal it forwards; COMMAND must start with none blocked
     // or ignored. (Read by COMMAND itself: a shell blocks signals while it waits for a child.)
     let out = se()
@@ -270,8 +278,7 @@ fn child_gets_a_clean_slate() {
 
 #[test]
 fn zombies_are_reaped_as_pid_1() {
-    let name = unique("sup-pid1");
-    moto().create(&name, &json("v"));
+    let name = seed("sup-pid1", &json("v"));
     let base = se();
     let mut cmd = std::process::Command::new("unshare");
     cmd.env_clear().envs(base.envs()).stdin(Stdio::null());
@@ -314,8 +321,7 @@ fn zombies_are_reaped_as_pid_1() {
 
 #[test]
 fn throttled_polling_keeps_command() {
-    let name = unique("sup-throttle");
-    moto().create(&name, &json("steady"));
+    let name = seed("sup-throttle", &json("steady"));
     let proxy = FaultServer::failing("DescribeSecret", 2, Reply::Throttle);
     let run = proxy.se();
     let mut r = Resident::start(
@@ -408,8 +414,7 @@ fn resident_parent_holds_no_secret_value() {
 
 #[test]
 fn socket_activation_fds_are_passed_on() {
-    let name = unique("sup-listen");
-    moto().create(&name, &json("v"));
+    let name = seed("sup-listen", &json("v"));
     let report = r#"echo "$LISTEN_PID $$"; ls /proc/$$/fd"#;
     for mode in ["--init", "--watch=1h", "--verbose"] {
         // fd 3 is the passed range (LISTEN_FDS=1, LISTEN_PID this very process); fd 4 is not.
@@ -504,14 +509,12 @@ fn wait_no_memfds(r: &mut Resident) {
 
 #[test]
 fn files_under_init_and_watch_are_new_memfds_on_each_start() {
-    let name = unique("sup-file");
-    moto().create(&name, &json("file-old"));
+    let name = seed("sup-file", &json("file-old"));
     let spec = format!("PWFILE={name}:password");
     let mut r = Resident::start(se(), &["--file", &spec, "--init", "--"], FILE_REPORTER);
     r.wait_value("file-old");
     wait_no_memfds(&mut r);
-    r.signal(nix::libc::SIGTERM);
-    assert_eq!(r.wait().0.code(), Some(42));
+    r.terminate();
 
     let mut r = Resident::start(
         se(),
@@ -520,20 +523,15 @@ fn files_under_init_and_watch_are_new_memfds_on_each_start() {
     );
     let first = r.wait_value("file-old");
     wait_no_memfds(&mut r);
-    moto().put(&name, &json("file-new"));
-    let second = r.wait_value("file-new");
-    assert_ne!(first, second, "COMMAND was not started again");
+    r.rotate(&name, first, "file-new");
     wait_no_memfds(&mut r);
-    r.signal(nix::libc::SIGTERM);
-    let (status, stderr) = r.wait();
-    assert_eq!(status.code(), Some(42), "{stderr}");
+    let stderr = r.terminate();
     assert!(!stderr.contains("file-old") && !stderr.contains("file-new"));
 }
 
 #[test]
 fn from_env_references_are_resolved_again_on_rotation() {
-    let name = unique("sup-from-env");
-    moto().create(&name, &json("ref-old"));
+    let name = seed("sup-from-env", &json("ref-old"));
     let run = se().env("PASSWORD", format!("secretsmanager:{name}:password"));
     let mut r = Resident::start(
         run,
@@ -541,9 +539,6 @@ fn from_env_references_are_resolved_again_on_rotation() {
         REPORTER,
     );
     let first = r.wait_value("ref-old");
-    moto().put(&name, &json("ref-new"));
-    let second = r.wait_value("ref-new");
-    assert_ne!(first, second, "COMMAND was not started again");
-    r.signal(nix::libc::SIGTERM);
-    assert_eq!(r.wait().0.code(), Some(42));
+    r.rotate(&name, first, "ref-new");
+    r.terminate();
 }

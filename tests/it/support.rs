@@ -364,8 +364,17 @@ impl Out {
     }
     /// Asserts that the child saw each `(name, value)` exactly (stdout of `env -0`).
     pub fn assert_vars(&self, want: &[(&str, &str)]) {
+        self.assert_vars_each(want.iter().copied());
+    }
+    /// `assert_vars` for names and values computed on the fly.
+    #[track_caller]
+    pub fn assert_vars_each<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        want: impl IntoIterator<Item = (K, V)>,
+    ) {
         for (k, v) in want {
-            assert_eq!(self.var(k).as_deref(), Some(*v), "{k}");
+            let k = k.as_ref();
+            assert_eq!(self.var(k).as_deref(), Some(v.as_ref()), "{k}");
         }
     }
     /// Asserts a clean exit (0) in which the child saw each `(name, value)` exactly.
