@@ -207,15 +207,13 @@ fn the_real_agent_refuses_a_wrong_token_and_reports_missing_secrets() {
     let name = seed("agent/refused", r#"{"k":"v"}"#);
     let out = through(&agent.url)
         .env("AWS_TOKEN", "not-the-token")
-        .args(["--secret", &name, "--", "/bin/true"])
+        .fetch_only(&name)
         .run();
     out.assert_code(77);
     out.assert_stderr_has("AWS_TOKEN");
     assert!(!out.stderr.contains("not-the-token"), "{}", out.stderr);
 
-    let out = through(&agent.url)
-        .args(["--secret", &unique("agent/none"), "--", "/bin/true"])
-        .run();
+    let out = through(&agent.url).fetch_only(&unique("agent/none")).run();
     out.assert_code(66);
     out.assert_stderr_has("ResourceNotFoundException");
 }
@@ -383,10 +381,7 @@ fn bad_agent_settings() {
         for (k, v) in *env {
             run = run.env(k, v);
         }
-        let out = run
-            .args(*args)
-            .args(["--secret", "x", "--", "/bin/true"])
-            .run();
+        let out = run.args(*args).fetch_only("x").run();
         assert_eq!(out.code(), Some(*code), "{args:?} {env:?}: {}", out.stderr);
         out.assert_stderr_has(want);
     }
@@ -396,7 +391,7 @@ fn bad_agent_settings() {
             "AWS_TOKEN",
             format!("file://{}", dir.path().join("nope").display()),
         )
-        .args(["--secret", "x", "--", "/bin/true"])
+        .fetch_only("x")
         .run();
     out.assert_code(78);
     out.assert_stderr_has("file://");

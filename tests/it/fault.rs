@@ -40,11 +40,7 @@ fn throttled_twice_then_succeeds() {
 fn answered(reply: Reply, flags: &[&str], value: &str) -> (FaultServer, Out) {
     let name = seeded("fault/answered", "k", value);
     let srv = FaultServer::start(move |_, _| reply);
-    let out = srv
-        .se()
-        .args(flags)
-        .args(["--secret", &name, "--", "/bin/true"])
-        .run();
+    let out = srv.se().args(flags).fetch_only(&name).run();
     (srv, out)
 }
 
@@ -247,7 +243,7 @@ fn arn_in_another_region_is_fetched_there() {
     assert_eq!(out.var("HOME_KEY").as_deref(), Some("from-us-east-1"));
 
     // By name alone it does not exist in us-east-1.
-    let out = se().args(["--secret", &name, "--", "/bin/true"]).run();
+    let out = se().fetch_only(&name).run();
     out.assert_code(66);
 
     // No region anywhere (IMDS disabled, no config file): the ARN supplies it.
@@ -286,7 +282,7 @@ fn no_credentials_with_silent_imds_is_78_and_says_what_was_tried() {
         .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
         .env_remove("AWS_CONTAINER_AUTHORIZATION_TOKEN")
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", black_hole())
-        .args(["--secret", &name, "--", "/bin/true"])
+        .fetch_only(&name)
         .run();
     out.assert_code(78);
     out.assert_one_clean_line();
@@ -313,10 +309,7 @@ fn invalid_retry_settings_are_78() {
         ("AWS_RETRY_MODE", "legacy-ish"),
     ];
     for (var, value) in rows {
-        let out = se()
-            .env(var, value)
-            .args(["--secret", &name, "--", "/bin/true"])
-            .run();
+        let out = se().env(var, value).fetch_only(&name).run();
         assert_eq!(out.code(), Some(78), "{var}={value:?}: {}", out.stderr);
         out.assert_one_clean_line();
         out.assert_stderr_has(var);
@@ -324,27 +317,23 @@ fn invalid_retry_settings_are_78() {
 }
 
 /// Starts secret-exec against a stalled server, waits until its request has arrived, sends
-/// `sig`, and returns the exit code and whether the command ran.
-fn interrupted_while_fetching(sig: nix::sys::signal::Signal) -> (Option<i32>, bool, String) {
+/// `sig`, and asserts exit `code`, a message naming the signal, and that the command never ran.
+fn assert_interrupted_while_fetching(sig: nix::sys::signal::Signal, code: i32) {
     let name = seeded("fault/signal", "k", "v");
     let srv = FaultServer::start(|_, _| Reply::Stall);
     // The deadline is 50 s: an exit well before it can only come from the signal.
     let (out, ran) = srv.signal_while_fetching(&name, sig, || {}, Duration::from_secs(40));
-    (out.code(), ran, out.stderr)
+    out.assert_code(code);
+    assert!(!ran, "{sig}: the command ran");
+    out.assert_stderr_has(sig.as_str());
 }
 
 #[test]
 fn sigterm_while_fetching_is_143_and_no_exec() {
-    let (code, ran, err) = interrupted_while_fetching(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(code, Some(143), "{err}");
-    assert!(!ran);
-    assert!(err.contains("SIGTERM"), "{err}");
+    assert_interrupted_while_fetching(nix::sys::signal::Signal::SIGTERM, 143);
 }
 
 #[test]
 fn sigint_while_fetching_is_130_and_no_exec() {
-    let (code, ran, err) = interrupted_while_fetching(nix::sys::signal::Signal::SIGINT);
-    assert_eq!(code, Some(130), "{err}");
-    assert!(!ran);
-    assert!(err.contains("SIGINT"), "{err}");
+    assert_interrupted_while_fetching(nix::sys::signal::Signal::SIGINT, 130);
 }

@@ -53,31 +53,20 @@ fn error_lines() {
     moto().create("golden/twokeys", r#"{"a-b":"1","a_b":"2"}"#);
     let cases: Vec<(&str, Run)> = vec![
         ("no --secret", se().args(["--", "/bin/true"])),
-        (
-            "bad SPEC",
-            se().args(["--secret", "1bad=x", "--", "/bin/true"]),
-        ),
+        ("bad SPEC", se().fetch_only("1bad=x")),
         (
             "bad --timeout",
             se().args(["--timeout", "0", "--secret", "x", "--", "/bin/true"]),
         ),
-        (
-            "refused name",
-            se().args(["--secret", "golden/refused", "--", "/bin/true"]),
-        ),
-        (
-            "missing secret",
-            se().args(["--secret", "golden/absent", "--", "/bin/true"]),
-        ),
+        ("refused name", se().fetch_only("golden/refused")),
+        ("missing secret", se().fetch_only("golden/absent")),
         (
             "no region",
-            se().env_remove("AWS_REGION")
-                .args(["--secret", "golden/ok", "--", "/bin/true"]),
+            se().env_remove("AWS_REGION").fetch_only("golden/ok"),
         ),
         (
             "bad AWS_MAX_ATTEMPTS",
-            se().env("AWS_MAX_ATTEMPTS", "0")
-                .args(["--secret", "golden/ok", "--", "/bin/true"]),
+            se().env("AWS_MAX_ATTEMPTS", "0").fetch_only("golden/ok"),
         ),
         (
             "command not found",
@@ -97,7 +86,7 @@ fn error_lines() {
         ),
         (
             "collision inside one secret",
-            se().args(["--secret", "golden/twokeys", "--", "/bin/true"]),
+            se().fetch_only("golden/twokeys"),
         ),
         (
             "bad --endpoint-url",
@@ -107,7 +96,7 @@ fn error_lines() {
         (
             "bad AWS_ENDPOINT_URL_SECRETS_MANAGER",
             se().env("AWS_ENDPOINT_URL_SECRETS_MANAGER", "localhost:4566")
-                .args(["--secret", "golden/ok", "--", "/bin/true"]),
+                .fetch_only("golden/ok"),
         ),
         (
             "bad --log-format",
@@ -116,12 +105,8 @@ fn error_lines() {
         ),
         (
             "bad SECRET_EXEC_LOG_FORMAT",
-            se().env("SECRET_EXEC_LOG_FORMAT", "yaml").args([
-                "--secret",
-                "golden/ok",
-                "--",
-                "/bin/true",
-            ]),
+            se().env("SECRET_EXEC_LOG_FORMAT", "yaml")
+                .fetch_only("golden/ok"),
         ),
         (
             "-vvvv",
@@ -186,12 +171,8 @@ fn log_json_schema() {
         ),
         (
             "collision, quiet",
-            se().env("SECRET_EXEC_LOG_FORMAT", "json").args([
-                "--secret",
-                "golden/log-collide",
-                "--",
-                "/bin/true",
-            ]),
+            se().env("SECRET_EXEC_LOG_FORMAT", "json")
+                .fetch_only("golden/log-collide"),
         ),
         (
             "usage error",

@@ -78,7 +78,7 @@ fn stage_and_version_select_the_right_value() {
 fn stage_and_version_that_disagree_are_not_found() {
     let (name, _, old, _) = rotated("map/disagree");
     let spec = format!("P={name}:password:AWSCURRENT:{old}");
-    let out = se().args(["--secret", &spec, "--", "/bin/true"]).run();
+    let out = se().fetch_only(&spec).run();
     out.assert_code(66);
     assert_mentions(&out, &[&name]);
     out.assert_no_leak(&[OLD_PW, NEW_PW]);
@@ -631,7 +631,7 @@ fn an_environment_over_the_total_limit_is_refused_naming_the_largest_variable() 
     let (a, ..) = create("map/total-a", &json(serde_json::json!({"a": big(90_000)})));
     let (b, ..) = create("map/total-b", &json(serde_json::json!({"bb": big(95_000)})));
     // One secret fits.
-    let out = run().args(["--secret", &a, "--", "/bin/true"]).run();
+    let out = run().fetch_only(&a).run();
     out.assert_code(0);
     // Two push the whole environment over what the kernel takes.
     let out = refused(run(), &["--secret", &a, "--secret", &b]);

@@ -360,20 +360,8 @@ fn leak_case(class: &str, fx: &Fixture, dir: &TempDir) -> LeakCase {
             c.code = 66;
         }
         "missing key" => c.specs.push(format!("{}:no_such_key", fx.flat)),
-        "refused name" => {
-            let v = format!("CanRefused{n}Z");
-            let id = unique("leak/refused");
-            m.create(&id, &serde_json::json!({"LD_PRELOAD": v}).to_string());
-            c.specs.push(id);
-            c.probes.push(v);
-        }
-        "collision" => {
-            let v = format!("CanCollide{n}Z");
-            let id = unique("leak/collide");
-            m.create(&id, &serde_json::json!({"password": v}).to_string());
-            c.specs.push(id);
-            c.probes.push(v);
-        }
+        "refused name" => c.fetch_probe("leak/refused", "LD_PRELOAD", format!("CanRefused{n}Z")),
+        "collision" => c.fetch_probe("leak/collide", "password", format!("CanCollide{n}Z")),
         "nul" => {
             let (head, tail) = (format!("CanNulHead{n}Z"), format!("CanNulTail{n}Z"));
             let id = unique("leak/nul");
@@ -432,6 +420,13 @@ fn leak_case(class: &str, fx: &Fixture, dir: &TempDir) -> LeakCase {
 }
 
 impl LeakCase {
+    /// Also fetches a fresh secret `{key: probe}`, and looks for `probe` afterwards.
+    fn fetch_probe(&mut self, stem: &str, key: &str, probe: String) {
+        self.specs
+            .push(seed(stem, &serde_json::json!({ key: probe }).to_string()));
+        self.probes.push(probe);
+    }
+
     /// secret-exec for this case, with extra flags and environment for the verbosity.
     fn run(&self, flags: &[&str], env: &[(&str, &str)]) -> Run {
         let mut run = se().args(flags).secrets(&self.specs);

@@ -53,10 +53,7 @@ fn aws_files_that_cannot_be_read_are_78() {
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
     ] {
         for (path, why) in &kinds {
-            let out = se()
-                .env(var, path)
-                .args(["--secret", &name, "--", "/bin/true"])
-                .run();
+            let out = se().env(var, path).fetch_only(&name).run();
             assert_eq!(
                 out.code(),
                 Some(78),
@@ -83,7 +80,7 @@ fn aws_files_that_cannot_be_read_are_78() {
     let out = se()
         .env("HOME", home.path())
         .env_remove("AWS_CONFIG_FILE")
-        .args(["--secret", &name, "--", "/bin/true"])
+        .fetch_only(&name)
         .run();
     out.assert_code(78);
     out.assert_stderr_has("~/.aws/config");
@@ -314,7 +311,7 @@ fn closed_and_full_outputs() {
     // The error line itself into a full or closed stderr: the exit status is the error's.
     for stderr in [dev_full(), closed_pipe()] {
         let status = se()
-            .args(["--secret", &unique("robust/missing"), "--", "/bin/true"])
+            .fetch_only(&unique("robust/missing"))
             .cmd
             .stderr(stderr)
             .status()
@@ -348,10 +345,7 @@ fn unusable_settings_are_78() {
         "HTTPS_PROXY",
         "HTTP_PROXY",
     ] {
-        let out = se()
-            .env(var, not_utf8)
-            .args(["--secret", &name, "--", "/bin/true"])
-            .run();
+        let out = se().env(var, not_utf8).fetch_only(&name).run();
         assert_eq!(out.code(), Some(78), "{var}: {}", out.stderr);
         assert_one_line(&out);
         out.assert_stderr_has(var);
@@ -368,10 +362,7 @@ fn unusable_settings_are_78() {
         ("HTTP_PROXY", "::not a url"),
         ("https_proxy", "ftp://proxy:21"),
     ] {
-        let out = se()
-            .env(var, value)
-            .args(["--secret", &name, "--", "/bin/true"])
-            .run();
+        let out = se().env(var, value).fetch_only(&name).run();
         assert_eq!(out.code(), Some(78), "{var}={value}: {}", out.stderr);
         assert_one_line(&out);
         assert!(!out.stderr.contains("{ "), "a Debug dump: {}", out.stderr);
@@ -398,9 +389,7 @@ fn malformed_json_fails_closed() {
     out.assert_ok_vars(&[("USER", "u1")]);
 
     let dup = seeded(r#"{"o":{"pw":"A-canary","pw":"B-canary"}}"#);
-    let out = se()
-        .args(["--secret", &format!("R={dup}:o"), "--", "/bin/true"])
-        .run();
+    let out = se().fetch_only(&format!("R={dup}:o")).run();
     out.assert_code(65);
     out.assert_stderr_has("'/o/pw' appears more than once");
     out.assert_no_leak(&["A-canary", "B-canary"]);
@@ -424,7 +413,7 @@ fn deep_secrets_map_up_to_the_bound_and_are_refused_past_it() {
     out.assert_vars(&[(name.as_str(), "deep-canary")]);
 
     let deep = seeded(&nested(11_000));
-    let out = se().args(["--secret", &deep, "--", "/bin/true"]).run();
+    let out = se().fetch_only(&deep).run();
     out.assert_code(65);
     assert_one_line(&out);
     out.assert_stderr_has(&format!("'{deep}'"));
@@ -513,7 +502,7 @@ fn endless_and_huge_bodies_are_69_at_the_cap() {
         let out = se()
             .env("AWS_ENDPOINT_URL", &endpoint)
             .args(["--timeout", "50s", "--max-attempts", "1"])
-            .args(["--secret", "robust/flood", "--", "/bin/true"])
+            .fetch_only("robust/flood")
             .run();
         assert_eq!(out.code(), Some(69), "chunked={chunked}: {}", out.stderr);
         assert_one_line(&out);
@@ -587,7 +576,7 @@ fn credential_process_helpers_end_with_the_run() {
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env("AWS_CONFIG_FILE", &cfg)
-        .args(["--secret", "robust/cp", "--", "/bin/true"])
+        .fetch_only("robust/cp")
         .run();
     assert_ne!(out.code(), Some(0), "{}", out.stderr);
     assert_one_line(&out);

@@ -453,6 +453,10 @@ impl Run {
         self.cmd.env_remove(k);
         self
     }
+    /// Adds `--secret secret -- /bin/true`: a run that only fetches, maps and checks.
+    pub fn fetch_only(self, secret: &str) -> Self {
+        self.args(["--secret", secret, "--", "/bin/true"])
+    }
     /// Runs with `--secret secret` and `env -0` as the command, whose output `Out::var` reads.
     pub fn run_env0(self, secret: &str) -> Out {
         self.args(["--secret", secret, "--", "/usr/bin/env", "-0"])
