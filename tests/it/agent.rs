@@ -115,14 +115,8 @@ fn through(url: &str) -> Run {
 /// Fetches `fake/s` through the agent at `url`, with one retry so failures stay quick.
 fn fetch_fake_s(url: &str) -> Out {
     through(url)
-        .args([
-            "--max-attempts",
-            "2",
-            "--secret",
-            "fake/s",
-            "--",
-            "/bin/true",
-        ])
+        .args(["--max-attempts", "2"])
+        .fetch_only("fake/s")
         .run()
 }
 
@@ -163,9 +157,7 @@ fn the_real_agent_serves_every_version_form_without_aws_settings() {
     assert_eq!(out.var(&last).as_deref(), Some("plain-text-value"));
     // The child inherits AWS_TOKEN like any variable; secret-exec itself never prints it.
     assert!(!out.stderr.contains(TOKEN), "{}", out.stderr);
-    let verbose = through(&agent.url)
-        .args(["-vvv", "--secret", &name, "--", "/bin/true"])
-        .run();
+    let verbose = through(&agent.url).args(["-vvv"]).fetch_only(&name).run();
     verbose.assert_code(0);
     verbose.assert_stderr_has("through the agent");
     assert!(!verbose.stderr.contains(TOKEN), "{}", verbose.stderr);

@@ -89,14 +89,8 @@ fn unreachable_endpoint_is_69_within_the_timeout() {
     let port = free_port();
     let out = se()
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
-        .args([
-            "--timeout",
-            "3s",
-            "--secret",
-            "core/anything",
-            "--",
-            "/bin/true",
-        ])
+        .args(["--timeout", "3s"])
+        .fetch_only("core/anything")
         .run();
     out.assert_code(69);
     out.assert_stderr_has("core/anything");

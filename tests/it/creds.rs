@@ -77,16 +77,19 @@ fn container_endpoint(token: &'static str, body: String) -> FakeHttp {
     })
 }
 
+/// `run` given credentials by `endpoint` (see `container_endpoint`), sending `token`.
+fn with_container(run: Run, endpoint: &FakeHttp, token: &str) -> Run {
+    run.env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        format!("{}/creds", endpoint.endpoint),
+    )
+    .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)
+}
+
 #[test]
 fn ecs_task_role_full_uri_with_token() {
     let ecs = container_endpoint("ecs-token", creds_json("ASIAECSTASKROLE"));
-    let (out, relay) = fetch_from(|run| {
-        run.env(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            format!("{}/creds", ecs.endpoint),
-        )
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-token")
-    });
+    let (out, relay) = fetch_from(|run| with_container(run, &ecs, "ecs-token"));
     assert_fetched_with(&out, &relay, "ASIAECSTASKROLE");
     assert_eq!(ecs.count("GET", "/creds"), 1);
 }
@@ -97,14 +100,9 @@ fn eks_pod_identity_token_file_with_trailing_newline() {
     let dir = TempDir::new("eks");
     let file = dir.path().join("token");
     std::fs::write(&file, "pod-token\n").unwrap();
+    // The file wins over the variable, as in the SDKs.
     let (out, relay) = fetch_from(|run| {
-        run.env(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            format!("{}/creds", eks.endpoint),
-        )
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &file)
-        // The file wins over the variable, as in the SDKs.
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "stale")
+        with_container(run, &eks, "stale").env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &file)
     });
     assert_fetched_with(&out, &relay, "ASIAPODIDENTITY");
 }
@@ -116,14 +114,7 @@ fn container_endpoint_refusal_is_77_and_malformed_reply_leaks_nothing() {
     // Wrong token: the endpoint answers 401.
     let ecs = container_endpoint("right", creds_json("ASIAX"));
     let (_, run) = setup(&relay);
-    let out = fetch(
-        run.env(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            format!("{}/creds", ecs.endpoint),
-        )
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong"),
-        &name,
-    );
+    let out = fetch(with_container(run, &ecs, "wrong"), &name);
     out.assert_code(77);
     assert_clean_error(&out, &["wrong", "/creds"]);
 
@@ -135,14 +126,7 @@ fn container_endpoint_refusal_is_77_and_malformed_reply_leaks_nothing() {
     ] {
         let ecs = container_endpoint("t", body.to_string());
         let (_, run) = setup(&relay);
-        let out = fetch(
-            run.env(
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                format!("{}/creds", ecs.endpoint),
-            )
-            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "t"),
-            &name,
-        );
+        let out = fetch(with_container(run, &ecs, "t"), &name);
         assert_eq!(out.code(), Some(69), "{body}: {}", out.stderr);
         assert_clean_error(&out, &["CANARY"]);
     }
@@ -224,25 +208,6 @@ fn ec2_imds_credentials_and_region_share_one_token() {
 }
 
 #[test]
-fn imds_turned_off_403_is_no_credentials_78() {
-    let fake = imds(imds_creds("ASIAX"), |req, _| {
-        (req.method == "PUT").then(|| reply("403 Forbidden", ""))
-    });
-    let (out, _) = fetch_from(|run| with_imds(run, &fake));
-    out.assert_code(78);
-    assert_clean_error(&out, &[]);
-    out.assert_stderr_has("no AWS credentials");
-    out.assert_stderr_has("instance metadata");
-    // 403 is not retried.
-    assert_eq!(
-        fake.count("PUT", "/latest/api/token"),
-        1,
-        "{:?}",
-        fake.requests()
-    );
-}
-
-#[test]
 fn imds_herd_throttled_once_is_retried() {
     // The first token request and the first credentials request are throttled.
     let fake = imds(imds_creds("ASIAHERD"), |req, _| {
@@ -266,23 +231,48 @@ fn imds_herd_throttled_once_is_retried() {
     );
 }
 
+/// An IMDS that fails one request every time: the exit class, one clean line, and how often
+/// that request was made (a 403 is final; a 5xx is retried once).
 #[test]
-fn imds_failing_every_time_is_69_after_one_retry() {
-    let fake = imds(imds_creds("ASIAX"), |req, _| {
-        req.path
-            .ends_with("/host-role")
-            .then(|| reply("503 Service Unavailable", ""))
-    });
-    let (out, _) = fetch_from(|run| with_imds(run, &fake));
-    out.assert_code(69);
-    assert_clean_error(&out, &[]);
-    assert_eq!(
-        fake.count(
-            "GET",
-            "/latest/meta-data/iam/security-credentials/host-role"
+fn imds_failing_every_time_ends_cleanly() {
+    const TOKEN: &str = "/latest/api/token";
+    const ROLE: &str = "/latest/meta-data/iam/security-credentials/host-role";
+    // (label, failing request, its reply, exit code, stderr names, times asked)
+    let rows: [(&str, _, _, _, &[&str], _); 2] = [
+        (
+            "IMDS turned off: 403 for the token",
+            ("PUT", TOKEN),
+            "403 Forbidden",
+            78,
+            &["no AWS credentials", "instance metadata"],
+            1,
         ),
-        2
-    );
+        (
+            "503 for the credentials",
+            ("GET", ROLE),
+            "503 Service Unavailable",
+            69,
+            &[],
+            2,
+        ),
+    ];
+    for (label, (method, path), status, code, names, asked) in rows {
+        let fake = imds(imds_creds("ASIAX"), move |req, _| {
+            (req.method == method && req.path == path).then(|| reply(status, ""))
+        });
+        let (out, _) = fetch_from(|run| with_imds(run, &fake));
+        assert_eq!(out.code(), Some(code), "{label}: {}", out.stderr);
+        assert_clean_error(&out, &[]);
+        for name in names {
+            assert!(out.stderr.contains(name), "{label}: {name}: {}", out.stderr);
+        }
+        assert_eq!(
+            fake.count(method, path),
+            asked,
+            "{label}: {:?}",
+            fake.requests()
+        );
+    }
 }
 
 #[test]
@@ -414,14 +404,8 @@ fn credential_process_stdout_flood_is_capped() {
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env("AWS_PROFILE", "flood")
             // The deadline is far: the cap, not the deadline, must end it (a timeout is 69).
-            .args([
-                "--timeout",
-                "60s",
-                "--secret",
-                "creds/flood",
-                "--",
-                "/bin/true",
-            ]);
+            .args(["--timeout", "60s"])
+            .fetch_only("creds/flood");
         let (out, rss) = run_measured(run);
         assert_eq!(out.code(), Some(77), "{stem}: {}", out.stderr);
         assert_clean_error(&out, &["CANARY-FLOOD"]);

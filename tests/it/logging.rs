@@ -146,7 +146,7 @@ fn json_error_line_is_one_object_with_the_exit_code() {
     let cases: Vec<(&str, Run, i32, Option<&str>)> = vec![
         (
             "not found",
-            se().args(["--log-format=json", "--secret", &absent, "--", "/bin/true"]),
+            se().args(["--log-format=json"]).fetch_only(&absent),
             66,
             Some(absent.as_str()),
         ),
@@ -198,7 +198,7 @@ fn bad_log_settings_are_refused() {
     let name = seeded("log/bad");
     let rows: Vec<(Run, i32, &str)> = vec![
         (
-            se().args(["--log-format", "yaml", "--secret", &name, "--", "/bin/true"]),
+            se().args(["--log-format", "yaml"]).fetch_only(&name),
             64,
             "[possible values: text, json]",
         ),
@@ -208,7 +208,7 @@ fn bad_log_settings_are_refused() {
             "SECRET_EXEC_LOG_FORMAT='yaml'",
         ),
         (
-            se().args(["-vvvv", "--secret", &name, "--", "/bin/true"]),
+            se().args(["-vvvv"]).fetch_only(&name),
             64,
             "-vvv is the most",
         ),

@@ -777,14 +777,8 @@ fn not_dumpable_during_the_fetch() {
     });
     let mut run = se()
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
-        .args([
-            "--timeout",
-            "120s",
-            "--secret",
-            "mem/stalled",
-            "--",
-            "/bin/true",
-        ]);
+        .args(["--timeout", "120s"])
+        .fetch_only("mem/stalled");
     let mut child = Command::new(&bin);
     child
         .args(run.cmd.get_args())

@@ -320,7 +320,8 @@ fn closed_and_full_outputs() {
     }
     // -v lines into a closed stderr do not stop a good run.
     let status = se()
-        .args(["-vv", "--secret", &name, "--", "/bin/true"])
+        .args(["-vv"])
+        .fetch_only(&name)
         .cmd
         .stderr(closed_pipe())
         .status()
@@ -542,14 +543,8 @@ fn credential_process_helpers_end_with_the_run() {
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env("AWS_CONFIG_FILE", &cfg)
-        .args([
-            "--timeout",
-            "2s",
-            "--secret",
-            "robust/cp",
-            "--",
-            "/bin/true",
-        ])
+        .args(["--timeout", "2s"])
+        .fetch_only("robust/cp")
         .run();
     out.assert_code(69);
     let text = std::fs::read_to_string(&pids).expect("the helper ran");
