@@ -8,6 +8,7 @@ pub mod container;
 pub mod process;
 
 use crate::error::Error;
+use crate::source::sdk::cause_chain;
 use crate::source::tls::{self, Transport};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::imds::client::error::ImdsError;
@@ -157,26 +158,12 @@ pub fn sources(s: &Settings) -> Vec<Source> {
     v
 }
 
-/// The cause chain of an error, by `Display` only, repeated links dropped.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
-}
-
 /// The SDK's wrapper text adds nothing ("an error occurred while loading credentials"); its
 /// cause is what to show.
 fn cause(e: &CredentialsError) -> String {
     let text = match std::error::Error::source(e) {
-        Some(inner) => chain(inner),
-        None => chain(e),
+        Some(inner) => cause_chain(inner),
+        None => cause_chain(e),
     };
     without_helper_stderr(text)
 }
@@ -414,7 +401,12 @@ async fn check_profile(name: &str, s: &Settings, files: &ProfileFiles) -> Result
     use aws_types::os_shim_internal::{Env, Fs};
     let set = aws_config::profile::load(&Fs::real(), &Env::real(), files, None)
         .await
-        .map_err(|e| Error::Config(format!("cannot read the AWS config files: {}", chain(&e))))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot read the AWS config files: {}",
+                cause_chain(&e)
+            ))
+        })?;
     if set.get_profile(name).is_none() {
         return Err(Error::Config(format!(
             "profile '{name}' not found in {} or {}; check --profile and AWS_PROFILE",
@@ -708,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn chain_is_display_only() {
+    fn cause_is_display_only() {
         #[derive(Debug)]
         struct Outer(std::io::Error);
         impl std::fmt::Display for Outer {
@@ -721,8 +713,6 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let e = Outer(std::io::Error::other("inner"));
-        assert_eq!(chain(&e), "outer: inner");
         let e = CredentialsError::provider_error(Outer(std::io::Error::other("inner")));
         let text = cause(&e);
         assert_eq!(text, "outer: inner");
