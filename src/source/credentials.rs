@@ -191,11 +191,14 @@ pub enum Outcome {
     Fail(Error),
 }
 
+/// The source did not answer usefully after its retry (69).
 fn unavailable(what: &str, why: String) -> Outcome {
-    Outcome::Fail(Error::CredentialsUnavailable {
-        what: what.into(),
-        why,
-    })
+    Outcome::Fail(Error::credentials(false, what, why))
+}
+
+/// The source refused to hand out credentials (77).
+fn refused(what: impl Into<String>, why: String) -> Outcome {
+    Outcome::Fail(Error::credentials(true, what, why))
 }
 
 /// Classifies one source's error. Pure over the error value.
@@ -237,13 +240,13 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
             Some(err @ ContainerError::Status { status, .. })
                 if (400..500).contains(status) && *status != 429 =>
             {
-                Outcome::Fail(Error::CredentialsRefused {
-                    what: "container credentials refused".into(),
-                    why: format!(
+                refused(
+                    "container credentials refused",
+                    format!(
                         "{err}; check AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or \
                          AWS_CONTAINER_AUTHORIZATION_TOKEN and the task or pod role"
                     ),
-                })
+                )
             }
             Some(err) => unavailable(
                 "no credentials from the container endpoint",
@@ -262,33 +265,33 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
             CredentialsError::ProviderError(_)
                 if let Some(p) = inner.and_then(|i| i.downcast_ref::<process::ProcessError>()) =>
             {
-                Outcome::Fail(Error::CredentialsRefused {
-                    what: format!("the credential_process of profile '{}' failed", p.profile),
-                    why: p.why.to_string(),
-                })
+                refused(
+                    format!("the credential_process of profile '{}' failed", p.profile),
+                    p.why.to_string(),
+                )
             }
-            CredentialsError::ProviderError(_) => Outcome::Fail(Error::CredentialsRefused {
-                what: format!("credentials of profile '{profile}' are invalid or expired"),
-                why: format!(
+            CredentialsError::ProviderError(_) => refused(
+                format!("credentials of profile '{profile}' are invalid or expired"),
+                format!(
                     "{}; refresh them (for an SSO profile: aws sso login --profile {profile}) \
                      and retry",
                     cause(e)
                 ),
-            }),
+            ),
             _ => Outcome::Fail(Error::Config(format!(
                 "cannot load credentials of profile '{profile}': {}",
                 cause(e)
             ))),
         },
         Source::WebIdentity => match e {
-            CredentialsError::ProviderError(_) => Outcome::Fail(Error::CredentialsRefused {
-                what: "web identity credentials were refused".into(),
-                why: format!(
+            CredentialsError::ProviderError(_) => refused(
+                "web identity credentials were refused",
+                format!(
                     "{}; check AWS_ROLE_ARN, the role's trust policy and \
                      AWS_WEB_IDENTITY_TOKEN_FILE",
                     cause(e)
                 ),
-            }),
+            ),
             _ => Outcome::Fail(Error::Config(format!(
                 "cannot use web identity (AWS_WEB_IDENTITY_TOKEN_FILE): {}",
                 cause(e)
