@@ -622,49 +622,25 @@ mod tests {
                 status,
             })
         };
+        let failed = |why: &'static str| CredentialsError::provider_error(why);
+        let invalid = |why: &'static str| CredentialsError::invalid_configuration(why);
+        let malformed = CredentialsError::provider_error(ContainerError::Malformed {
+            authority: "a:1".into(),
+        });
+        let bad_token = CredentialsError::invalid_configuration(ContainerError::Token("t".into()));
         let rows: Vec<(Source, CredentialsError, Option<i32>)> = vec![
             (Imds, CredentialsError::not_loaded("off"), None),
             (Container, CredentialsError::not_loaded("unset"), None),
             (Container, status(403), Some(77)),
             (Container, status(429), Some(69)),
             (Container, status(503), Some(69)),
-            (
-                Container,
-                CredentialsError::provider_error(ContainerError::Malformed {
-                    authority: "a:1".into(),
-                }),
-                Some(69),
-            ),
-            (
-                Container,
-                CredentialsError::invalid_configuration(ContainerError::Token("t".into())),
-                Some(78),
-            ),
-            (
-                Profile,
-                CredentialsError::provider_error("expired"),
-                Some(77),
-            ),
-            (
-                Profile,
-                CredentialsError::invalid_configuration("bad"),
-                Some(78),
-            ),
-            (
-                WebIdentity,
-                CredentialsError::provider_error("denied"),
-                Some(77),
-            ),
-            (
-                WebIdentity,
-                CredentialsError::invalid_configuration("bad"),
-                Some(78),
-            ),
-            (
-                EnvKeys,
-                CredentialsError::invalid_configuration("half"),
-                Some(78),
-            ),
+            (Container, malformed, Some(69)),
+            (Container, bad_token, Some(78)),
+            (Profile, failed("expired"), Some(77)),
+            (Profile, invalid("bad"), Some(78)),
+            (WebIdentity, failed("denied"), Some(77)),
+            (WebIdentity, invalid("bad"), Some(78)),
+            (EnvKeys, invalid("half"), Some(78)),
         ];
         for (source, err, want) in rows {
             let got = match classify(source, "p", &err) {
