@@ -4,6 +4,24 @@
 //! one line. Messages render causes with `Display` only — an SDK error's `Debug` form can run
 //! to pages — and never include a reply body, so a malformed answer cannot echo a credential.
 
+/// The SDK's provider trait for a provider of ours, whose work is a plain
+/// `async fn credentials(&self) -> provider::Result`: the trait wants it boxed, with its lifetime
+/// spelled out, and that wrapping is the same for every one of them.
+macro_rules! provide_from_credentials_fn {
+    ($provider:ty) => {
+        impl aws_credential_types::provider::ProvideCredentials for $provider {
+            fn provide_credentials<'a>(
+                &'a self,
+            ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+            where
+                Self: 'a,
+            {
+                aws_credential_types::provider::future::ProvideCredentials::new(self.credentials())
+            }
+        }
+    };
+}
+
 pub mod container;
 pub mod process;
 

@@ -17,7 +17,7 @@ use aws_config::profile::{Profile, ProfileSet};
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{self, ProvideCredentials, future};
+use aws_credential_types::provider::{self, ProvideCredentials};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::date_time::{DateTime, Format};
 use aws_types::region::Region;
@@ -425,14 +425,7 @@ impl ProcessProvider {
     }
 }
 
-impl ProvideCredentials for ProcessProvider {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(self.credentials())
-    }
-}
+provide_from_credentials_fn!(ProcessProvider);
 
 #[cfg(test)]
 mod tests {
