@@ -56,12 +56,14 @@ pub enum Error {
     /// The credentials were found but are invalid or expired (77).
     #[error("AWS credentials are invalid or expired: {why}")]
     BadCredentials { why: String },
-    /// A credentials source refused to hand out credentials (77): `what` names the source.
+    /// A credentials source failed: it refused to hand out credentials (77), or it did not
+    /// answer usefully after its retry (69). `what` names the source.
     #[error("{what}: {why}")]
-    CredentialsRefused { what: String, why: String },
-    /// A credentials source did not answer usefully after its retry (69).
-    #[error("{what}: {why}")]
-    CredentialsUnavailable { what: String, why: String },
+    Credentials {
+        refused: bool,
+        what: String,
+        why: String,
+    },
     /// No region, no credentials, invalid AWS_* settings (78).
     #[error("{0}")]
     Config(String),
@@ -96,11 +98,11 @@ impl Error {
             Error::NotFound { .. } => 66,
             Error::Unavailable { .. }
             | Error::TimedOut { .. }
-            | Error::CredentialsUnavailable { .. } => 69,
+            | Error::Credentials { refused: false, .. } => 69,
             Error::Internal(_) => 70,
             Error::Permission { .. }
             | Error::BadCredentials { .. }
-            | Error::CredentialsRefused { .. } => 77,
+            | Error::Credentials { refused: true, .. } => 77,
             Error::Config(_) => 78,
             Error::NotExecutable { .. } => 126,
             Error::CommandNotFound { .. } => 127,
@@ -124,6 +126,15 @@ impl Error {
             | Error::Unavailable { secret, .. }
             | Error::Permission { secret, .. } => Some(secret),
             _ => None,
+        }
+    }
+
+    /// A credentials source's failure: `refused` it (77), or unavailable (69).
+    pub fn credentials(refused: bool, what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Credentials {
+            refused,
+            what: what.into(),
+            why: why.into(),
         }
     }
 
@@ -198,20 +209,8 @@ mod tests {
                 77,
             ),
             (Error::BadCredentials { why: why.clone() }, 77),
-            (
-                Error::CredentialsRefused {
-                    what: "w".into(),
-                    why: why.clone(),
-                },
-                77,
-            ),
-            (
-                Error::CredentialsUnavailable {
-                    what: "w".into(),
-                    why: why.clone(),
-                },
-                69,
-            ),
+            (Error::credentials(true, "w", "y"), 77),
+            (Error::credentials(false, "w", "y"), 69),
             (Error::Config("x".into()), 78),
             (
                 Error::NotExecutable {

@@ -4,10 +4,29 @@
 //! one line. Messages render causes with `Display` only — an SDK error's `Debug` form can run
 //! to pages — and never include a reply body, so a malformed answer cannot echo a credential.
 
+/// The SDK's provider trait for a provider of ours, whose work is a plain
+/// `async fn credentials(&self) -> provider::Result`: the trait wants it boxed, with its lifetime
+/// spelled out, and that wrapping is the same for every one of them.
+macro_rules! provide_from_credentials_fn {
+    ($provider:ty) => {
+        impl aws_credential_types::provider::ProvideCredentials for $provider {
+            fn provide_credentials<'a>(
+                &'a self,
+            ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+            where
+                Self: 'a,
+            {
+                aws_credential_types::provider::future::ProvideCredentials::new(self.credentials())
+            }
+        }
+    };
+}
+
 pub mod container;
 pub mod process;
 
 use crate::error::Error;
+use crate::source::sdk::cause_chain;
 use crate::source::tls::{self, Transport};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::imds::client::error::ImdsError;
@@ -157,26 +176,12 @@ pub fn sources(s: &Settings) -> Vec<Source> {
     v
 }
 
-/// The cause chain of an error, by `Display` only, repeated links dropped.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
-}
-
 /// The SDK's wrapper text adds nothing ("an error occurred while loading credentials"); its
 /// cause is what to show.
 fn cause(e: &CredentialsError) -> String {
     let text = match std::error::Error::source(e) {
-        Some(inner) => chain(inner),
-        None => chain(e),
+        Some(inner) => cause_chain(inner),
+        None => cause_chain(e),
     };
     without_helper_stderr(text)
 }
@@ -204,11 +209,14 @@ pub enum Outcome {
     Fail(Error),
 }
 
+/// The source did not answer usefully after its retry (69).
 fn unavailable(what: &str, why: String) -> Outcome {
-    Outcome::Fail(Error::CredentialsUnavailable {
-        what: what.into(),
-        why,
-    })
+    Outcome::Fail(Error::credentials(false, what, why))
+}
+
+/// The source refused to hand out credentials (77).
+fn refused(what: impl Into<String>, why: String) -> Outcome {
+    Outcome::Fail(Error::credentials(true, what, why))
 }
 
 /// Classifies one source's error. Pure over the error value.
@@ -250,13 +258,13 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
             Some(err @ ContainerError::Status { status, .. })
                 if (400..500).contains(status) && *status != 429 =>
             {
-                Outcome::Fail(Error::CredentialsRefused {
-                    what: "container credentials refused".into(),
-                    why: format!(
+                refused(
+                    "container credentials refused",
+                    format!(
                         "{err}; check AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or \
                          AWS_CONTAINER_AUTHORIZATION_TOKEN and the task or pod role"
                     ),
-                })
+                )
             }
             Some(err) => unavailable(
                 "no credentials from the container endpoint",
@@ -275,33 +283,33 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
             CredentialsError::ProviderError(_)
                 if let Some(p) = inner.and_then(|i| i.downcast_ref::<process::ProcessError>()) =>
             {
-                Outcome::Fail(Error::CredentialsRefused {
-                    what: format!("the credential_process of profile '{}' failed", p.profile),
-                    why: p.why.to_string(),
-                })
+                refused(
+                    format!("the credential_process of profile '{}' failed", p.profile),
+                    p.why.to_string(),
+                )
             }
-            CredentialsError::ProviderError(_) => Outcome::Fail(Error::CredentialsRefused {
-                what: format!("credentials of profile '{profile}' are invalid or expired"),
-                why: format!(
+            CredentialsError::ProviderError(_) => refused(
+                format!("credentials of profile '{profile}' are invalid or expired"),
+                format!(
                     "{}; refresh them (for an SSO profile: aws sso login --profile {profile}) \
                      and retry",
                     cause(e)
                 ),
-            }),
+            ),
             _ => Outcome::Fail(Error::Config(format!(
                 "cannot load credentials of profile '{profile}': {}",
                 cause(e)
             ))),
         },
         Source::WebIdentity => match e {
-            CredentialsError::ProviderError(_) => Outcome::Fail(Error::CredentialsRefused {
-                what: "web identity credentials were refused".into(),
-                why: format!(
+            CredentialsError::ProviderError(_) => refused(
+                "web identity credentials were refused",
+                format!(
                     "{}; check AWS_ROLE_ARN, the role's trust policy and \
                      AWS_WEB_IDENTITY_TOKEN_FILE",
                     cause(e)
                 ),
-            }),
+            ),
             _ => Outcome::Fail(Error::Config(format!(
                 "cannot use web identity (AWS_WEB_IDENTITY_TOKEN_FILE): {}",
                 cause(e)
@@ -414,7 +422,12 @@ async fn check_profile(name: &str, s: &Settings, files: &ProfileFiles) -> Result
     use aws_types::os_shim_internal::{Env, Fs};
     let set = aws_config::profile::load(&Fs::real(), &Env::real(), files, None)
         .await
-        .map_err(|e| Error::Config(format!("cannot read the AWS config files: {}", chain(&e))))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot read the AWS config files: {}",
+                cause_chain(&e)
+            ))
+        })?;
     if set.get_profile(name).is_none() {
         return Err(Error::Config(format!(
             "profile '{name}' not found in {} or {}; check --profile and AWS_PROFILE",
@@ -627,49 +640,25 @@ mod tests {
                 status,
             })
         };
+        let failed = |why: &'static str| CredentialsError::provider_error(why);
+        let invalid = |why: &'static str| CredentialsError::invalid_configuration(why);
+        let malformed = CredentialsError::provider_error(ContainerError::Malformed {
+            authority: "a:1".into(),
+        });
+        let bad_token = CredentialsError::invalid_configuration(ContainerError::Token("t".into()));
         let rows: Vec<(Source, CredentialsError, Option<i32>)> = vec![
             (Imds, CredentialsError::not_loaded("off"), None),
             (Container, CredentialsError::not_loaded("unset"), None),
             (Container, status(403), Some(77)),
             (Container, status(429), Some(69)),
             (Container, status(503), Some(69)),
-            (
-                Container,
-                CredentialsError::provider_error(ContainerError::Malformed {
-                    authority: "a:1".into(),
-                }),
-                Some(69),
-            ),
-            (
-                Container,
-                CredentialsError::invalid_configuration(ContainerError::Token("t".into())),
-                Some(78),
-            ),
-            (
-                Profile,
-                CredentialsError::provider_error("expired"),
-                Some(77),
-            ),
-            (
-                Profile,
-                CredentialsError::invalid_configuration("bad"),
-                Some(78),
-            ),
-            (
-                WebIdentity,
-                CredentialsError::provider_error("denied"),
-                Some(77),
-            ),
-            (
-                WebIdentity,
-                CredentialsError::invalid_configuration("bad"),
-                Some(78),
-            ),
-            (
-                EnvKeys,
-                CredentialsError::invalid_configuration("half"),
-                Some(78),
-            ),
+            (Container, malformed, Some(69)),
+            (Container, bad_token, Some(78)),
+            (Profile, failed("expired"), Some(77)),
+            (Profile, invalid("bad"), Some(78)),
+            (WebIdentity, failed("denied"), Some(77)),
+            (WebIdentity, invalid("bad"), Some(78)),
+            (EnvKeys, invalid("half"), Some(78)),
         ];
         for (source, err, want) in rows {
             let got = match classify(source, "p", &err) {
@@ -708,7 +697,7 @@ mod tests {
     }
 
     #[test]
-    fn chain_is_display_only() {
+    fn cause_is_display_only() {
         #[derive(Debug)]
         struct Outer(std::io::Error);
         impl std::fmt::Display for Outer {
@@ -721,8 +710,6 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let e = Outer(std::io::Error::other("inner"));
-        assert_eq!(chain(&e), "outer: inner");
         let e = CredentialsError::provider_error(Outer(std::io::Error::other("inner")));
         let text = cause(&e);
         assert_eq!(text, "outer: inner");

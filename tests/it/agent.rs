@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "agent-ssrf-t0ken-for-tests";
 
-/// The agent binary: $SECRET_EXEC_TEST_AGENT (scripts/test sets it), else scripts/agent's cache.
+/// The agent binary: $SECRET_EXEC_TEST_AGENT (scripts/test sets it), else scripts/agent's cache
+/// under target/.
 /// None (the test is skipped with a line) only outside CI; under CI a missing agent fails.
 fn agent_bin() -> Option<PathBuf> {
     let from_env = std::env::var_os("SECRET_EXEC_TEST_AGENT").map(PathBuf::from);
-    let cached = std::env::var_os("HOME").map(|h| {
-        PathBuf::from(h).join(".cache/secret-exec/agent-2.1.0/bin/aws_secretsmanager_agent")
-    });
+    let cached = Some(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/agent-2.1.0/bin/aws_secretsmanager_agent"),
+    );
     let found = from_env.or(cached).filter(|p| p.exists());
     if found.is_none() {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");

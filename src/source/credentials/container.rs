@@ -8,7 +8,7 @@
 //! substituted from outside the crate. HTTPS container endpoints still go through the SDK.
 
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError, future};
+use aws_credential_types::provider::{self, error::CredentialsError};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -358,14 +358,7 @@ impl ContainerProvider {
     }
 }
 
-impl ProvideCredentials for ContainerProvider {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(self.credentials())
-    }
-}
+provide_from_credentials_fn!(ContainerProvider);
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use aws_config::profile::{Profile, ProfileSet};
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{self, ProvideCredentials, future};
+use aws_credential_types::provider::{self, ProvideCredentials};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::date_time::{DateTime, Format};
 use aws_types::region::Region;
@@ -151,61 +151,45 @@ fn finish(p: &Profile, command: &str, account: Option<&str>, mut hops: Vec<Hop>)
 }
 
 /// Why a helper gave no credentials. Never holds anything it printed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum HelperError {
     /// `sh` could not be started.
+    #[error("cannot start it with sh -c: {0}")]
     Spawn(std::io::Error),
     /// Its stdout went past [`STDOUT_CAP`]; it was killed.
+    #[error(
+        "it wrote more than {} KiB to stdout (the cap; credentials JSON is far smaller) and was \
+         stopped; run the command by hand to check what it prints",
+        STDOUT_CAP >> 10
+    )]
     TooLarge,
+    #[error("{}", ended(*.0))]
     Failed(ExitStatus),
     /// Its output is not Version 1 credentials (why, without content).
+    #[error("its output is not credentials: {0}")]
     Malformed(String),
+    #[error("reading its output failed: {0}")]
     Io(std::io::Error),
 }
 
-impl std::fmt::Display for HelperError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HelperError::Spawn(e) => write!(f, "cannot start it with sh -c: {e}"),
-            HelperError::TooLarge => write!(
-                f,
-                "it wrote more than {} KiB to stdout (the cap; credentials JSON is far smaller) \
-                 and was stopped; run the command by hand to check what it prints",
-                STDOUT_CAP >> 10
-            ),
-            HelperError::Failed(st) => match (st.code(), st.signal()) {
-                (Some(code), _) => write!(
-                    f,
-                    "it exited with status {code} (its stderr is not shown; run the command by \
-                     hand to see it)"
-                ),
-                (None, Some(sig)) => write!(f, "it was killed by signal {sig}"),
-                _ => write!(f, "it ended abnormally"),
-            },
-            HelperError::Malformed(why) => write!(f, "its output is not credentials: {why}"),
-            HelperError::Io(e) => write!(f, "reading its output failed: {e}"),
-        }
+fn ended(st: ExitStatus) -> String {
+    match (st.code(), st.signal()) {
+        (Some(code), _) => format!(
+            "it exited with status {code} (its stderr is not shown; run the command by hand to \
+             see it)"
+        ),
+        (None, Some(sig)) => format!("it was killed by signal {sig}"),
+        _ => "it ended abnormally".into(),
     }
 }
 
 /// A helper's failure with the profile that names it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("credential_process of profile '{profile}': {why}")]
 pub struct ProcessError {
     pub profile: String,
     pub why: HelperError,
 }
-
-impl std::fmt::Display for ProcessError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "credential_process of profile '{}': {}",
-            self.profile, self.why
-        )
-    }
-}
-
-impl std::error::Error for ProcessError {}
 
 /// Kills the helper's process group when the run is abandoned (the deadline, a signal: the
 /// future is dropped) or its output overflows, as long as `sh` has not been reaped: until then
@@ -441,14 +425,7 @@ impl ProcessProvider {
     }
 }
 
-impl ProvideCredentials for ProcessProvider {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(self.credentials())
-    }
-}
+provide_from_credentials_fn!(ProcessProvider);
 
 #[cfg(test)]
 mod tests {
