@@ -87,8 +87,35 @@ macro_rules! service_client {
             endpoint: $shown,
             cap: super::body_cap::MAX_BODY,
         });
+        conf = conf.interceptor(Product);
         $service::Client::from_conf(conf.build())
     }};
+}
+
+/// Puts `lib/secret-exec/VERSION` in the User-Agent of every call a service client makes. Newer
+/// service crates copy the `SdkConfig`'s framework metadata into their own configuration; the
+/// pinned Parameter Store crate (see Cargo.toml) predates that, so the entry is appended to each
+/// request's configuration before the User-Agent is built. The SDK drops a repeated entry, so a
+/// client that already carries it still sends it once.
+#[derive(Debug)]
+struct Product;
+
+impl aws_sdk_secretsmanager::config::Intercept for Product {
+    fn name(&self) -> &'static str {
+        "secret-exec product"
+    }
+
+    fn read_before_execution(
+        &self,
+        _: &aws_sdk_secretsmanager::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        cfg: &mut aws_sdk_secretsmanager::config::ConfigBag,
+    ) -> Result<(), aws_sdk_secretsmanager::error::BoxError> {
+        let product = aws_config::FrameworkMetadata::new(UA_NAME, Some(UA_VERSION))?;
+        cfg.interceptor_state().store_append(product);
+        Ok(())
+    }
 }
 
 /// What every service client gets on top of the shared `SdkConfig`: the attempt log. Service
