@@ -403,31 +403,32 @@ fn in_container(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> bool {
             .unwrap_or(false)
 }
 
-/// The profiles as secret-exec read them (see `files`), parsed once for the checks below and
-/// the `credential_process` chain; `None` when they do not parse (the SDK's provider reports it).
+/// The profiles as secret-exec read them (see `files`), parsed once per run: for the
+/// named-profile check and the `credential_process` chain.
 #[allow(deprecated)]
-async fn profile_set(s: &Settings, files: &ProfileFiles) -> Option<ProfileSet> {
+async fn load_profiles(
+    s: &Settings,
+    files: &ProfileFiles,
+) -> Result<ProfileSet, impl std::error::Error + 'static> {
     use aws_types::os_shim_internal::{Env, Fs};
     let name = s
         .named_profile()
         .map(|n| std::borrow::Cow::Owned(n.to_string()));
-    aws_config::profile::load(&Fs::real(), &Env::real(), files, name)
-        .await
-        .ok()
+    aws_config::profile::load(&Fs::real(), &Env::real(), files, name).await
 }
 
 /// A named profile must exist in one of the files; the SDK would fall through silently.
-#[allow(deprecated)]
-async fn check_profile(name: &str, s: &Settings, files: &ProfileFiles) -> Result<(), Error> {
-    use aws_types::os_shim_internal::{Env, Fs};
-    let set = aws_config::profile::load(&Fs::real(), &Env::real(), files, None)
-        .await
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot read the AWS config files: {}",
-                cause_chain(&e)
-            ))
-        })?;
+fn check_profile(
+    name: &str,
+    s: &Settings,
+    loaded: &Result<ProfileSet, impl std::error::Error + 'static>,
+) -> Result<(), Error> {
+    let set = loaded.as_ref().map_err(|e| {
+        Error::Config(format!(
+            "cannot read the AWS config files: {}",
+            cause_chain(e)
+        ))
+    })?;
     if set.get_profile(name).is_none() {
         return Err(Error::Config(format!(
             "profile '{name}' not found in {} or {}; check --profile and AWS_PROFILE",
@@ -455,16 +456,16 @@ async fn provider(
     imds: &aws_config::imds::Client,
     region: &str,
     inputs: &ProfileInputs<'_>,
+    profiles: Option<&ProfileSet>,
 ) -> Result<SharedCredentialsProvider, Error> {
     Ok(match source {
         Source::EnvKeys => {
             SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
         }
         Source::Profile => {
-            let set = profile_set(s, inputs.files).await;
-            let own = set
-                .as_ref()
-                .and_then(|set| Some((process::chain(set, set.selected_profile())?, set)));
+            // Profiles that do not parse stay with the SDK's provider, which reports them.
+            let own =
+                profiles.and_then(|set| Some((process::chain(set, set.selected_profile())?, set)));
             if let Some((chain, set)) = own {
                 return Ok(SharedCredentialsProvider::new(process::ProcessProvider {
                     chain,
@@ -519,17 +520,21 @@ pub async fn resolve(
     inputs: &ProfileInputs<'_>,
 ) -> Result<(Source, Credentials), Error> {
     let list = sources(s);
-    if list.contains(&Source::Profile)
-        && let Some(name) = s.named_profile()
-    {
-        check_profile(name, s, inputs.files).await?;
+    let loaded = if list.contains(&Source::Profile) {
+        Some(load_profiles(s, inputs.files).await)
+    } else {
+        None
+    };
+    if let (Some(loaded), Some(name)) = (&loaded, s.named_profile()) {
+        check_profile(name, s, loaded)?;
     }
+    let profiles = loaded.as_ref().and_then(|l| l.as_ref().ok());
     let conf = conf
         .clone()
         .with_region(Some(Region::new(region.to_string())));
     let mut reasons = Vec::new();
     for &source in &list {
-        let p = provider(source, s, &conf, imds, region, inputs).await?;
+        let p = provider(source, s, &conf, imds, region, inputs, profiles).await?;
         match p.provide_credentials().await {
             Ok(c) => return Ok((source, c)),
             Err(e) => match classify(source, s.profile(), &e) {
