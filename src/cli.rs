@@ -171,7 +171,7 @@ pub struct Cli {
 
     /// Restart COMMAND when a watched secret's version changes, checking every INTERVAL (1s to
     /// 24h, units s/m/h, ±10 % jitter; default 5m). Implies --init.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = crate::launch::watch::DEFAULT_INTERVAL)]
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = crate::pipeline::watch::DEFAULT_INTERVAL)]
     pub watch: Option<String>,
 
     /// On a change: restart COMMAND (default), or stop it and exit 75.

@@ -5,7 +5,8 @@
 use crate::cli::{self, Cli, DryRunFormat, OnChange};
 use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
-use crate::launch::{supervise, watch};
+use crate::launch::supervise;
+use crate::pipeline::watch;
 use crate::source::agent::{self, AgentOptions};
 use crate::source::{credentials, proxy};
 use crate::spec::{self, Spec};

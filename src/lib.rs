@@ -17,6 +17,7 @@ pub(crate) mod launch;
 pub mod log;
 pub(crate) mod map;
 pub mod output;
+pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub mod run;
 pub(crate) mod sanitize;
