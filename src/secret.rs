@@ -82,6 +82,16 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// Overwrites the stack below the caller with zeros: the fetch's deeper frames are dead but
+/// their bytes stay in the stack mapping, and a resident process keeps running.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = [0u8; SCRUB_BYTES];
+    zeroize::Zeroize::zeroize(&mut area[..]);
+    std::hint::black_box(&area);
+}
+const SCRUB_BYTES: usize = 1 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

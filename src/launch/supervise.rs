@@ -1,8 +1,9 @@
 //! The resident parent for `--init`/`--watch`, after tini: COMMAND runs as a child in its own
 //! process group; every catchable signal is forwarded to that group; every zombie is reaped
 //! (orphans too: as PID 1, or as a child subreaper otherwise); secret-exec ends with the child's
-//! status, 128+n for a death by signal n. Under `--watch`, a new environment block from the
-//! watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or exits 75.
+//! status, 128+n for a death by signal n. Under `--watch`, a new delivery handed over by the
+//! watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or exits 75. The
+//! supervisor receives deliveries; it never sees the configuration or the plan.
 //!
 //! Signals are blocked and read from a signalfd, so none is lost and none runs a handler. The
 //! parent holds no secret value while the child runs: the block is dropped (wiped) and the
@@ -10,14 +11,12 @@
 //! be wiped; it dies with the last child holding it), and the stack the fetch used is scrubbed.
 
 use crate::cli::OnChange;
-use crate::config::Config;
+use crate::deliver::{Delivery, Updates};
 use crate::error::Error;
-use crate::from_env::Reference;
 use crate::launch::{child, listen};
-use crate::pipeline::watch;
 use crate::log::{self, Event};
-use crate::plan::Plan;
-use crate::run::Delivery;
+use crate::secret::scrub_stack;
+use crate::source::Versions;
 use nix::libc;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -159,14 +158,14 @@ fn kill_group(child: Pid, sig: i32) {
 }
 
 /// Starts COMMAND from `first` (environment block and `--file` memfds) and stays resident until
-/// it ends. Returns the exit status.
+/// it ends. Returns the exit status. `watch` is called once COMMAND runs and signals are blocked
+/// (a thread it starts inherits the mask), with the versions COMMAND got; the `Updates` it
+/// returns, if any, hand over each new delivery.
 pub fn run(
-    config: Config,
-    plan: Plan,
-    refs: Vec<Reference>,
     argv: Vec<OsString>,
     opts: Options,
     first: Delivery,
+    watch: impl FnOnce(Versions) -> Result<Option<Updates>, Error>,
 ) -> Result<i32, Error> {
     let signals = signal_fd()?;
     // SAFETY: getpid has no preconditions.
@@ -181,23 +180,13 @@ pub fn run(
     let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds)?;
     let baseline = first.versions.clone();
     drop(first);
-    watch::scrub_stack();
+    scrub_stack();
     log::at(1, Event::Supervise).say(format_args!(
         "started {} as pid {child}",
         argv[0].to_string_lossy()
     ));
 
-    let watcher = match opts.watch {
-        Some(interval) => Some(watch::spawn(
-            config,
-            plan,
-            refs,
-            argv.clone(),
-            interval,
-            baseline,
-        )?),
-        None => None,
-    };
+    let watcher = watch(baseline)?;
 
     let mut pending: Option<Delivery> = None;
     let mut stop_deadline: Option<Instant> = None;
@@ -257,7 +246,7 @@ pub fn run(
             };
             child = child::spawn(&argv, &next.block, &next.files, listen_fds)?;
             drop(next);
-            watch::scrub_stack();
+            scrub_stack();
             log::at(1, Event::Supervise).say(format_args!(
                 "restarted {} with the new secrets as pid {child}",
                 argv[0].to_string_lossy()
@@ -270,7 +259,7 @@ pub fn run(
             while unsafe { libc::read(w.wake.as_raw_fd(), byte.as_mut_ptr().cast(), byte.len()) }
                 > 0
             {}
-            while let Ok(delivery) = w.updates.try_recv() {
+            while let Ok(delivery) = w.next.try_recv() {
                 if terminating {
                     continue;
                 }

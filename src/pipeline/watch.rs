@@ -2,19 +2,22 @@
 //! version each watched secret's stage points at, compares with the versions the running
 //! COMMAND was started with, and on a change fetches and maps everything again. Only a complete,
 //! valid environment block is handed to the supervisor; a failed re-fetch is one stderr line and
-//! the running COMMAND is kept. Polling failures back off and never end anything.
+//! the running COMMAND is kept. Polling failures back off and never end anything. The rebuild
+//! goes through the same [`super::delivery`] as the first start; the supervisor only receives
+//! what it hands over (a `deliver::Updates`).
 
 use crate::config::Config;
+use crate::deliver::{Delivery, Updates};
 use crate::error::Error;
 use crate::from_env::Reference;
 use crate::log::{self, Event};
 use crate::plan::Plan;
-use crate::run::{self, Delivery};
+use crate::secret::scrub_stack;
 use crate::source::{Versions, window};
 use crate::spec::SecretRef;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: &str = "5m";
@@ -85,34 +88,12 @@ fn random_unit() -> f64 {
     (u64::from_ne_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Overwrites the stack below the caller with zeros: the fetch's deeper frames are dead but
-/// their bytes stay in the stack mapping, and this process keeps running.
-#[inline(never)]
-pub fn scrub_stack() {
-    let mut area = [0u8; SCRUB_BYTES];
-    zeroize::Zeroize::zeroize(&mut area[..]);
-    std::hint::black_box(&area);
-}
-const SCRUB_BYTES: usize = 1 << 20;
 /// The watcher thread's stack: the SDK's futures are deep, and the scrub must fit under them.
 const WATCHER_STACK: usize = 4 << 20;
 
-/// The supervisor's end: readable `wake` means `updates` has something.
-pub struct Watcher {
-    pub wake: OwnedFd,
-    pub updates: Receiver<Delivery>,
-}
-
 /// Starts the watcher thread. `baseline` holds the versions the running COMMAND got.
-pub fn spawn(
-    config: Config,
-    plan: Plan,
-    refs: Vec<Reference>,
-    argv: Vec<OsString>,
-    interval: Duration,
-    baseline: Versions,
-) -> Result<Watcher, Error> {
-    let watched = plan.watched();
+pub fn spawn(job: Job, interval: Duration, baseline: Versions) -> Result<Updates, Error> {
+    let watched = job.plan.watched();
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe {
@@ -135,30 +116,19 @@ pub fn spawn(
         std::thread::Builder::new()
             .name("watch".into())
             .stack_size(WATCHER_STACK)
-            .spawn(move || {
-                let job = Job {
-                    config,
-                    plan,
-                    refs,
-                    argv,
-                };
-                watch_loop(&job, interval, watched, baseline, tx, wr)
-            })
+            .spawn(move || watch_loop(&job, interval, watched, baseline, tx, wr))
             .map_err(|e| Error::Internal(format!("cannot start the watcher: {e}")))?;
     }
-    Ok(Watcher {
-        wake: rd,
-        updates: rx,
-    })
+    Ok(Updates { wake: rd, next: rx })
 }
 
 /// What a re-fetch needs: the same configuration, plan, `--from-env` references and COMMAND as
 /// the first start.
-struct Job {
-    config: Config,
-    plan: Plan,
-    refs: Vec<Reference>,
-    argv: Vec<OsString>,
+pub struct Job {
+    pub config: Config,
+    pub plan: Plan,
+    pub refs: Vec<Reference>,
+    pub argv: Vec<OsString>,
 }
 
 fn watch_loop(
@@ -206,7 +176,7 @@ fn watch_loop(
             "--watch: {} changed; fetching everything again",
             ids.join(", ")
         ));
-        match run::env_block(&job.config, &job.plan, &job.refs, &job.argv) {
+        match super::delivery(&job.config, &job.plan, &job.refs, &job.argv) {
             Ok(delivery) => {
                 baseline = delivery.versions.clone();
                 if tx.send(delivery).is_err() {
