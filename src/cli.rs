@@ -2,6 +2,7 @@
 //! `Config::try_from` turns it into something the rest of the program can trust.
 
 use crate::error::Error;
+pub use crate::launch::supervise::OnChange;
 use clap::{ArgAction, Parser, ValueEnum};
 use std::ffi::OsString;
 use std::time::Duration;
@@ -57,17 +58,6 @@ SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar
 
 /// Where the AWS Secrets Manager Agent listens unless told otherwise (its own default port).
 pub const DEFAULT_AGENT: &str = "http://localhost:2773";
-
-/// What `--watch` does once the changed secrets are fetched and valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OnChange {
-    // Plain comments, not doc comments: a documented value would switch --help to its long,
-    // one-option-per-paragraph layout.
-    // Stop COMMAND and start it again with the new environment.
-    Restart,
-    // Stop COMMAND and exit 75, for the orchestrator to restart the task.
-    Exit,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DryRunFormat {
@@ -171,7 +161,7 @@ pub struct Cli {
 
     /// Restart COMMAND when a watched secret's version changes, checking every INTERVAL (1s to
     /// 24h, units s/m/h, ±10 % jitter; default 5m). Implies --init.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = crate::pipeline::watch::DEFAULT_INTERVAL)]
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_INTERVAL)]
     pub watch: Option<String>,
 
     /// On a change: restart COMMAND (default), or stop it and exit 75.
@@ -214,6 +204,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--watch` without a value.
+pub const DEFAULT_INTERVAL: &str = "5m";
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// `30s`, `5m`, `1h`: a whole number of seconds, minutes or hours, from 1s to 24h.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid interval '{text}': give a whole number with s, m or h, from 1s to 24h (e.g. 30s, 5m, 1h)"
+        )
+    };
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(bad()),
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let d = num
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .map(Duration::from_secs)
+        .ok_or_else(bad)?;
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
+        return Err(bad());
+    }
+    Ok(d)
 }
 
 /// Parses the command line; help and version are printed here and reported as `Ok(None)`.
@@ -292,6 +317,41 @@ mod tests {
         }
         for bad in ["", "0", "-1", "abc", "2h", "NaN", "inf", "3601"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn intervals() {
+        let ok = [
+            ("1s", 1),
+            ("30s", 30),
+            ("5m", 300),
+            ("24h", 86_400),
+            (" 2h ", 7200),
+        ];
+        for (text, secs) in ok {
+            assert_eq!(
+                parse_interval(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "0s",
+            "500ms",
+            "abc",
+            "25h",
+            "86401s",
+            "1441m",
+            "",
+            "s",
+            "5",
+            "1.5m",
+            "-1s",
+            "+1s",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
         }
     }
 

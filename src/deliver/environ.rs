@@ -2,12 +2,43 @@
 //! collision and override rules, and the kernel's size limits — checked here, before exec, so
 //! the operator gets a named variable instead of a bare E2BIG.
 
-use crate::config::EnvOptions;
 use crate::error::Error;
 use crate::map::{Origin, Var, Via};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+
+/// `-i`, `-u` and `--no-override`: what the merge keeps of the inherited environment.
+#[derive(Debug, Clone, Default)]
+pub struct EnvOptions {
+    pub ignore_environment: bool,
+    /// Names as `env -u` takes them: any bytes but `=`, not empty.
+    pub unset: Vec<OsString>,
+    pub no_override: bool,
+}
+
+impl EnvOptions {
+    /// From the flags; every `-u` name must be one `env -u` accepts.
+    pub fn new(
+        ignore_environment: bool,
+        unset: Vec<OsString>,
+        no_override: bool,
+    ) -> Result<EnvOptions, Error> {
+        for n in &unset {
+            if n.is_empty() || n.as_bytes().contains(&b'=') {
+                return Err(Error::Usage(format!(
+                    "--unset '{}' is not a name env -u accepts (not empty, no '=')",
+                    n.to_string_lossy()
+                )));
+            }
+        }
+        Ok(EnvOptions {
+            ignore_environment,
+            unset,
+            no_override,
+        })
+    }
+}
 
 #[derive(Debug)]
 pub struct Injected {

@@ -10,19 +10,31 @@
 //! `--file` memfds closed the moment a child has been started from them (a sealed memfd cannot
 //! be wiped; it dies with the last child holding it), and the stack the fetch used is scrubbed.
 
-use crate::cli::OnChange;
+use crate::cli::{parse_duration, parse_interval};
 use crate::deliver::{Delivery, Updates};
 use crate::error::Error;
 use crate::launch::{child, listen};
 use crate::log::{self, Event};
 use crate::secret::scrub_stack;
 use crate::source::Versions;
+use clap::ValueEnum;
 use nix::libc;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+/// What `--watch` does once the changed secrets are fetched and valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnChange {
+    // Plain comments, not doc comments: a documented value would switch --help to its long,
+    // one-option-per-paragraph layout.
+    // Stop COMMAND and start it again with the new environment.
+    Restart,
+    // Stop COMMAND and exit 75, for the orchestrator to restart the task.
+    Exit,
+}
 
 /// `--init`/`--watch` settings, validated.
 #[derive(Debug, Clone)]
@@ -32,6 +44,53 @@ pub struct Options {
     pub on_change: OnChange,
     pub stop_signal: i32,
     pub stop_timeout: Duration,
+}
+
+/// The flags `Options::new` reads, as given (`None`: not given).
+#[derive(Debug, Default)]
+pub struct Flags<'a> {
+    pub init: bool,
+    pub watch: Option<&'a str>,
+    pub on_change: Option<OnChange>,
+    pub stop_signal: Option<&'a str>,
+    pub stop_timeout: Option<&'a str>,
+}
+
+impl Options {
+    /// `--init`, `--watch` and their settings; `None` when neither is given.
+    pub fn new(flags: Flags<'_>) -> Result<Option<Options>, Error> {
+        if flags.watch.is_none() {
+            let given = [
+                ("--on-change", flags.on_change.is_some()),
+                ("--stop-signal", flags.stop_signal.is_some()),
+                ("--stop-timeout", flags.stop_timeout.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(Error::Usage(format!(
+                    "{flag} acts when a watched secret changes, so it needs --watch"
+                )));
+            }
+        }
+        if !flags.init && flags.watch.is_none() {
+            return Ok(None);
+        }
+        let watch = flags
+            .watch
+            .map(|w| parse_interval(w).map_err(|e| Error::Usage(format!("--watch: {e}"))))
+            .transpose()?;
+        let stop_signal = match flags.stop_signal {
+            Some(s) => parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?,
+            None => libc::SIGTERM,
+        };
+        let stop_timeout = parse_duration(flags.stop_timeout.unwrap_or("10s"))
+            .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
+        Ok(Some(Options {
+            watch,
+            on_change: flags.on_change.unwrap_or(OnChange::Restart),
+            stop_signal,
+            stop_timeout,
+        }))
+    }
 }
 
 /// Exit status when a watched secret changed under `--on-change=exit` (EX_TEMPFAIL).

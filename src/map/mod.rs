@@ -5,13 +5,37 @@ pub mod file;
 pub mod flatten;
 pub mod names;
 
-use crate::config::MapOptions;
 use crate::error::Error;
 use crate::secret::SecretText;
 use crate::source::{Fetched, Payload};
 use crate::spec::{Key, Spec, Target};
 use flatten::SelectError;
+use std::collections::BTreeSet;
 use std::fmt;
+
+/// `--keep-case` and `--allow-name`: the naming policy the map stage applies.
+#[derive(Debug, Clone, Default)]
+pub struct MapOptions {
+    pub keep_case: bool,
+    pub allow_names: BTreeSet<String>,
+}
+
+impl MapOptions {
+    /// From the flags; every `--allow-name` must be a variable name.
+    pub fn new(keep_case: bool, allow_names: Vec<String>) -> Result<MapOptions, Error> {
+        for name in &allow_names {
+            if !crate::spec::is_var_name(name) {
+                return Err(Error::Usage(format!(
+                    "--allow-name '{name}' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                )));
+            }
+        }
+        Ok(MapOptions {
+            keep_case,
+            allow_names: allow_names.into_iter().collect(),
+        })
+    }
+}
 
 /// The flag that asked for a variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

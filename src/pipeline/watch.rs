@@ -20,41 +20,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
 
-pub const DEFAULT_INTERVAL: &str = "5m";
-const MIN_INTERVAL: Duration = Duration::from_secs(1);
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Failed polls double the delay up to this (or the interval, when that is longer).
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
-
-/// `30s`, `5m`, `1h`: a whole number of seconds, minutes or hours, from 1s to 24h.
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid interval '{text}': give a whole number with s, m or h, from 1s to 24h (e.g. 30s, 5m, 1h)"
-        )
-    };
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.len().saturating_sub(1));
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(bad()),
-    };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let d = num
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .map(Duration::from_secs)
-        .ok_or_else(bad)?;
-    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
-        return Err(bad());
-    }
-    Ok(d)
-}
 
 /// `d` scaled by a factor in [0.9, 1.1): `r` in [0, 1) picks where, so a fleet started together
 /// spreads its polls.
@@ -202,41 +169,6 @@ fn watch_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn intervals() {
-        let ok = [
-            ("1s", 1),
-            ("30s", 30),
-            ("5m", 300),
-            ("24h", 86_400),
-            (" 2h ", 7200),
-        ];
-        for (text, secs) in ok {
-            assert_eq!(
-                parse_interval(text),
-                Ok(Duration::from_secs(secs)),
-                "{text}"
-            );
-        }
-        for bad in [
-            "0s",
-            "500ms",
-            "abc",
-            "25h",
-            "86401s",
-            "1441m",
-            "",
-            "s",
-            "5",
-            "1.5m",
-            "-1s",
-            "+1s",
-            "99999999999999999999h",
-        ] {
-            assert!(parse_interval(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

@@ -6,10 +6,10 @@
 //! finished by [`observe`], so any client a source adds is attributed and logged the same way.
 
 use super::files::AwsFiles;
-use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::log::{self, Event};
 use crate::plan::{Backend, Plan};
+use crate::source::options::AwsOptions;
 use crate::source::{credentials, tls};
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::ProvideRegion;

@@ -5,8 +5,8 @@
 //! A file a setting names that is a FIFO, a device or too large is a 78 naming the setting.
 
 use crate::bounded_read::{self, ReadError};
-use crate::config::{AwsOptions, FileSetting};
 use crate::error::Error;
+use crate::source::options::{AwsOptions, FileSetting};
 
 /// A shared config or credentials file: far beyond any real one, small enough to hold.
 pub const PROFILE_CAP: usize = 1 << 20;

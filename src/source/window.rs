@@ -6,10 +6,10 @@
 //! is killed (see `orphans`).
 
 use super::{Results, Versions, aws, describe};
-use crate::config::AwsOptions;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::signals;
+use crate::source::options::AwsOptions;
 use crate::spec::SecretRef;
 use std::future::Future;
 use std::time::{Duration, Instant};
