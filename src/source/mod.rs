@@ -4,19 +4,11 @@
 //! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
 
 pub mod agent;
-pub mod attempts;
 pub mod aws;
-pub mod body_cap;
-pub mod credentials;
 pub mod describe;
-pub mod files;
 pub mod options;
-pub mod orphans;
 pub mod parameter_store;
-pub mod proxy;
-mod sdk;
 pub mod secrets_manager;
-pub mod tls;
 pub mod window;
 
 use crate::error::Error;

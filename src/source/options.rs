@@ -5,7 +5,7 @@
 
 use crate::error::Error;
 use crate::source::agent::{self, AgentOptions};
-use crate::source::{credentials, proxy};
+use crate::source::aws::{credentials, proxy};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +17,7 @@ pub struct FileSetting {
     pub path: PathBuf,
 }
 
-/// The AWS files a run may read (see `source::files`).
+/// The AWS files a run may read (see `source::aws::files`).
 #[derive(Debug, Clone, Default)]
 pub struct AwsFileSettings {
     /// `AWS_CONFIG_FILE`, else `~/.aws/config` (none without a HOME).

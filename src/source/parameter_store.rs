@@ -5,7 +5,7 @@
 //! collected, so a run with several missing parameters names every one of them.
 
 use super::aws::Clients;
-use super::sdk::{Rules, is_denial_or_credentials};
+use super::aws::sdk::{Rules, is_denial_or_credentials};
 use super::{Class, Fetched, Named, Payload};
 use crate::error::Error;
 use crate::log::{self, Event};

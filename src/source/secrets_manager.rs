@@ -3,8 +3,8 @@
 //! strings are moved into `SecretText` the moment a response is in hand. Every SDK error is
 //! classified here, once per call, into a `Failure`.
 
+use super::aws::sdk::{Rules, is_denial_or_credentials};
 use super::aws::{Client, Clients};
-use super::sdk::{Rules, is_denial_or_credentials};
 use super::{Class, Failure, Fetched, Payload};
 use crate::error::Error;
 use crate::log::{self, Event};
@@ -93,7 +93,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     // The body cap's message names Secrets Manager, so only this source looks for it.
-    if let Some(t) = super::body_cap::exceeded(err) {
+    if let Some(t) = super::aws::body_cap::exceeded(err) {
         return failure(Class::Unavailable, t.to_string(), asked);
     }
     let (class, what) = RULES.read(err);

@@ -20,7 +20,7 @@ pub fn fetch(aws: &AwsOptions, plan: &Plan, start: Instant) -> Result<Results, E
     window(aws, plan, start, async {
         // The agent alone needs no region, credentials or TLS: none of them is touched.
         let clients = if plan.needs_aws() {
-            let files = super::files::load(aws).await?;
+            let files = super::aws::files::load(aws).await?;
             Some(aws::clients(aws, plan, files).await?)
         } else {
             None
@@ -38,7 +38,7 @@ pub fn stage_versions(
     refs: &[SecretRef],
 ) -> Result<Versions, Error> {
     window(aws, plan, Instant::now(), async {
-        let files = super::files::load(aws).await?;
+        let files = super::aws::files::load(aws).await?;
         let clients = aws::clients(aws, plan, files).await?;
         describe::stage_versions(&clients, refs).await
     })
@@ -58,7 +58,7 @@ fn window<T>(
         .on_thread_start(signals::block_in_this_thread)
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    let collecting = super::orphans::begin();
+    let collecting = super::aws::orphans::begin();
     let remaining = aws.timeout.saturating_sub(start.elapsed());
     let timed_out = || Error::TimedOut {
         after: aws.timeout,
@@ -75,7 +75,7 @@ fn window<T>(
     // rather than waited for.
     rt.shutdown_timeout(Duration::from_millis(100));
     if collecting {
-        super::orphans::end();
+        super::aws::orphans::end();
     }
     result
 }

@@ -1,3 +1,6 @@
+//! The AWS client plumbing below the backends: client set-up (here), credentials, TLS, proxy,
+//! body cap, attempts, SDK error reading, the AWS files, orphaned tasks.
+//!
 //! AWS set-up: region, credentials and the service clients (Secrets Manager, Parameter Store),
 //! all bounded by the overall deadline. Every client is built by `service_client!`, so both
 //! services share one HTTP client, endpoint rule and interceptors. Credentials are resolved once, up front, so their failure is diagnosed on its own
@@ -5,12 +8,19 @@
 //! Every client is built from one `SdkConfig` that names secret-exec in the User-Agent, and
 //! finished by [`observe`], so any client a source adds is attributed and logged the same way.
 
-use super::files::AwsFiles;
+pub mod attempts;
+pub mod body_cap;
+pub mod credentials;
+pub mod files;
+pub mod orphans;
+pub mod proxy;
+pub(crate) mod sdk;
+pub mod tls;
+
 use crate::error::Error;
 use crate::log::{self, Event};
 use crate::plan::{Backend, Plan};
 use crate::source::options::AwsOptions;
-use crate::source::{credentials, tls};
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
@@ -21,6 +31,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_secretsmanager::config::Region;
+use files::AwsFiles;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -83,9 +94,9 @@ macro_rules! service_client {
                 conf = conf.http_client(tls::http_client($proxies.clone()));
             }
         }
-        conf = conf.interceptor(super::body_cap::BodyCap {
+        conf = conf.interceptor(body_cap::BodyCap {
             endpoint: $shown,
-            cap: super::body_cap::MAX_BODY,
+            cap: body_cap::MAX_BODY,
         });
         conf = conf.interceptor(Product);
         $service::Client::from_conf(conf.build())
@@ -121,7 +132,7 @@ impl aws_sdk_secretsmanager::config::Intercept for Product {
 /// What every service client gets on top of the shared `SdkConfig`: the attempt log. Service
 /// builders differ in type, so each source calls this on its own builder (one line each).
 pub fn observe() -> aws_sdk_secretsmanager::config::SharedInterceptor {
-    aws_sdk_secretsmanager::config::SharedInterceptor::new(super::attempts::Attempts)
+    aws_sdk_secretsmanager::config::SharedInterceptor::new(attempts::Attempts)
 }
 
 /// Per-attempt and connect bounds derived from the overall deadline, so retries fit inside it.

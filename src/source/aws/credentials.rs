@@ -26,8 +26,8 @@ pub mod container;
 pub mod process;
 
 use crate::error::Error;
-use crate::source::sdk::cause_chain;
-use crate::source::tls::{self, Transport};
+use crate::source::aws::sdk::cause_chain;
+use crate::source::aws::tls::{self, Transport};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::imds::client::error::ImdsError;
 use aws_config::profile::ProfileSet;

@@ -5,7 +5,7 @@
 //! into typed errors that are never retried and name the host, the reason and the fix.
 
 use crate::error::Error;
-use crate::source::proxy::{Proxies, ProxyFailed};
+use crate::source::aws::proxy::{Proxies, ProxyFailed};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, Connector};
 use aws_smithy_runtime_api::client::http::{

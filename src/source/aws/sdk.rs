@@ -5,8 +5,8 @@
 //! reading (`read`, `read_code`) and builds the `Failure` itself.
 
 use super::tls::{self, Transport};
-use super::{Class, Failure};
 use crate::sanitize::one_line;
+use crate::source::{Class, Failure};
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
