@@ -6,7 +6,7 @@
 //! read per attempt. The token is secret: it is only ever written to the socket.
 
 use super::secrets_manager::{Asked, coded};
-use super::{Class, Failure, Fetched, Payload};
+use super::{Class, Failure, Fetched, Outcome, Payload};
 use crate::error::Error;
 use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
@@ -35,8 +35,6 @@ const TOKEN_VARS: [&str; 3] = [
     "AWS_SESSION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 ];
-
-type Outcome = (SecretRef, Result<Fetched, Error>);
 
 /// `http://HOST[:PORT]`: where the agent listens.
 #[derive(Clone, Debug, PartialEq, Eq)]

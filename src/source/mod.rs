@@ -49,6 +49,9 @@ pub struct Fetched {
     pub payload: Payload,
 }
 
+/// One secret's outcome, as a backend's task returns it.
+pub type Outcome = (SecretRef, Result<Fetched, Error>);
+
 /// Every secret's outcome. All come back; the caller decides (all-or-nothing).
 pub type Results = BTreeMap<SecretRef, Result<Fetched, Error>>;
 

@@ -6,7 +6,7 @@
 
 use super::aws::Clients;
 use super::aws::sdk::{Rules, is_denial_or_credentials};
-use super::{Class, Fetched, Named, Payload};
+use super::{Class, Fetched, Named, Outcome, Payload};
 use crate::error::Error;
 use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
@@ -19,8 +19,6 @@ const SERVICE: &str = "Parameter Store";
 const MAX_PAGES: usize = 1000;
 
 type Client = aws_sdk_ssm::Client;
-type Outcome = (SecretRef, Result<Fetched, Error>);
-
 fn classify(code: &str) -> Class {
     match code {
         "ParameterNotFound" | "ParameterVersionNotFound" => Class::NotFound,

@@ -5,7 +5,7 @@
 
 use super::aws::sdk::{Rules, is_denial_or_credentials};
 use super::aws::{Client, Clients};
-use super::{Class, Failure, Fetched, Payload};
+use super::{Class, Failure, Fetched, Outcome, Payload};
 use crate::error::Error;
 use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 const SERVICE: &str = "Secrets Manager";
-
-type Outcome = (SecretRef, Result<Fetched, Error>);
 
 /// The SPEC class of an AWS error code.
 fn classify(code: &str) -> Class {

@@ -44,14 +44,14 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, SharedRetryClassifier,
 };
 use aws_smithy_types::retry::ErrorKind;
-use container::{ContainerError, Target, TokenSource};
+use container::{ContainerError, ContainerTarget, TokenSource};
 use std::ffi::OsStr;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// One place credentials can come from, in the order they are asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
+pub enum CredentialSource {
     EnvKeys,
     Profile,
     WebIdentity,
@@ -59,21 +59,21 @@ pub enum Source {
     Imds,
 }
 
-impl Source {
+impl CredentialSource {
     /// How the source is named in messages, with the settings that turn it on.
     pub fn describe(self, profile: &str) -> String {
         match self {
-            Source::EnvKeys => "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
-            Source::Profile => format!(
+            CredentialSource::EnvKeys => "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
+            CredentialSource::Profile => format!(
                 "profile '{profile}' in the shared config and credentials files (--profile, AWS_PROFILE)"
             ),
-            Source::WebIdentity => {
+            CredentialSource::WebIdentity => {
                 "web identity (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN)".into()
             }
-            Source::Container => {
+            CredentialSource::Container => {
                 "the ECS container / EKS Pod Identity endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI)".into()
             }
-            Source::Imds => "EC2 instance metadata".into(),
+            CredentialSource::Imds => "EC2 instance metadata".into(),
         }
     }
 }
@@ -90,7 +90,7 @@ pub struct Settings {
     /// AWS_EC2_METADATA_DISABLED=true.
     pub imds_disabled: bool,
     /// The container endpoint, or why its settings are invalid.
-    pub container: Result<Target, String>,
+    pub container: Result<ContainerTarget, String>,
     pub token: TokenSource,
     /// Running in a container (for the IMDS hop-limit hint).
     pub in_container: bool,
@@ -161,17 +161,21 @@ pub fn static_keys_in_env(id: Option<&OsStr>, secret: Option<&OsStr>) -> bool {
 
 /// The sources to ask, in order. Static keys in the environment end the search before it
 /// starts (unless `--profile` overrides them), so nothing else is built or contacted.
-pub fn sources(s: &Settings) -> Vec<Source> {
+pub fn sources(s: &Settings) -> Vec<CredentialSource> {
     if s.env_keys && s.profile_flag.is_none() {
-        return vec![Source::EnvKeys];
+        return vec![CredentialSource::EnvKeys];
     }
     let mut v = Vec::with_capacity(5);
     if s.profile_flag.is_none() {
-        v.push(Source::EnvKeys);
+        v.push(CredentialSource::EnvKeys);
     }
-    v.extend([Source::Profile, Source::WebIdentity, Source::Container]);
+    v.extend([
+        CredentialSource::Profile,
+        CredentialSource::WebIdentity,
+        CredentialSource::Container,
+    ]);
     if !s.imds_disabled {
-        v.push(Source::Imds);
+        v.push(CredentialSource::Imds);
     }
     v
 }
@@ -200,7 +204,7 @@ fn without_helper_stderr(text: String) -> String {
 
 /// What one source's failure means for the whole search.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Step {
     /// Not configured here; ask the next source.
     Next,
     /// Configured but gave nothing; the search ends with "no credentials" and this reason.
@@ -210,32 +214,32 @@ pub enum Outcome {
 }
 
 /// The source did not answer usefully after its retry (69).
-fn unavailable(what: &str, why: String) -> Outcome {
-    Outcome::Fail(Error::credentials(false, what, why))
+fn unavailable(what: &str, why: String) -> Step {
+    Step::Fail(Error::credentials(false, what, why))
 }
 
 /// The source refused to hand out credentials (77).
-fn refused(what: impl Into<String>, why: String) -> Outcome {
-    Outcome::Fail(Error::credentials(true, what, why))
+fn refused(what: impl Into<String>, why: String) -> Step {
+    Step::Fail(Error::credentials(true, what, why))
 }
 
 /// Classifies one source's error. Pure over the error value.
-pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome {
+pub fn classify(source: CredentialSource, profile: &str, e: &CredentialsError) -> Step {
     if let CredentialsError::CredentialsNotLoaded(_) = e {
-        return Outcome::Next;
+        return Step::Next;
     }
     // An untrusted certificate (an STS or SSO endpoint behind a TLS-inspecting proxy) is the
     // same configuration problem wherever it shows up; retrying another source would hide it.
     match tls::transport_error(e) {
         Some(Transport::Certificate(why)) => {
-            return Outcome::Fail(Error::Config(format!("cannot load AWS credentials: {why}")));
+            return Step::Fail(Error::Config(format!("cannot load AWS credentials: {why}")));
         }
         Some(Transport::Proxy(why)) => return unavailable("cannot load AWS credentials", why),
         None => {}
     }
     let inner = std::error::Error::source(e);
     match source {
-        Source::Imds => {
+        CredentialSource::Imds => {
             if let Some(ImdsError::ErrorResponse(r)) = inner.and_then(|i| i.downcast_ref()) {
                 let status = r.response().status().as_u16();
                 if status == 429 || status >= 500 {
@@ -247,14 +251,15 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
             }
             if let CredentialsError::Unhandled(_) = e {
                 // A reply that did not parse; its text could hold a key, so it is not shown.
-                return Outcome::NoCredentials(
+                return Step::NoCredentials(
                     "EC2 instance metadata answered with something that is not credentials".into(),
                 );
             }
-            Outcome::NoCredentials(format!("EC2 instance metadata: {}", cause(e)))
+            Step::NoCredentials(format!("EC2 instance metadata: {}", cause(e)))
         }
-        Source::Container => match inner.and_then(|i| i.downcast_ref::<ContainerError>()) {
-            Some(ContainerError::Token(why)) => Outcome::Fail(Error::Config(why.clone())),
+        CredentialSource::Container => match inner.and_then(|i| i.downcast_ref::<ContainerError>())
+        {
+            Some(ContainerError::Token(why)) => Step::Fail(Error::Config(why.clone())),
             Some(err @ ContainerError::Status { status, .. })
                 if (400..500).contains(status) && *status != 429 =>
             {
@@ -271,15 +276,15 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
                 format!("{err}; retry the start"),
             ),
             None => match e {
-                CredentialsError::InvalidConfiguration(_) => Outcome::Fail(Error::Config(cause(e))),
+                CredentialsError::InvalidConfiguration(_) => Step::Fail(Error::Config(cause(e))),
                 _ => unavailable("no credentials from the container endpoint", cause(e)),
             },
         },
-        Source::EnvKeys => Outcome::Fail(Error::Config(format!(
+        CredentialSource::EnvKeys => Step::Fail(Error::Config(format!(
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: {}",
             cause(e)
         ))),
-        Source::Profile => match e {
+        CredentialSource::Profile => match e {
             CredentialsError::ProviderError(_)
                 if let Some(p) = inner.and_then(|i| i.downcast_ref::<process::ProcessError>()) =>
             {
@@ -296,12 +301,12 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
                     cause(e)
                 ),
             ),
-            _ => Outcome::Fail(Error::Config(format!(
+            _ => Step::Fail(Error::Config(format!(
                 "cannot load credentials of profile '{profile}': {}",
                 cause(e)
             ))),
         },
-        Source::WebIdentity => match e {
+        CredentialSource::WebIdentity => match e {
             CredentialsError::ProviderError(_) => refused(
                 "web identity credentials were refused",
                 format!(
@@ -310,7 +315,7 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
                     cause(e)
                 ),
             ),
-            _ => Outcome::Fail(Error::Config(format!(
+            _ => Step::Fail(Error::Config(format!(
                 "cannot use web identity (AWS_WEB_IDENTITY_TOKEN_FILE): {}",
                 cause(e)
             ))),
@@ -321,7 +326,7 @@ pub fn classify(source: Source, profile: &str, e: &CredentialsError) -> Outcome 
 /// The "no credentials" line: only the sources actually asked, and a command only when it is
 /// complete and relevant (IMDS was asked, from inside a container).
 pub fn no_credentials(
-    tried: &[Source],
+    tried: &[CredentialSource],
     profile: &str,
     reasons: &[String],
     in_container: bool,
@@ -333,7 +338,7 @@ pub fn no_credentials(
         msg.push_str(r);
     }
     msg.push_str("; provide one of them");
-    if in_container && tried.contains(&Source::Imds) {
+    if in_container && tried.contains(&CredentialSource::Imds) {
         msg.push_str(
             ". In a container on EC2, IMDSv2 needs a hop limit of 2 to be reachable: \
              aws ec2 modify-instance-metadata-options --instance-id <instance-id> \
@@ -450,7 +455,7 @@ pub struct ProfileInputs<'a> {
 /// A profile chain whose base is a `credential_process` gets secret-exec's bounded provider
 /// (see `process`); every other one is the SDK's.
 async fn provider(
-    source: Source,
+    source: CredentialSource,
     s: &Settings,
     conf: &ProviderConfig,
     imds: &aws_config::imds::Client,
@@ -459,10 +464,10 @@ async fn provider(
     profiles: Option<&ProfileSet>,
 ) -> Result<SharedCredentialsProvider, Error> {
     Ok(match source {
-        Source::EnvKeys => {
+        CredentialSource::EnvKeys => {
             SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
         }
-        Source::Profile => {
+        CredentialSource::Profile => {
             // Profiles that do not parse stay with the SDK's provider, which reports them.
             let own =
                 profiles.and_then(|set| Some((process::chain(set, set.selected_profile())?, set)));
@@ -483,14 +488,14 @@ async fn provider(
             }
             SharedCredentialsProvider::new(b.build())
         }
-        Source::WebIdentity => SharedCredentialsProvider::new(
+        CredentialSource::WebIdentity => SharedCredentialsProvider::new(
             aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
                 .configure(conf)
                 .build(),
         ),
-        Source::Container => match &s.container {
+        CredentialSource::Container => match &s.container {
             Err(why) => return Err(Error::Config(why.clone())),
-            Ok(Target::Http(endpoint)) => {
+            Ok(ContainerTarget::Http(endpoint)) => {
                 SharedCredentialsProvider::new(container::ContainerProvider {
                     endpoint: endpoint.clone(),
                     token: s.token.clone(),
@@ -502,7 +507,7 @@ async fn provider(
                     .build(),
             ),
         },
-        Source::Imds => SharedCredentialsProvider::new(
+        CredentialSource::Imds => SharedCredentialsProvider::new(
             aws_config::imds::credentials::ImdsCredentialsProvider::builder()
                 .configure(conf)
                 .imds_client(imds.clone())
@@ -518,9 +523,9 @@ pub async fn resolve(
     imds: &aws_config::imds::Client,
     conf: &ProviderConfig,
     inputs: &ProfileInputs<'_>,
-) -> Result<(Source, Credentials), Error> {
+) -> Result<(CredentialSource, Credentials), Error> {
     let list = sources(s);
-    let loaded = if list.contains(&Source::Profile) {
+    let loaded = if list.contains(&CredentialSource::Profile) {
         Some(load_profiles(s, inputs.files).await)
     } else {
         None
@@ -538,9 +543,9 @@ pub async fn resolve(
         match p.provide_credentials().await {
             Ok(c) => return Ok((source, c)),
             Err(e) => match classify(source, s.profile(), &e) {
-                Outcome::Next => {}
-                Outcome::NoCredentials(r) => reasons.push(r),
-                Outcome::Fail(err) => return Err(err),
+                Step::Next => {}
+                Step::NoCredentials(r) => reasons.push(r),
+                Step::Fail(err) => return Err(err),
             },
         }
     }
@@ -550,7 +555,7 @@ pub async fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Source::*;
+    use CredentialSource::*;
 
     fn settings(flag: Option<&str>, env_keys: bool, imds_disabled: bool) -> Settings {
         Settings {
@@ -558,7 +563,7 @@ mod tests {
             env_keys,
             imds_disabled,
             profile_env: None,
-            container: Ok(Target::None),
+            container: Ok(ContainerTarget::None),
             token: TokenSource::default(),
             in_container: false,
             config_file: String::new(),
@@ -568,7 +573,7 @@ mod tests {
 
     #[test]
     fn source_order() {
-        let rows: &[(Option<&str>, bool, bool, &[Source])] = &[
+        let rows: &[(Option<&str>, bool, bool, &[CredentialSource])] = &[
             (None, true, false, &[EnvKeys]),
             (None, true, true, &[EnvKeys]),
             (
@@ -651,7 +656,7 @@ mod tests {
             authority: "a:1".into(),
         });
         let bad_token = CredentialsError::invalid_configuration(ContainerError::Token("t".into()));
-        let rows: Vec<(Source, CredentialsError, Option<i32>)> = vec![
+        let rows: Vec<(CredentialSource, CredentialsError, Option<i32>)> = vec![
             (Imds, CredentialsError::not_loaded("off"), None),
             (Container, CredentialsError::not_loaded("unset"), None),
             (Container, status(403), Some(77)),
@@ -667,9 +672,9 @@ mod tests {
         ];
         for (source, err, want) in rows {
             let got = match classify(source, "p", &err) {
-                Outcome::Next => None,
-                Outcome::NoCredentials(_) => Some(78),
-                Outcome::Fail(e) => Some(e.exit_code()),
+                Step::Next => None,
+                Step::NoCredentials(_) => Some(78),
+                Step::Fail(e) => Some(e.exit_code()),
             };
             assert_eq!(got, want, "{source:?} {err}");
         }
@@ -679,7 +684,7 @@ mod tests {
             CredentialsError::unhandled("{\"SecretAccessKey\":\"canary\""),
         ] {
             match classify(Imds, "p", &err) {
-                Outcome::NoCredentials(r) => assert!(!r.contains("canary"), "{r}"),
+                Step::NoCredentials(r) => assert!(!r.contains("canary"), "{r}"),
                 other => panic!("{other:?}"),
             }
         }

@@ -33,7 +33,7 @@ pub const SYSTEM_BUNDLES: &[&str] = &[
 
 /// Which setting named the trust roots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub enum RootSetting {
     AwsCaBundle,
     ProfileCaBundle,
     SslCertFile,
@@ -41,14 +41,14 @@ pub enum Origin {
     System,
 }
 
-impl Origin {
+impl RootSetting {
     fn label(self) -> &'static str {
         match self {
-            Origin::AwsCaBundle => "AWS_CA_BUNDLE",
-            Origin::ProfileCaBundle => "the profile's ca_bundle",
-            Origin::SslCertFile => "SSL_CERT_FILE",
-            Origin::SslCertDir => "SSL_CERT_DIR",
-            Origin::System => "the system CA bundle",
+            RootSetting::AwsCaBundle => "AWS_CA_BUNDLE",
+            RootSetting::ProfileCaBundle => "the profile's ca_bundle",
+            RootSetting::SslCertFile => "SSL_CERT_FILE",
+            RootSetting::SslCertDir => "SSL_CERT_DIR",
+            RootSetting::System => "the system CA bundle",
         }
     }
 }
@@ -56,7 +56,7 @@ impl Origin {
 /// The one place trust roots come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RootSource {
-    pub origin: Origin,
+    pub origin: RootSetting,
     /// A file, or for `SslCertDir` a `:`-separated list of directories.
     pub path: OsString,
 }
@@ -82,22 +82,22 @@ pub fn root_source(
         })
     };
     if let Some(p) = set(aws_ca_bundle) {
-        return named(Origin::AwsCaBundle, p);
+        return named(RootSetting::AwsCaBundle, p);
     }
     if let Some(p) = profile_ca_bundle.map(str::trim).filter(|p| !p.is_empty()) {
-        return named(Origin::ProfileCaBundle, OsStr::new(p));
+        return named(RootSetting::ProfileCaBundle, OsStr::new(p));
     }
     if let Some(p) = set(ssl_cert_file) {
-        return named(Origin::SslCertFile, p);
+        return named(RootSetting::SslCertFile, p);
     }
     if let Some(p) = set(ssl_cert_dir) {
-        return named(Origin::SslCertDir, p);
+        return named(RootSetting::SslCertDir, p);
     }
     SYSTEM_BUNDLES
         .iter()
         .map(Path::new)
         .find(|p| exists(p))
-        .and_then(|p| named(Origin::System, p.as_os_str()))
+        .and_then(|p| named(RootSetting::System, p.as_os_str()))
 }
 
 /// The PEM text of every certificate in `pem` that rustls accepts as a trust anchor, joined;
@@ -151,7 +151,7 @@ pub fn load_roots(source: Option<&RootSource>) -> Result<Vec<u8>, Error> {
     };
     let mut pem = Vec::new();
     let mut count = 0;
-    if source.origin == Origin::SslCertDir {
+    if source.origin == RootSetting::SslCertDir {
         // OpenSSL's hashed directories hold each certificate under two names; read each once.
         let mut seen = std::collections::BTreeSet::new();
         for dir in std::env::split_paths(&source.path) {
@@ -494,7 +494,7 @@ mod tests {
             Option<OsString>,
             Option<OsString>,
             bool,
-            Option<(Origin, &str)>,
+            Option<(RootSetting, &str)>,
         )] = &[
             (
                 o("/a"),
@@ -502,7 +502,7 @@ mod tests {
                 o("/f"),
                 o("/d"),
                 true,
-                Some((Origin::AwsCaBundle, "/a")),
+                Some((RootSetting::AwsCaBundle, "/a")),
             ),
             (
                 o(""),
@@ -510,7 +510,7 @@ mod tests {
                 o("/f"),
                 o("/d"),
                 true,
-                Some((Origin::ProfileCaBundle, "/p")),
+                Some((RootSetting::ProfileCaBundle, "/p")),
             ),
             (
                 None,
@@ -518,7 +518,7 @@ mod tests {
                 o("/f"),
                 o("/d"),
                 true,
-                Some((Origin::SslCertFile, "/f")),
+                Some((RootSetting::SslCertFile, "/f")),
             ),
             (
                 None,
@@ -526,7 +526,7 @@ mod tests {
                 None,
                 o("/d"),
                 true,
-                Some((Origin::SslCertDir, "/d")),
+                Some((RootSetting::SslCertDir, "/d")),
             ),
             (
                 None,
@@ -534,7 +534,7 @@ mod tests {
                 None,
                 None,
                 true,
-                Some((Origin::System, SYSTEM_BUNDLES[0])),
+                Some((RootSetting::System, SYSTEM_BUNDLES[0])),
             ),
             (None, None, None, None, false, None),
         ];
@@ -563,10 +563,10 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
         );
         for (origin, path) in [
-            (Origin::AwsCaBundle, dir.join("missing.pem")),
-            (Origin::ProfileCaBundle, empty.clone()),
-            (Origin::SslCertFile, junk.clone()),
-            (Origin::SslCertDir, dir.join("missing-dir")),
+            (RootSetting::AwsCaBundle, dir.join("missing.pem")),
+            (RootSetting::ProfileCaBundle, empty.clone()),
+            (RootSetting::SslCertFile, junk.clone()),
+            (RootSetting::SslCertDir, dir.join("missing-dir")),
         ] {
             let src = RootSource {
                 origin,

@@ -43,7 +43,7 @@ impl Endpoint {
 /// What the environment asks for: nothing, a plain-HTTP endpoint this module serves, or an
 /// HTTPS one left to the SDK.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum ContainerTarget {
     None,
     Http(Endpoint),
     Https,
@@ -68,24 +68,24 @@ fn allowed_host(host: &str) -> bool {
 
 /// The endpoint from `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (wins, as in every SDK) or
 /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`. Err is a complete message for exit 78.
-pub fn target(relative: Option<&str>, full: Option<&str>) -> Result<Target, String> {
+pub fn target(relative: Option<&str>, full: Option<&str>) -> Result<ContainerTarget, String> {
     if let Some(rel) = relative.filter(|r| !r.is_empty()) {
         if !rel.starts_with('/') || rel.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(
                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path starting with '/'".into(),
             );
         }
-        return Ok(Target::Http(Endpoint {
+        return Ok(ContainerTarget::Http(Endpoint {
             host: ECS_HOST.into(),
             port: 80,
             path: rel.into(),
         }));
     }
     let Some(full) = full.filter(|f| !f.is_empty()) else {
-        return Ok(Target::None);
+        return Ok(ContainerTarget::None);
     };
     if full.starts_with("https://") {
-        return Ok(Target::Https);
+        return Ok(ContainerTarget::Https);
     }
     let bad = |why: &str| {
         format!(
@@ -123,7 +123,7 @@ pub fn target(relative: Option<&str>, full: Option<&str>) -> Result<Target, Stri
     if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("has a malformed path"));
     }
-    Ok(Target::Http(Endpoint {
+    Ok(ContainerTarget::Http(Endpoint {
         host: host.into(),
         port,
         path: path.into(),
@@ -364,8 +364,8 @@ provide_from_credentials_fn!(ContainerProvider);
 mod tests {
     use super::*;
 
-    fn http(host: &str, port: u16, path: &str) -> Target {
-        Target::Http(Endpoint {
+    fn http(host: &str, port: u16, path: &str) -> ContainerTarget {
+        ContainerTarget::Http(Endpoint {
             host: host.into(),
             port,
             path: path.into(),
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn full_uri_table() {
-        let ok: &[(&str, Target)] = &[
+        let ok: &[(&str, ContainerTarget)] = &[
             (
                 "http://127.0.0.1:8080/creds",
                 http("127.0.0.1", 8080, "/creds"),
@@ -409,13 +409,13 @@ mod tests {
                 http("fd00:ec2::23", 80, "/v1/c"),
             ),
             ("http://[::1]:9", http("::1", 9, "/")),
-            ("https://creds.example/x", Target::Https),
+            ("https://creds.example/x", ContainerTarget::Https),
         ];
         for (uri, want) in ok {
             assert_eq!(target(None, Some(uri)).as_ref(), Ok(want), "{uri}");
         }
-        assert_eq!(target(None, None), Ok(Target::None));
-        assert_eq!(target(Some(""), Some("")), Ok(Target::None));
+        assert_eq!(target(None, None), Ok(ContainerTarget::None));
+        assert_eq!(target(Some(""), Some("")), Ok(ContainerTarget::None));
         for bad in [
             "http://10.0.0.1/creds",
             "http://creds.example/x",
