@@ -1,10 +1,11 @@
 //! The AWS Secrets Manager Agent as the source (`--agent`): every Secrets Manager read becomes
 //! `GET /secretsmanager/get?secretId=…` to the node-local agent over plain loopback HTTP, with
 //! the agent's SSRF token in `X-Aws-Parameters-Secrets-Token`. No AWS credentials, region or TLS
-//! are involved: the agent holds those. The HTTP exchange is a single bounded HTTP/1.1 GET on a
-//! fresh connection (`Connection: close`), so a misbehaving listener can cost at most one bounded
+//! are involved: the agent holds those. The HTTP exchange is `aws::loopback`'s single bounded
+//! HTTP/1.1 GET on a fresh connection, so a misbehaving listener can cost at most one bounded
 //! read per attempt. The token is secret: it is only ever written to the socket.
 
+use super::aws::loopback::{self, HttpError, Response};
 use super::secrets_manager::{Asked, coded};
 use super::{Class, Failure, Fetched, Outcome, Payload};
 use crate::error::Error;
@@ -16,12 +17,9 @@ use crate::spec::SecretRef;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 const SERVICE: &str = "Secrets Manager Agent";
@@ -212,115 +210,17 @@ fn target(secret: &SecretRef) -> String {
     t
 }
 
-/// A parsed HTTP response: status and the (de-chunked) body, in a buffer wiped on drop.
-struct Response {
-    status: u16,
-    body: Zeroizing<Vec<u8>>,
-}
-
-/// Where the header block ends (the index after `\r\n\r\n`).
-fn header_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// Splits a complete response (read to its end) into status and body. Handles a
-/// Content-Length body, a chunked one, and one delimited by the connection closing.
-fn parse_response(raw: &[u8]) -> Result<Response, &'static str> {
-    let end = header_end(raw).ok_or("the answer has no complete HTTP header")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the HTTP header is not text")?;
-    let status = head
-        .strip_prefix("HTTP/1.")
-        .and_then(|s| s.get(2..5))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or("the answer is not HTTP/1.x")?;
-    let rest = &raw[end..];
-    let mut body = Zeroizing::new(Vec::with_capacity(rest.len()));
-    if header(head, "transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        let mut at = 0;
-        loop {
-            let line_end = rest[at..]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or("a chunked body ends early")?;
-            let size_text = std::str::from_utf8(&rest[at..at + line_end])
-                .map_err(|_| "a chunk size is not text")?;
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| "a chunk size is not a number")?;
-            at += line_end + 2;
-            if size == 0 {
-                break;
-            }
-            let chunk = rest.get(at..at + size).ok_or("a chunked body ends early")?;
-            body.extend_from_slice(chunk);
-            at += size + 2;
-        }
-    } else if let Some(len) = header(head, "content-length") {
-        let len: usize = len.parse().map_err(|_| "Content-Length is not a number")?;
-        body.extend_from_slice(
-            rest.get(..len)
-                .ok_or("the body is shorter than its Content-Length")?,
-        );
-    } else {
-        body.extend_from_slice(rest);
-    }
-    Ok(Response { status, body })
-}
-
-/// Whether a partial read already holds the whole response (so a listener that keeps the
-/// connection open despite `Connection: close` costs nothing).
-fn complete(buf: &[u8]) -> bool {
-    let Some(end) = header_end(buf) else {
-        return false;
-    };
-    let Ok(head) = std::str::from_utf8(&buf[..end]) else {
-        return false;
-    };
-    header(head, "content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|len| buf.len() >= end + len)
-}
-
-/// One GET on a fresh connection, read to the end of the response (at most `MAX_RESPONSE`).
-async fn get(url: &AgentUrl, target: &str, token: &SecretText) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect((url.connect_host(), url.port)).await?;
-    stream.set_nodelay(true)?;
-    let mut req = Zeroizing::new(Vec::with_capacity(256 + target.len() + token.len()));
-    write!(
-        req,
-        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nX-Aws-Parameters-Secrets-Token: {}\r\n\
-         User-Agent: secret-exec/{}\r\nConnection: close\r\n\r\n",
-        url.host,
-        url.port,
-        token.expose(),
-        env!("CARGO_PKG_VERSION")
-    )?;
-    stream.write_all(&req).await?;
-    drop(req);
-    let mut buf = Zeroizing::new(Vec::with_capacity(16 * 1024));
-    let mut chunk = Zeroizing::new([0u8; 8192]);
-    loop {
-        let n = stream.read(&mut chunk[..]).await?;
-        if n == 0 {
-            break;
-        }
-        if buf.len() + n > MAX_RESPONSE {
-            return Err(std::io::Error::other(format!(
-                "the answer is larger than {MAX_RESPONSE} bytes"
-            )));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if complete(&buf) {
-            break;
-        }
-    }
-    parse_response(&buf).map_err(std::io::Error::other)
+/// One GET to the agent on a fresh connection, read to the end of the response (at most
+/// `MAX_RESPONSE`).
+async fn get(url: &AgentUrl, target: &str, token: &SecretText) -> Result<Response, HttpError> {
+    let stream = loopback::connect(url.connect_host(), url.port).await?;
+    let user_agent = concat!("secret-exec/", env!("CARGO_PKG_VERSION"));
+    let headers = [
+        ("X-Aws-Parameters-Secrets-Token", token.expose()),
+        ("User-Agent", user_agent),
+    ];
+    let authority = format!("{}:{}", url.host, url.port);
+    loopback::get(stream, &authority, target, &headers, MAX_RESPONSE).await
 }
 
 fn failure(class: Class, why: String) -> Failure {
@@ -620,34 +520,6 @@ mod tests {
             target(&r),
             "/secretsmanager/get?secretId=arn%3Aaws%3Asecretsmanager%3Aus-east-1%3A1%3Asecret%3Aa%2Fb%2Bc%20d-AbCdEf&versionStage=AWSPREVIOUS&versionId=v%261"
         );
-    }
-
-    #[test]
-    fn responses_parse() {
-        let rows: &[(&[u8], u16, &[u8])] = &[
-            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", 200, b"{}"),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}extra", 200, b"{}"),
-            (b"HTTP/1.0 403 Forbidden\r\n\r\nBad Token", 403, b"Bad Token"),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
-                200,
-                b"abcde",
-            ),
-        ];
-        for (raw, status, body) in rows {
-            let r = parse_response(raw).unwrap();
-            assert_eq!((r.status, r.body.as_slice()), (*status, *body));
-        }
-        for bad in [
-            &b"HTTP/1.1 200 OK\r\n"[..],
-            b"SSH-2.0-OpenSSH\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}",
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
-        ] {
-            assert!(parse_response(bad).is_err(), "{bad:?}");
-        }
-        assert!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
-        assert!(!complete(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}"));
     }
 
     #[test]

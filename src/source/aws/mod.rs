@@ -12,6 +12,7 @@ pub mod attempts;
 pub mod body_cap;
 pub mod credentials;
 pub mod files;
+pub mod loopback;
 pub mod orphans;
 pub mod proxy;
 pub(crate) mod sdk;

@@ -7,11 +7,11 @@
 //! file ending in a newline fails as an invalid header, and its environment cannot be
 //! substituted from outside the crate. HTTPS container endpoints still go through the SDK.
 
+use crate::source::aws::loopback::{self, HttpError, Response};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, error::CredentialsError};
 use std::fmt;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 /// The fixed host ECS puts in front of `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
@@ -32,11 +32,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// `host:port`, the part of the URL safe to print.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        loopback::authority(&self.host, self.port)
     }
 }
 
@@ -233,15 +229,6 @@ pub struct ContainerProvider {
     pub token: TokenSource,
 }
 
-/// Status and body of a raw HTTP/1.0 reply (1.0 so the body is never chunked: it ends with the
-/// connection).
-fn split_reply(reply: &[u8]) -> Option<(u16, &[u8])> {
-    let end = reply.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&reply[..end]).ok()?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, &reply[end + 4..]))
-}
-
 /// Turns a 200 body into credentials, or None when it is not a credentials document.
 pub fn parse_document(body: &[u8]) -> Option<Credentials> {
     let mut doc: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
@@ -271,37 +258,21 @@ pub fn parse_document(body: &[u8]) -> Option<Credentials> {
 }
 
 impl ContainerProvider {
-    async fn once(&self, token: Option<&str>) -> Result<Zeroizing<Vec<u8>>, String> {
+    async fn once(&self, token: Option<&str>) -> Result<Response, HttpError> {
         let ep = &self.endpoint;
-        let mut stream = tokio::time::timeout(
-            CONNECT,
-            tokio::net::TcpStream::connect((ep.host.as_str(), ep.port)),
-        )
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-        let mut req = Zeroizing::new(format!(
-            "GET {} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n",
-            ep.path,
-            ep.authority()
-        ));
+        let timed_out = |what: &str| HttpError::Io(std::io::Error::other(what.to_string()));
+        let stream = tokio::time::timeout(CONNECT, loopback::connect(&ep.host, ep.port))
+            .await
+            .map_err(|_| timed_out("connect timed out"))??;
+        let mut headers = vec![("Accept", "application/json")];
         if let Some(t) = token {
-            req.push_str("Authorization: ");
-            req.push_str(t);
-            req.push_str("\r\n");
+            headers.push(("Authorization", t));
         }
-        req.push_str("\r\n");
-        let mut reply = Zeroizing::new(Vec::with_capacity(8 * 1024));
-        let io = async {
-            stream.write_all(req.as_bytes()).await?;
-            let mut limited = (&mut stream).take(MAX_REPLY as u64 + 1);
-            limited.read_to_end(&mut reply).await
-        };
+        let authority = ep.authority();
+        let io = loopback::get(stream, &authority, &ep.path, &headers, MAX_REPLY);
         tokio::time::timeout(READ, io)
             .await
-            .map_err(|_| "no reply in time".to_string())?
-            .map_err(|e| e.to_string())?;
-        Ok(reply)
+            .map_err(|_| timed_out("no reply in time"))?
     }
 
     async fn credentials(&self) -> provider::Result {
@@ -317,29 +288,27 @@ impl ContainerProvider {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let err = match self.once(token.as_deref().map(String::as_str)).await {
-                Err(why) => ContainerError::Unreachable {
+                Err(HttpError::TooLarge(_)) => ContainerError::Malformed {
                     authority: authority.clone(),
-                    why,
                 },
-                Ok(reply) => match split_reply(&reply) {
-                    Some((200, body)) => {
-                        return parse_document(body).ok_or_else(|| {
-                            CredentialsError::provider_error(ContainerError::Malformed {
-                                authority: authority.clone(),
-                            })
-                        });
-                    }
-                    Some((status, _)) => ContainerError::Status {
-                        authority: authority.clone(),
-                        status,
-                    },
-                    None if reply.len() > MAX_REPLY => ContainerError::Malformed {
-                        authority: authority.clone(),
-                    },
-                    None => ContainerError::Unreachable {
-                        authority: authority.clone(),
-                        why: "the connection closed before a complete reply".into(),
-                    },
+                Err(HttpError::Malformed(_)) => ContainerError::Unreachable {
+                    authority: authority.clone(),
+                    why: "the connection closed before a complete reply".into(),
+                },
+                Err(HttpError::Io(e)) => ContainerError::Unreachable {
+                    authority: authority.clone(),
+                    why: e.to_string(),
+                },
+                Ok(Response { status: 200, body }) => {
+                    return parse_document(&body).ok_or_else(|| {
+                        CredentialsError::provider_error(ContainerError::Malformed {
+                            authority: authority.clone(),
+                        })
+                    });
+                }
+                Ok(Response { status, .. }) => ContainerError::Status {
+                    authority: authority.clone(),
+                    status,
                 },
             };
             let transient = match &err {
@@ -465,19 +434,5 @@ mod tests {
         ] {
             assert!(parse_document(bad).is_none(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn replies() {
-        assert_eq!(
-            split_reply(b"HTTP/1.0 200 OK\r\nA: b\r\n\r\n{}"),
-            Some((200, &b"{}"[..]))
-        );
-        assert_eq!(
-            split_reply(b"HTTP/1.1 503 x\r\n\r\n"),
-            Some((503, &b""[..]))
-        );
-        assert_eq!(split_reply(b"HTTP/1.1 200 OK\r\n"), None);
-        assert_eq!(split_reply(b"garbage\r\n\r\n"), None);
     }
 }
