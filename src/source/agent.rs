@@ -6,6 +6,7 @@
 //! read per attempt. The token is secret: it is only ever written to the socket.
 
 use super::aws::loopback::{self, HttpError, Response};
+use super::aws::url;
 use super::secrets_manager::{Asked, coded};
 use super::{Class, Failure, Fetched, Outcome, Payload};
 use crate::error::Error;
@@ -58,24 +59,25 @@ impl fmt::Display for AgentUrl {
 /// Parses `http://HOST[:PORT][/]`. Only plain HTTP: the agent listens on loopback and serves no
 /// TLS, and a path or query would be silently dropped, so both are refused.
 pub fn parse_url(text: &str) -> Result<AgentUrl, String> {
-    let rest = text.strip_prefix("http://").ok_or(
-        "the agent URL must be http://HOST[:PORT] (the agent serves plain HTTP on loopback)",
-    )?;
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains(['/', '?', '#', '@']) {
+    let scheme_only =
+        "the agent URL must be http://HOST[:PORT] (the agent serves plain HTTP on loopback)";
+    if !text.starts_with("http://") {
+        return Err(scheme_only.into());
+    }
+    let uri = url::parse(text).ok_or(scheme_only)?;
+    let authority = url::authority(&uri).ok_or(scheme_only)?;
+    if authority.user_info || url::has_path_or_query(&uri, text) {
         return Err("the agent URL takes no path, query or user; give http://HOST[:PORT]".into());
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && (!h.contains(':') || h.ends_with(']')) => {
-            let port = p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("'{p}' is not a port number"))?;
-            (h, port)
-        }
-        _ => (authority, 80),
+    let port = match authority.port_text {
+        None => 80,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("'{p}' is not a port number"))?,
     };
+    let host = authority.written;
     let ok_host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         v6.parse::<std::net::Ipv6Addr>().is_ok()
     } else {

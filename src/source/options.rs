@@ -5,7 +5,7 @@
 
 use crate::error::Error;
 use crate::source::agent::{self, AgentOptions};
-use crate::source::aws::{credentials, proxy};
+use crate::source::aws::{credentials, proxy, url};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -153,28 +153,29 @@ impl AwsOptions {
 
 /// Why `url` cannot be an endpoint: it needs http:// or https://, a host, and no spaces or
 /// control characters (the SDK would otherwise fail later with a less helpful message).
-pub fn endpoint_problem(url: &str) -> Option<&'static str> {
-    let rest = url
+pub fn endpoint_problem(text: &str) -> Option<&'static str> {
+    let Some(rest) = text
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    let Some(rest) = rest else {
+        .or_else(|| text.strip_prefix("https://"))
+    else {
         return Some("must start with http:// or https://");
     };
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Some("must not contain spaces or control characters");
     }
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    if host.is_empty() || host.starts_with(':') {
-        return Some("has no host");
+    let Some(uri) = url::parse(text) else {
+        return Some(if rest.is_empty() {
+            "has no host"
+        } else {
+            "is not a valid URL"
+        });
+    };
+    match url::authority(&uri) {
+        None => Some("has no host"),
+        Some(a) if a.written.is_empty() => Some("has no host"),
+        Some(a) if a.port().is_err() => Some("has a port that is not a number from 0 to 65535"),
+        Some(_) => None,
     }
-    if let Some((_, port)) = host.rsplit_once(':')
-        && !host.ends_with(']')
-        && port.parse::<u16>().is_err()
-    {
-        return Some("has a port that is not a number from 0 to 65535");
-    }
-    None
 }
 
 /// Settings read from AWS_* variables that the SDK would otherwise panic on or ignore.

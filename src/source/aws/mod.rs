@@ -17,6 +17,7 @@ pub mod orphans;
 pub mod proxy;
 pub(crate) mod sdk;
 pub mod tls;
+pub mod url;
 
 use crate::error::Error;
 use crate::log::{self, Event};

@@ -91,8 +91,7 @@ pub fn from_env(
 /// The host of a URL, for `extra_direct` (`None` when it has none).
 pub fn host_of(url: &str) -> Option<String> {
     let uri: http::Uri = url.trim().parse().ok()?;
-    uri.host()
-        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+    super::url::authority(&uri).map(|a| a.bare.to_string())
 }
 
 /// Validates one proxy URL. The error shows the value with any credentials masked.
@@ -113,22 +112,15 @@ pub fn parse(var: &'static str, raw: &str) -> Result<ProxyUrl, Error> {
     if scheme != "http" && scheme != "https" {
         return Err(bad("only http:// and https:// proxies are supported"));
     }
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| bad("no host"))?;
+    let authority = super::url::authority(&uri).filter(|a| !a.written.is_empty());
+    let authority = authority.ok_or_else(|| bad("no host"))?;
+    let host = authority.written;
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(bad("a proxy URL has no path"));
     }
-    // `http::Uri` accepts `host:notaport` and reports no port at all.
-    let authority = uri.authority().map_or("", |a| a.as_str());
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let has_port_text = host_port.len() > host.len();
-    if has_port_text && uri.port_u16().is_none() {
-        return Err(bad("the port is not a number"));
-    }
-    let port = uri
-        .port_u16()
+    let port = authority
+        .port()
+        .map_err(|_| bad("the port is not a number"))?
         .unwrap_or(if scheme == "https" { 443 } else { 80 });
     Ok(ProxyUrl {
         url,

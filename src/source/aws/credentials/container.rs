@@ -8,6 +8,7 @@
 //! substituted from outside the crate. HTTPS container endpoints still go through the SDK.
 
 use crate::source::aws::loopback::{self, HttpError, Response};
+use crate::source::aws::url;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, error::CredentialsError};
 use std::fmt;
@@ -91,34 +92,24 @@ pub fn target(relative: Option<&str>, full: Option<&str>) -> Result<ContainerTar
     let Some(rest) = full.strip_prefix("http://") else {
         return Err(bad("does not start with http:// or https://"));
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.contains('@') {
+    if rest.is_empty() {
+        return Err(bad("names a host that is not allowed"));
+    }
+    let uri = url::parse(full).ok_or_else(|| bad("has a malformed host or path"))?;
+    let authority = url::authority(&uri).ok_or_else(|| bad("has a malformed host"))?;
+    if authority.user_info {
         return Err(bad("holds user information"));
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, tail) = v6
-            .split_once(']')
-            .ok_or_else(|| bad("has a malformed host"))?;
-        (h, tail.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        None => 80,
-        Some(p) => p.parse::<u16>().map_err(|_| bad("has an invalid port"))?,
-    };
+    let port = authority
+        .port()
+        .map_err(|_| bad("has an invalid port"))?
+        .unwrap_or(80);
+    let host = authority.bare;
     if host.is_empty() || !allowed_host(host) {
         return Err(bad("names a host that is not allowed"));
     }
-    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("has a malformed path"));
-    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = if path.is_empty() { "/" } else { path };
     Ok(ContainerTarget::Http(Endpoint {
         host: host.into(),
         port,
