@@ -60,7 +60,14 @@ impl Config {
             .iter()
             .map(|f| files::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
-        let aws_flags = source_flags(&cli);
+        let aws_flags = source::options::Flags {
+            region: cli.region.as_deref(),
+            profile: cli.profile.as_deref(),
+            endpoint_url: cli.endpoint_url.as_deref(),
+            agent: cli.agent.as_deref(),
+            timeout: cli.timeout,
+            max_attempts: cli.max_attempts,
+        };
         aws_flags.check()?;
         if cli.verbose > crate::log::MAX_LEVEL {
             return Err(Error::Usage(format!(
@@ -111,18 +118,6 @@ fn check_inputs(cli: &Cli) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// The flags the source stage reads.
-fn source_flags(cli: &Cli) -> source::options::Flags {
-    source::options::Flags {
-        region: cli.region.clone(),
-        profile: cli.profile.clone(),
-        endpoint_url: cli.endpoint_url.clone(),
-        agent: cli.agent.clone(),
-        timeout: cli.timeout,
-        max_attempts: cli.max_attempts,
-    }
 }
 
 /// The one mode a run is in.

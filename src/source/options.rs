@@ -236,19 +236,19 @@ pub fn configured_endpoint(
         .map(str::to_string)
 }
 
-/// The flags `AwsOptions::new` reads, as given.
+/// The flags `AwsOptions::new` reads, as given (borrowed from the command line).
 #[derive(Debug, Default)]
-pub struct Flags {
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    pub endpoint_url: Option<String>,
+pub struct Flags<'a> {
+    pub region: Option<&'a str>,
+    pub profile: Option<&'a str>,
+    pub endpoint_url: Option<&'a str>,
     /// `--agent[=URL]`.
-    pub agent: Option<String>,
+    pub agent: Option<&'a str>,
     pub timeout: Duration,
     pub max_attempts: Option<u32>,
 }
 
-impl Flags {
+impl Flags<'_> {
     /// What can be refused from the flags alone (64), before the environment is read.
     pub fn check(&self) -> Result<(), Error> {
         if let Some(n) = self.max_attempts
@@ -258,7 +258,7 @@ impl Flags {
                 "--max-attempts {n} must be between 1 and 20"
             )));
         }
-        if let Some(url) = &self.endpoint_url
+        if let Some(url) = self.endpoint_url
             && let Some(why) = endpoint_problem(url)
         {
             return Err(Error::Usage(format!(
@@ -266,7 +266,7 @@ impl Flags {
             )));
         }
         for (flag, value) in [("--region", &self.region), ("--profile", &self.profile)] {
-            if value.as_deref() == Some("") {
+            if *value == Some("") {
                 return Err(Error::Usage(format!("{flag} must not be empty")));
             }
         }
@@ -348,7 +348,7 @@ impl AwsOptions {
     /// From the checked flags and the variables read through `env`. `needs_token`: see
     /// [`agent_options`].
     pub fn new(
-        flags: Flags,
+        flags: Flags<'_>,
         env: &dyn Fn(&str) -> Option<OsString>,
         needs_token: bool,
     ) -> Result<AwsOptions, Error> {
@@ -361,7 +361,7 @@ impl AwsOptions {
         check_endpoints(&text)?;
         let endpoint_for = |service_var: &str| {
             configured_endpoint(
-                flags.endpoint_url.as_deref(),
+                flags.endpoint_url,
                 text(service_var).as_deref(),
                 text("AWS_ENDPOINT_URL").as_deref(),
                 text("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref(),
@@ -369,11 +369,11 @@ impl AwsOptions {
         };
         let endpoint = endpoint_for("AWS_ENDPOINT_URL_SECRETS_MANAGER");
         let ssm_endpoint = endpoint_for("AWS_ENDPOINT_URL_SSM");
-        let agent = agent_options(flags.agent.as_deref(), &text, needs_token)?;
+        let agent = agent_options(flags.agent, &text, needs_token)?;
         let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
             .iter()
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
-        let credentials = credentials::Settings::from_lookup(flags.profile.as_deref(), env);
+        let credentials = credentials::Settings::from_lookup(flags.profile, env);
         // Credential endpoints the operator pointed elsewhere must not go through a proxy either.
         let direct: Vec<String> = [
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -384,10 +384,10 @@ impl AwsOptions {
         .collect();
         let proxies = proxy::from_env(text, &direct)?;
         Ok(AwsOptions {
-            region: flags.region,
+            region: flags.region.map(str::to_string),
             env_region,
-            profile: flags.profile,
-            endpoint_url: flags.endpoint_url,
+            profile: flags.profile.map(str::to_string),
+            endpoint_url: flags.endpoint_url.map(str::to_string),
             endpoint,
             ssm_endpoint,
             agent,
