@@ -35,16 +35,16 @@ impl Storable for Current {
 /// `scheme://host[:port]/path` of a request URI: user info and query string left out, as they
 /// are the parts of a URL that can carry credentials.
 pub fn shown_url(uri: &str) -> String {
-    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let path = if path.is_empty() { "/" } else { path };
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
-    }
+    let parsed = super::url::parse(uri);
+    let Some((parsed, a)) = parsed
+        .as_ref()
+        .and_then(|p| Some((p, super::url::authority(p)?)))
+    else {
+        return "(a URL that cannot be parsed)".into();
+    };
+    let port = a.port_text.map(|p| format!(":{p}")).unwrap_or_default();
+    let scheme = parsed.scheme_str().unwrap_or_default();
+    format!("{scheme}://{}{port}{}", a.written, parsed.path())
 }
 
 impl Intercept for Attempts {
@@ -166,9 +166,11 @@ mod tests {
                 "http://proxy:8080/a",
             ),
             ("https://h/p#frag", "https://h/p"),
+            ("http://[::1]:9/x?q", "http://[::1]:9/x"),
         ];
         for (uri, want) in rows {
             assert_eq!(shown_url(uri), want, "{uri}");
         }
+        assert_eq!(shown_url("no url"), "(a URL that cannot be parsed)");
     }
 }
