@@ -1,7 +1,9 @@
 //! Sources: one module per backend. Each takes the plan's requests for it and returns a
 //! backend-neutral `Fetched` (or an error) per secret, classifying its own failures into a
 //! `Failure` once per call. The types here are the seam a new backend plugs into: add a
-//! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`.
+//! `plan::Backend` variant, a module beside `secrets_manager`, and one arm in `fetch_all`. The
+//! AWS client plumbing the backends stand on is in `aws/`; the settings they read are
+//! `options::AwsOptions`, built here from the flags and the environment.
 
 pub mod agent;
 pub mod aws;
