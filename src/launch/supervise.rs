@@ -10,7 +10,6 @@
 //! `--file` memfds closed the moment a child has been started from them (a sealed memfd cannot
 //! be wiped; it dies with the last child holding it), and the stack the fetch used is scrubbed.
 
-use crate::cli::{parse_duration, parse_interval};
 use crate::deliver::{Delivery, Updates};
 use crate::error::Error;
 use crate::launch::{child, listen};
@@ -46,14 +45,16 @@ pub struct Options {
     pub stop_timeout: Duration,
 }
 
-/// The flags `Options::new` reads, as given (`None`: not given).
+/// The flags `Options::new` reads, as given (`None`: not given). The durations come already
+/// read by the command line's grammar, an `Err` saying why one is not a duration; they are
+/// reported here, in the order the settings are checked.
 #[derive(Debug, Default)]
 pub struct Flags<'a> {
     pub init: bool,
-    pub watch: Option<&'a str>,
+    pub watch: Option<Result<Duration, String>>,
     pub on_change: Option<OnChange>,
     pub stop_signal: Option<&'a str>,
-    pub stop_timeout: Option<&'a str>,
+    pub stop_timeout: Option<Result<Duration, String>>,
 }
 
 impl Options {
@@ -76,13 +77,15 @@ impl Options {
         }
         let watch = flags
             .watch
-            .map(|w| parse_interval(w).map_err(|e| Error::Usage(format!("--watch: {e}"))))
-            .transpose()?;
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--watch: {e}")))?;
         let stop_signal = match flags.stop_signal {
             Some(s) => parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?,
             None => libc::SIGTERM,
         };
-        let stop_timeout = parse_duration(flags.stop_timeout.unwrap_or("10s"))
+        let stop_timeout = flags
+            .stop_timeout
+            .unwrap_or(Ok(DEFAULT_STOP_TIMEOUT))
             .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
         Ok(Some(Options {
             watch,
@@ -92,6 +95,9 @@ impl Options {
         }))
     }
 }
+
+/// How long COMMAND has to stop before SIGKILL, unless `--stop-timeout` says.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Exit status when a watched secret changed under `--on-change=exit` (EX_TEMPFAIL).
 pub const EXIT_CHANGED: i32 = 75;
