@@ -2,10 +2,10 @@
 //! reads itself (the SDK reads its own); every field is already checked, so later stages never
 //! see raw flag text and nothing else reads an `AWS_*` variable.
 
-use crate::cli::{self, Cli, DryRunFormat, OnChange};
+use crate::cli::{Cli, DryRunFormat, OnChange};
 use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
-use crate::launch::{supervise, watch};
+use crate::launch::supervise;
 use crate::source::agent::{self, AgentOptions};
 use crate::source::{credentials, proxy};
 use crate::spec::{self, Spec};
@@ -253,19 +253,14 @@ fn supervise_options(cli: &Cli) -> Result<Option<supervise::Options>, Error> {
     if !cli.init && cli.watch.is_none() {
         return Ok(None);
     }
-    let watch = cli
-        .watch
-        .as_deref()
-        .map(|w| watch::parse_interval(w).map_err(|e| Error::Usage(format!("--watch: {e}"))))
-        .transpose()?;
+    let watch = cli.watch;
     let stop_signal = match &cli.stop_signal {
         Some(s) => {
             supervise::parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?
         }
         None => nix::libc::SIGTERM,
     };
-    let stop_timeout = cli::parse_duration(cli.stop_timeout.as_deref().unwrap_or("10s"))
-        .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
+    let stop_timeout = cli.stop_timeout.unwrap_or(Duration::from_secs(10));
     Ok(Some(supervise::Options {
         watch,
         on_change: cli.on_change.unwrap_or(OnChange::Restart),

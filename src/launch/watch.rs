@@ -13,45 +13,13 @@ use crate::run::{self, Delivery};
 use crate::source::{Versions, window};
 use crate::spec::SecretRef;
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: &str = "5m";
-const MIN_INTERVAL: Duration = Duration::from_secs(1);
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Failed polls double the delay up to this (or the interval, when that is longer).
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
-
-/// `30s`, `5m`, `1h`: a whole number of seconds, minutes or hours, from 1s to 24h.
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid interval '{text}': give a whole number with s, m or h, from 1s to 24h (e.g. 30s, 5m, 1h)"
-        )
-    };
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.len().saturating_sub(1));
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(bad()),
-    };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let d = num
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .map(Duration::from_secs)
-        .ok_or_else(bad)?;
-    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
-        return Err(bad());
-    }
-    Ok(d)
-}
 
 /// `d` scaled by a factor in [0.9, 1.1): `r` in [0, 1) picks where, so a fleet started together
 /// spreads its polls.
@@ -72,17 +40,6 @@ pub fn changed<'a>(baseline: &Versions, now: &'a Versions) -> Vec<&'a SecretRef>
         .filter(|(r, v)| baseline.get(r) != Some(v))
         .map(|(r, _)| r)
         .collect()
-}
-
-/// A uniform number in [0, 1) from the kernel; 0.5 (no jitter) if it cannot give one.
-fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most 8 bytes into `b`.
-    let n = unsafe { nix::libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
-    if n != 8 {
-        return 0.5;
-    }
-    (u64::from_ne_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Overwrites the stack below the caller with zeros: the fetch's deeper frames are dead but
@@ -113,19 +70,9 @@ pub fn spawn(
     baseline: Versions,
 ) -> Result<Watcher, Error> {
     let watched = plan.watched();
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe {
-        nix::libc::pipe2(
-            fds.as_mut_ptr(),
-            nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK,
-        )
-    } != 0
-    {
-        return Err(Error::Internal("cannot create the watcher's pipe".into()));
-    }
-    // SAFETY: both fds were just created and are owned by nothing else.
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    use nix::fcntl::OFlag;
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|e| Error::Internal(format!("cannot create the watcher's pipe: {e}")))?;
     let (tx, rx) = channel();
     if watched.is_empty() {
         log::at(1, Event::Watch).say(format_args!(
@@ -171,7 +118,10 @@ fn watch_loop(
 ) {
     let mut failures = 0u32;
     loop {
-        std::thread::sleep(jittered(poll_delay(interval, failures), random_unit()));
+        std::thread::sleep(jittered(
+            poll_delay(interval, failures),
+            crate::duration::random_unit(),
+        ));
         let now = match window::stage_versions(&job.config.aws, &job.plan, &refs) {
             Ok(now) => now,
             Err(e) => {
@@ -212,8 +162,8 @@ fn watch_loop(
                 if tx.send(delivery).is_err() {
                     return;
                 }
-                // SAFETY: one byte to the pipe we own; a full pipe already means "look".
-                unsafe { nix::libc::write(wake.as_raw_fd(), b"!".as_ptr().cast(), 1) };
+                // One byte to the pipe we own; a full pipe (EAGAIN) already means "look".
+                let _ = nix::unistd::write(&wake, b"!");
             }
             Err(e) => log::warn_error(
                 Event::Watch,
@@ -232,41 +182,6 @@ fn watch_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn intervals() {
-        let ok = [
-            ("1s", 1),
-            ("30s", 30),
-            ("5m", 300),
-            ("24h", 86_400),
-            (" 2h ", 7200),
-        ];
-        for (text, secs) in ok {
-            assert_eq!(
-                parse_interval(text),
-                Ok(Duration::from_secs(secs)),
-                "{text}"
-            );
-        }
-        for bad in [
-            "0s",
-            "500ms",
-            "abc",
-            "25h",
-            "86401s",
-            "1441m",
-            "",
-            "s",
-            "5",
-            "1.5m",
-            "-1s",
-            "+1s",
-            "99999999999999999999h",
-        ] {
-            assert!(parse_interval(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {
