@@ -138,18 +138,15 @@ pub fn timeouts(total: Duration, attempts: u32) -> TimeoutConfig {
 /// profile region provider reads it), from the one parsed set.
 fn profile_region(set: &ProfileSet) -> Option<String> {
     let mut name = set.selected_profile();
-    let mut seen = Vec::new();
-    loop {
+    // A chain without a loop visits each profile at most once; one with a loop finds nothing.
+    for _ in 0..set.profiles().count() {
         let profile = set.get_profile(name)?;
-        if seen.contains(&name) {
-            return None;
+        match profile.get("region") {
+            Some(r) => return Some(r.to_string()),
+            None => name = profile.get("source_profile")?,
         }
-        seen.push(name);
-        if let Some(r) = profile.get("region") {
-            return Some(r.to_string());
-        }
-        name = profile.get("source_profile")?;
     }
+    None
 }
 
 async fn resolve_region(
@@ -377,5 +374,19 @@ mod tests {
     fn tail_is_safe_on_short_ids() {
         assert_eq!(tail("AKIAEXAMPLE1234"), "1234");
         assert_eq!(tail("ab"), "ab");
+    }
+
+    #[test]
+    fn profile_region_follows_source_profile_and_stops_at_loops() {
+        let config = "[profile a]\nsource_profile = b\n[profile b]\nregion = eu-west-3\n\
+                      [profile c]\nregion = ap-south-1\nsource_profile = b\n\
+                      [profile x]\nsource_profile = y\n[profile y]\nsource_profile = x\n\
+                      [profile s]\nsource_profile = s\n";
+        let region = |name: &str| profile_region(&crate::source::files::parsed(config, name));
+        assert_eq!(region("a").as_deref(), Some("eu-west-3"));
+        assert_eq!(region("c").as_deref(), Some("ap-south-1"));
+        for none in ["x", "s", "missing"] {
+            assert_eq!(region(none), None, "{none}");
+        }
     }
 }

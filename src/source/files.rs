@@ -110,3 +110,16 @@ pub async fn load(aws: &AwsOptions) -> Result<AwsFiles, Error> {
     }
     Ok(files)
 }
+
+/// The profiles `config` holds, parsed as a run parses them, with `selected` selected.
+#[cfg(test)]
+pub fn parsed(config: &str, selected: &str) -> ProfileSet {
+    let files = AwsFiles {
+        config: Some(config.to_string()),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(files.profiles(selected)).unwrap()
+}

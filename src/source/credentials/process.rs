@@ -428,14 +428,7 @@ mod tests {
     use super::*;
 
     fn set(text: &str, selected: &str) -> ProfileSet {
-        let files = crate::source::files::AwsFiles {
-            config: Some(text.to_string()),
-            ..Default::default()
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(files.profiles(selected)).unwrap()
+        crate::source::files::parsed(text, selected)
     }
 
     fn hop(role: &str) -> Hop {
