@@ -1,7 +1,8 @@
-# Shared shell helpers, sourced by scripts/demo, scripts/package-check, scripts/bench (through
-# bash) and packaging/measure-profile: a free loopback port, a moto server started and waited
-# for, a secret seeded into it, a throwaway CA, and EXIT cleanup that outlives the caller's
-# functions. Everything listens on 127.0.0.1 only.
+# Shared shell helpers, sourced by scripts/demo, scripts/package-check, scripts/runtime-check,
+# scripts/bench (through bash: `bash scripts/lib.sh FUNCTION ARGS...`) and
+# packaging/measure-profile: the root policy, apt installs, a free loopback port, a moto server
+# started and waited for, a secret seeded into it, a throwaway CA, and EXIT cleanup that
+# outlives the caller's functions. Everything listens on 127.0.0.1 only.
 # shellcheck shell=bash
 
 LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +13,31 @@ LIB_ON_EXIT=()
 on_exit() {
   LIB_ON_EXIT+=("$1")
   trap 'for c in "${LIB_ON_EXIT[@]}"; do eval "$c" || true; done' EXIT
+}
+
+# need_root STAGE WHY: the one root policy. Without root a stage is skipped with one line saying
+# so (exit 0), except under CI=true, where a check that did not run is a failure (exit 1).
+need_root() {
+  [ "$(id -u)" = 0 ] && return 0
+  if [ "${CI:-}" = true ]; then
+    printf '%s: FAIL: needs root (%s), and CI=true forbids skipping\n' "$1" "$2" >&2
+    exit 1
+  fi
+  printf '%s: skipped: needs root (%s)\n' "$1" "$2"
+  exit 0
+}
+
+# need_apt COMMAND PACKAGE: installs PACKAGE with apt-get when COMMAND is missing (one
+# `apt-get update` per script run, only when something is installed).
+LIB_APT_UPDATED=
+need_apt() {
+  command -v "$1" >/dev/null && return
+  if [ -z "$LIB_APT_UPDATED" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    LIB_APT_UPDATED=1
+  fi
+  echo "installing $2 (for $1)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
 }
 
 free_port() {
@@ -65,13 +91,27 @@ moto_start() {
   return 1
 }
 
-# moto_seed NAME SECRET_STRING [URL]: CreateSecret in us-east-1 of the moto at URL (default
-# $MOTO_URL). moto does not check signatures, so a dummy Authorization header will do.
+# moto_seed NAME SECRET_STRING [URL [REGION]]: CreateSecret in REGION (default us-east-1) of
+# the moto at URL (default $MOTO_URL). moto does not check signatures, so a dummy Authorization
+# header will do.
 moto_seed() {
-  local name=$1 value=$2 url=${3:-$MOTO_URL} body
+  local name=$1 value=$2 url=${3:-$MOTO_URL} region=${4:-us-east-1} body
   body=$(python3 -c 'import json,sys; print(json.dumps({"Name": sys.argv[1], "SecretString": sys.argv[2]}))' "$name" "$value")
   curl -fs "${MOTO_CURL_CA[@]}" "$url/" -o /dev/null \
     -H 'X-Amz-Target: secretsmanager.CreateSecret' -H 'Content-Type: application/x-amz-json-1.1' \
-    -H 'Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0' \
+    -H "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/$region/secretsmanager/aws4_request, SignedHeaders=host, Signature=0" \
     -d "$body"
 }
+
+# Run as a program (`bash scripts/lib.sh FUNCTION ARGS...`, how scripts/bench calls it): runs
+# one helper and exits, e.g. `free_port`, `make_ca DIR`, or `MOTO_KEEP=1 moto_start` (prints
+# "PID URL"; the caller stops it by PID).
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  fn=$1
+  shift
+  case $fn in
+    moto_start) MOTO_KEEP=1 moto_start "$@"; echo "$MOTO_PID $MOTO_URL" ;;
+    *) "$fn" "$@" ;;
+  esac
+fi

@@ -107,8 +107,9 @@ pub struct Cli {
     #[arg(long, value_name = "URL", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_AGENT)]
     pub agent: Option<String>,
 
-    /// Deadline for everything before exec: credentials, every call and retry (e.g. 10, 2.5, 800ms).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    /// Deadline for everything before exec: credentials, every call and retry (more than 0, at
+    /// most 1h; e.g. 10, 2.5, 800ms, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::timeout)]
     pub timeout: Duration,
 
     /// Attempts per AWS call, retries included (default: AWS_MAX_ATTEMPTS, else 3).
@@ -159,10 +160,10 @@ pub struct Cli {
     #[arg(long)]
     pub init: bool,
 
-    /// Restart COMMAND when a watched secret's version changes, checking every INTERVAL (1s to
-    /// 24h, units s/m/h, ±10 % jitter; default 5m). Implies --init.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_INTERVAL)]
-    pub watch: Option<String>,
+    /// Restart COMMAND when a watched secret's version changes, checking every INTERVAL (a
+    /// DURATION from 1s to 24h, ±10 % jitter; default 5m). Implies --init.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_INTERVAL, value_parser = crate::duration::interval)]
+    pub watch: Option<Duration>,
 
     /// On a change: restart COMMAND (default), or stop it and exit 75.
     #[arg(long, value_name = "ACTION", value_enum)]
@@ -172,74 +173,17 @@ pub struct Cli {
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
 
-    /// How long COMMAND has to stop before SIGKILL (default 10s).
-    #[arg(long, value_name = "DURATION")]
-    pub stop_timeout: Option<String>,
+    /// How long COMMAND has to stop before SIGKILL (a DURATION like --timeout; default 10s).
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::timeout)]
+    pub stop_timeout: Option<Duration>,
 
     /// The program to run, and its arguments.
     #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 
-/// `10`, `2.5`, `10s`, `800ms`, `1m`: a positive duration of at most an hour.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration '{text}' (e.g. 10, 2.5, 800ms, 1m)"))?;
-    let secs = value * scale;
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
-        return Err(format!(
-            "duration '{text}' must be more than 0 and at most an hour"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// `--watch` without a value.
 pub const DEFAULT_INTERVAL: &str = "5m";
-const MIN_INTERVAL: Duration = Duration::from_secs(1);
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-/// `30s`, `5m`, `1h`: a whole number of seconds, minutes or hours, from 1s to 24h.
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid interval '{text}': give a whole number with s, m or h, from 1s to 24h (e.g. 30s, 5m, 1h)"
-        )
-    };
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.len().saturating_sub(1));
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(bad()),
-    };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let d = num
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .map(Duration::from_secs)
-        .ok_or_else(bad)?;
-    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
-        return Err(bad());
-    }
-    Ok(d)
-}
 
 /// Parses the command line; help and version are printed here and reported as `Ok(None)`.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, Error> {
@@ -298,62 +242,6 @@ fn one_line_usage(rendered: &str) -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-
-    #[test]
-    fn durations() {
-        let ok = [
-            ("10", 10_000),
-            ("2.5", 2_500),
-            ("10s", 10_000),
-            ("800ms", 800),
-            ("1m", 60_000),
-        ];
-        for (text, ms) in ok {
-            assert_eq!(
-                parse_duration(text).unwrap(),
-                Duration::from_millis(ms),
-                "{text}"
-            );
-        }
-        for bad in ["", "0", "-1", "abc", "2h", "NaN", "inf", "3601"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn intervals() {
-        let ok = [
-            ("1s", 1),
-            ("30s", 30),
-            ("5m", 300),
-            ("24h", 86_400),
-            (" 2h ", 7200),
-        ];
-        for (text, secs) in ok {
-            assert_eq!(
-                parse_interval(text),
-                Ok(Duration::from_secs(secs)),
-                "{text}"
-            );
-        }
-        for bad in [
-            "0s",
-            "500ms",
-            "abc",
-            "25h",
-            "86401s",
-            "1441m",
-            "",
-            "s",
-            "5",
-            "1.5m",
-            "-1s",
-            "+1s",
-            "99999999999999999999h",
-        ] {
-            assert!(parse_interval(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn clap_definition_is_consistent() {

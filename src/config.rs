@@ -3,7 +3,7 @@
 //! `launch::supervise::Options`); this file only calls those builders in order and picks the
 //! mode, so later stages never see raw flag text.
 
-use crate::cli::{self, Cli, DryRunFormat};
+use crate::cli::{Cli, DryRunFormat};
 use crate::deliver::environ::EnvOptions;
 use crate::deliver::files::{self, FileSpec};
 use crate::error::Error;
@@ -79,10 +79,10 @@ impl Config {
         let map = MapOptions::new(cli.keep_case, cli.allow_names)?;
         let supervise = supervise::Options::new(supervise::Flags {
             init: cli.init,
-            watch: cli.watch.as_deref().map(cli::parse_interval),
+            watch: cli.watch,
             on_change: cli.on_change,
             stop_signal: cli.stop_signal.as_deref(),
-            stop_timeout: cli.stop_timeout.as_deref().map(cli::parse_duration),
+            stop_timeout: cli.stop_timeout,
         })?;
         let mode = mode(cli.print_iam_policy, cli.dry_run, cli.command, supervise)?;
         let needs_token = !matches!(mode, Mode::PrintIamPolicy { .. });

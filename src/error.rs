@@ -164,10 +164,35 @@ impl fmt::Display for Report<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn exit_code_table() {
+    /// Which variant `e` is. No wildcard arm: a new variant does not compile until it is given
+    /// the next number here, and `every_variant_is_sampled` then fails until `cases` has it.
+    fn variant(e: &Error) -> usize {
+        match e {
+            Error::Usage(_) => 0,
+            Error::Rejected { .. } => 1,
+            Error::Data { .. } => 2,
+            Error::DataGeneral(_) => 3,
+            Error::NotFound { .. } => 4,
+            Error::Unavailable { .. } => 5,
+            Error::TimedOut { .. } => 6,
+            Error::Internal(_) => 7,
+            Error::Permission { .. } => 8,
+            Error::BadCredentials { .. } => 9,
+            Error::Credentials { .. } => 10,
+            Error::Config(_) => 11,
+            Error::NotExecutable { .. } => 12,
+            Error::CommandNotFound { .. } => 13,
+            Error::Output(_) => 14,
+            Error::BrokenPipe => 15,
+            Error::Signal(_) => 16,
+        }
+    }
+    const VARIANTS: usize = 17;
+
+    /// One error of each variant (both sides of `Credentials`), with its exit code.
+    fn cases() -> Vec<(Error, i32)> {
         let (secret, why) = (String::from("s"), String::from("y"));
-        let cases: &[(Error, i32)] = &[
+        vec![
             (Error::Usage("x".into()), 64),
             (
                 Error::Rejected {
@@ -230,9 +255,61 @@ mod tests {
             (Error::BrokenPipe, 141),
             (Error::Signal(Signal::SIGTERM), 143),
             (Error::Signal(Signal::SIGINT), 130),
-        ];
-        for (err, code) in cases {
+        ]
+    }
+
+    #[test]
+    fn exit_code_table() {
+        for (err, code) in &cases() {
             assert_eq!(err.exit_code(), *code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn every_variant_is_sampled() {
+        let seen: std::collections::BTreeSet<usize> =
+            cases().iter().map(|(e, _)| variant(e)).collect();
+        assert_eq!(seen, (0..VARIANTS).collect(), "a variant has no case");
+    }
+
+    /// The codes `--help` lists: each row's leading numbers (`126 / 127` is two), and `128+n`.
+    fn help_codes() -> (std::collections::BTreeSet<i32>, bool) {
+        let mut codes = std::collections::BTreeSet::new();
+        let mut signals = false;
+        for line in crate::cli::EXIT_CODES.lines().skip(1) {
+            if !line.starts_with("  ") {
+                break;
+            }
+            let head = line.trim_start().split("  ").next().unwrap_or("");
+            for word in head.split(" / ") {
+                match word.trim() {
+                    "128+n" => signals = true,
+                    w => {
+                        if let Ok(n) = w.parse() {
+                            codes.insert(n);
+                        }
+                    }
+                }
+            }
+        }
+        (codes, signals)
+    }
+
+    /// Every code an error can end a run with, and 75 (`--watch --on-change=exit`), is a row
+    /// of the help's exit-code table; a signal's 128+n is the `128+n` row.
+    #[test]
+    fn every_exit_code_is_in_the_help_table() {
+        let (codes, signals) = help_codes();
+        assert!(signals, "no 128+n row in:\n{}", crate::cli::EXIT_CODES);
+        let mut wanted: Vec<i32> = cases().iter().map(|(e, _)| e.exit_code()).collect();
+        wanted.push(75);
+        for code in wanted {
+            let listed = codes.contains(&code) || (code > 128 && signals);
+            assert!(listed, "exit code {code} is not in --help's table");
+        }
+        // The parse is not vacuous: the table's plain rows are all read.
+        for code in [64, 65, 66, 69, 70, 74, 75, 77, 78, 126, 127] {
+            assert!(codes.contains(&code), "{code} not parsed from the table");
         }
     }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub(crate) mod config;
 pub mod deliver;
 pub(crate) mod dryrun;
+pub(crate) mod duration;
 pub mod error;
 pub(crate) mod from_env;
 pub(crate) mod harden;

@@ -51,9 +51,10 @@ extern "C" fn on_signal(sig: libc::c_int) {
     let _ = CAUGHT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
     let fd = PIPE_W.load(Ordering::SeqCst);
     if fd >= 0 {
-        let byte = sig as u8;
-        // SAFETY: writes one byte from a live stack variable to a pipe fd we own.
-        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        // SAFETY: the write end is never closed once stored (see `install`).
+        let w = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        // nix's write is write(2) and nothing else; a full pipe (EAGAIN) already says "look".
+        let _ = nix::unistd::write(w, &[sig as u8]);
     }
 }
 
@@ -80,46 +81,49 @@ pub fn spawn<T: Send + 'static>(
 pub fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills the two-int array it is given.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
+        use std::os::fd::IntoRawFd;
+        let Ok((r, w)) = nix::unistd::pipe2(OFlag::O_CLOEXEC) else {
+            return;
+        };
+        // The handler must never block, even on a full pipe.
+        if fcntl(&w, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_err() {
             return;
         }
-        let (r, w) = (fds[0], fds[1]);
-        // The handler must never block, even on a full pipe.
-        // SAFETY: fcntl on the write end we just created.
-        unsafe { libc::fcntl(w, libc::F_SETFL, libc::O_NONBLOCK) };
-        PIPE_W.store(w, Ordering::SeqCst);
+        // Kept open for the life of the process: the handler may write to it at any time.
+        PIPE_W.store(w.into_raw_fd(), Ordering::SeqCst);
+        // Both ends stay open for the life of the process, as raw numbers: the watchdog must
+        // never close its end, whose number `deliver::files::place` may reuse before exec.
+        let r = r.into_raw_fd();
         if spawn("signal-watchdog", move || watchdog(r)).is_err() {
             return;
         }
+        // SA_RESTART, so a signal never turns into a spurious EINTR elsewhere, and every
+        // watched signal masked while the handler runs.
+        let mask: SigSet = WATCHED.into_iter().collect();
+        let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, mask);
         for sig in WATCHED {
-            // SAFETY: a zeroed sigaction with our handler, SA_RESTART (so a signal never turns
-            // into a spurious EINTR elsewhere) and every watched signal masked while it runs.
-            unsafe {
-                let mut act: libc::sigaction = std::mem::zeroed();
-                act.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-                act.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut act.sa_mask);
-                for s in WATCHED {
-                    libc::sigaddset(&mut act.sa_mask, s as i32);
-                }
-                libc::sigaction(sig as i32, &act, std::ptr::null_mut());
+            // SAFETY: the handler is async-signal-safe (an atomic store and a write).
+            if let Err(e) = unsafe { sigaction(sig, &act) } {
+                crate::output::stderr_line(&format!(
+                    "secret-exec: cannot watch {sig}: {e}; it will end the process unannounced"
+                ));
             }
         }
     });
 }
 
-fn watchdog(r: libc::c_int) {
-    let mut byte = 0u8;
+fn watchdog(r: std::os::fd::RawFd) {
+    // SAFETY: `install` never closes this end.
+    let r = unsafe { std::os::fd::BorrowedFd::borrow_raw(r) };
+    let mut byte = [0u8; 1];
     loop {
-        // SAFETY: reads one byte into a live stack variable from a pipe fd we own.
-        let n = unsafe { libc::read(r, (&mut byte as *mut u8).cast(), 1) };
-        if n == 1 {
-            break;
-        }
-        if n == 0 {
-            return;
+        match nix::unistd::read(r, &mut byte) {
+            Ok(1) => break,
+            Ok(0) => return,
+            // An error (EINTR) is retried, as before.
+            _ => {}
         }
     }
     WAKE.notify_one();
@@ -180,16 +184,15 @@ pub fn seal_for_exec<T>(reset: impl FnOnce() -> T) -> Result<T, Error> {
 
 /// The first watched signal pending for this thread or the process (blocked, so not delivered).
 fn first_pending() -> Option<Signal> {
-    // SAFETY: sigpending fills the set it is given; sigismember only reads it.
-    unsafe {
+    // Raw: nix has no sigpending. SAFETY: it fills the zeroed set it is given.
+    let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         if libc::sigpending(&mut set) != 0 {
             return None;
         }
-        WATCHED
-            .into_iter()
-            .find(|s| libc::sigismember(&set, *s as i32) == 1)
-    }
+        SigSet::from_sigset_t_unchecked(set)
+    };
+    WATCHED.into_iter().find(|s| set.contains(*s))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use crate::error::Error;
 use crate::spec::{self, Spec, Target};
 use nix::libc;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// The first descriptor a child gets beyond stdio.
 pub const FIRST_FD: RawFd = 3;
@@ -66,8 +66,8 @@ pub fn path(fd: RawFd) -> String {
     format!("/dev/fd/{fd}")
 }
 
-fn os_error(var: &str, step: &str) -> Error {
-    let e = std::io::Error::last_os_error();
+fn os_error(var: &str, step: &str, e: nix::errno::Errno) -> Error {
+    let e = std::io::Error::from(e);
     Error::Config(format!(
         "cannot {step} the in-memory file for --file {var}: {e}; file delivery needs Linux 3.17+ \
          (memfd_create with sealing) and a free descriptor (ulimit -n)"
@@ -81,34 +81,29 @@ pub fn memfd(var: &str, bytes: &[u8]) -> Result<OwnedFd, Error> {
     // never content.
     let name = std::ffi::CString::new(format!("secret-exec:{var}"))
         .map_err(|_| Error::Usage(format!("--file {var}: the name contains a NUL byte")))?;
-    // SAFETY: `name` is a valid C string; the returned fd is owned right below.
-    let raw =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if raw < 0 {
-        return Err(os_error(var, "create"));
-    }
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use nix::unistd::{Whence, lseek};
+    let fd = memfd_create(
+        name.as_c_str(),
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| os_error(var, "create", e))?;
     let mut rest = bytes;
     while !rest.is_empty() {
-        // SAFETY: writes from a live slice of `rest.len()` bytes.
-        let n = unsafe { libc::write(raw, rest.as_ptr().cast(), rest.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(os_error(var, "write"));
+        match nix::unistd::write(&fd, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(os_error(var, "write", e)),
         }
-        rest = &rest[n as usize..];
     }
-    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
-    // SAFETY: fcntl on a descriptor we own.
-    if unsafe { libc::fcntl(raw, libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(os_error(var, "seal"));
-    }
-    // SAFETY: lseek on a descriptor we own.
-    if unsafe { libc::lseek(raw, 0, libc::SEEK_SET) } != 0 {
-        return Err(os_error(var, "rewind"));
+    let seals = SealFlag::F_SEAL_WRITE
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_SEAL;
+    fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| os_error(var, "seal", e))?;
+    if lseek(&fd, 0, Whence::SeekSet).map_err(|e| os_error(var, "rewind", e))? != 0 {
+        return Err(os_error(var, "rewind", nix::errno::Errno::EIO));
     }
     Ok(fd)
 }
@@ -211,16 +206,23 @@ mod tests {
         assert_eq!(path(4), "/dev/fd/4");
     }
 
-    fn cloexec(fd: RawFd) -> bool {
-        // SAFETY: F_GETFD on a descriptor the test owns.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        assert!(flags >= 0);
-        flags & libc::FD_CLOEXEC != 0
+    use nix::errno::Errno;
+    use nix::fcntl::{FcntlArg, FdFlag, SealFlag, fcntl};
+    use std::os::fd::BorrowedFd;
+
+    /// A descriptor the test owns, open for the whole call.
+    fn fd_ref(fd: RawFd) -> BorrowedFd<'static> {
+        // SAFETY: every caller passes a descriptor it holds open while using the borrow.
+        unsafe { BorrowedFd::borrow_raw(fd) }
     }
 
-    fn seals(fd: RawFd) -> i32 {
-        // SAFETY: F_GET_SEALS on a descriptor the test owns.
-        unsafe { libc::fcntl(fd, libc::F_GET_SEALS) }
+    fn cloexec(fd: RawFd) -> bool {
+        let flags = fcntl(fd_ref(fd), FcntlArg::F_GETFD).unwrap();
+        FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC)
+    }
+
+    fn seals(fd: RawFd) -> SealFlag {
+        SealFlag::from_bits_truncate(fcntl(fd_ref(fd), FcntlArg::F_GET_SEALS).unwrap())
     }
 
     #[test]
@@ -228,7 +230,10 @@ mod tests {
         let bytes = b"-----BEGIN\x00\xff\n";
         let fd = memfd("T", bytes).unwrap();
         let raw = fd.as_raw_fd();
-        let all = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+        let all = SealFlag::F_SEAL_WRITE
+            | SealFlag::F_SEAL_GROW
+            | SealFlag::F_SEAL_SHRINK
+            | SealFlag::F_SEAL_SEAL;
         assert_eq!(seals(raw), all);
         assert!(cloexec(raw));
         let mut got = Vec::new();
@@ -236,15 +241,11 @@ mod tests {
             .read_to_end(&mut got)
             .unwrap();
         assert_eq!(got, bytes);
-        // SAFETY: a one-byte write from a live buffer; the seal must refuse it.
-        let n = unsafe { libc::pwrite(raw, b"x".as_ptr().cast(), 1, 0) };
-        assert_eq!(n, -1);
-        assert_eq!(
-            std::io::Error::last_os_error().raw_os_error(),
-            Some(libc::EPERM)
-        );
-        // SAFETY: ftruncate on our descriptor; F_SEAL_SHRINK must refuse it.
-        assert_eq!(unsafe { libc::ftruncate(raw, 0) }, -1);
+        // The seals refuse a write and a shrink.
+        let file = std::fs::File::from(fd.try_clone().unwrap());
+        let refused = std::os::unix::fs::FileExt::write_at(&file, b"x", 0).unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(Errno::EPERM as i32));
+        assert_eq!(nix::unistd::ftruncate(&fd, 0), Err(Errno::EPERM));
         assert_eq!(memfd("E", b"").map(|f| seals(f.as_raw_fd())).unwrap(), all);
     }
 
@@ -254,28 +255,28 @@ mod tests {
     #[test]
     fn place_handles_overlaps_and_rewinds() {
         let high = |fd: OwnedFd, at: RawFd| {
-            // SAFETY: duplicates a descriptor the test owns onto the lowest free number >= at.
-            let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, at) };
+            // Onto the lowest free number >= at; `fd` itself closes when dropped.
+            let n = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(at)).unwrap();
             assert!(n >= at);
             n
         };
         let a = high(memfd("A", b"aaa").unwrap(), 800);
         let b = high(memfd("B", b"bbbb").unwrap(), a + 1);
         let mut one = [0u8; 1];
-        // SAFETY: a one-byte read into a live buffer, so `place` has an offset to rewind.
-        assert_eq!(unsafe { libc::read(b, one.as_mut_ptr().cast(), 1) }, 1);
+        // One byte read, so `place` has an offset to rewind.
+        assert_eq!(nix::unistd::read(fd_ref(b), &mut one), Ok(1));
         let mut fds = [b, a];
         place(&mut fds, a).unwrap();
         for (target, want) in [(a, &b"bbbb"[..]), (a + 1, b"aaa")] {
             assert!(!cloexec(target));
             let mut got = vec![0u8; 8];
-            // SAFETY: reads into a live buffer of its length.
-            let n = unsafe { libc::read(target, got.as_mut_ptr().cast(), got.len()) };
-            assert_eq!(&got[..n as usize], want);
+            let n = nix::unistd::read(fd_ref(target), &mut got).unwrap();
+            assert_eq!(&got[..n], want);
         }
+        // Every one is a descriptor this test created; `b` is also `fds[0]`'s source, so a
+        // second close may find it gone (EBADF).
         for fd in [a, a + 1, b].into_iter().chain(fds) {
-            // SAFETY: every one is a descriptor this test created; closing twice is harmless.
-            unsafe { libc::close(fd) };
+            let _ = nix::unistd::close(fd);
         }
     }
 }

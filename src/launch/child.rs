@@ -11,8 +11,9 @@ use crate::error::Error;
 use crate::launch::exec::{self, Next};
 use nix::errno::Errno;
 use nix::libc;
-use nix::unistd::Pid;
+use nix::unistd::{ForkResult, Pid};
 use std::ffi::{CString, OsString};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
 const LISTEN_PID: &[u8] = b"LISTEN_PID=";
@@ -85,46 +86,32 @@ pub fn spawn(
     listen_fds: u32,
 ) -> Result<Pid, Error> {
     let mut p = prepare(argv, env, files, listen_fds)?;
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::Internal(format!(
-            "cannot create a pipe: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    let (rd, wr) = (fds[0], fds[1]);
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Internal(format!("cannot create a pipe: {e}")))?;
     let slot = p.slot.as_mut().map(|s| s.as_mut_ptr());
     let file_fds = p.file_fds.as_mut_ptr();
     // SAFETY: the child branch only runs `in_child`, which makes async-signal-safe calls on
     // memory prepared above and never returns.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
+    let forked = unsafe { nix::unistd::fork() };
+    if let Ok(ForkResult::Child) = forked {
         // SAFETY: we are the new child; see `in_child`.
-        unsafe { in_child(&p, slot, file_fds, wr) };
+        unsafe { in_child(&p, slot, file_fds, wr.as_raw_fd()) };
     }
-    // SAFETY: closing our copy of the write end; reading the status from the read end.
-    unsafe { libc::close(wr) };
-    if pid < 0 {
-        // SAFETY: closing the read end of the pipe made above.
-        unsafe { libc::close(rd) };
-        return Err(Error::Internal(format!(
-            "cannot fork: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
+    // Our copy of the write end closes, so EOF means exec closed the child's.
+    drop(wr);
+    let pid = match forked {
+        Ok(ForkResult::Parent { child }) => child,
+        Ok(ForkResult::Child) => unreachable!("in_child never returns"),
+        Err(e) => return Err(Error::Internal(format!("cannot fork: {e}"))),
+    };
     let mut status = [0u8; 8];
     let n = loop {
-        // SAFETY: reads at most 8 bytes into `status`.
-        let n = unsafe { libc::read(rd, status.as_mut_ptr().cast(), 8) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
+        match nix::unistd::read(&rd, &mut status) {
+            Err(Errno::EINTR) => continue,
+            other => break other.unwrap_or(0),
         }
-        break n;
     };
-    // SAFETY: closing the read end.
-    unsafe { libc::close(rd) };
-    let pid = Pid::from_raw(pid);
+    drop(rd);
     if n != 8 {
         // EOF: exec succeeded and closed the write end (close-on-exec).
         return Ok(pid);

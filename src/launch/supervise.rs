@@ -18,10 +18,11 @@ use crate::secret::scrub_stack;
 use crate::source::Versions;
 use clap::ValueEnum;
 use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// What `--watch` does once the changed secrets are fetched and valid.
@@ -46,15 +47,14 @@ pub struct Options {
 }
 
 /// The flags `Options::new` reads, as given (`None`: not given). The durations come already
-/// read by the command line's grammar, an `Err` saying why one is not a duration; they are
-/// reported here, in the order the settings are checked.
+/// parsed and bounded by the command line's one grammar (`duration`).
 #[derive(Debug, Default)]
 pub struct Flags<'a> {
     pub init: bool,
-    pub watch: Option<Result<Duration, String>>,
+    pub watch: Option<Duration>,
     pub on_change: Option<OnChange>,
     pub stop_signal: Option<&'a str>,
-    pub stop_timeout: Option<Result<Duration, String>>,
+    pub stop_timeout: Option<Duration>,
 }
 
 impl Options {
@@ -75,18 +75,12 @@ impl Options {
         if !flags.init && flags.watch.is_none() {
             return Ok(None);
         }
-        let watch = flags
-            .watch
-            .transpose()
-            .map_err(|e| Error::Usage(format!("--watch: {e}")))?;
+        let watch = flags.watch;
         let stop_signal = match flags.stop_signal {
             Some(s) => parse_signal(s).map_err(|e| Error::Usage(format!("--stop-signal: {e}")))?,
             None => libc::SIGTERM,
         };
-        let stop_timeout = flags
-            .stop_timeout
-            .unwrap_or(Ok(DEFAULT_STOP_TIMEOUT))
-            .map_err(|e| Error::Usage(format!("--stop-timeout: {e}")))?;
+        let stop_timeout = flags.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
         Ok(Some(Options {
             watch,
             on_change: flags.on_change.unwrap_or(OnChange::Restart),
@@ -150,13 +144,21 @@ fn signal_fd() -> Result<OwnedFd, Error> {
     // SAFETY: sigset manipulation on a local, then the process mask and a new fd.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
+        let mut ok = libc::sigemptyset(&mut set) == 0;
         for sig in 1..=64 {
             if forwarded(sig) || sig == libc::SIGCHLD {
-                libc::sigaddset(&mut set, sig);
+                ok &= libc::sigaddset(&mut set, sig) == 0;
             }
         }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if !ok {
+            return Err(Error::Internal("cannot build the signal set".into()));
+        }
+        // Raw: nix's SigSet holds only the classic signals, and the real-time ones are here too.
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(Error::Internal(
+                "cannot block signals (pthread_sigmask)".into(),
+            ));
+        }
         let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         if fd < 0 {
             return Err(Error::Internal(format!(
@@ -213,12 +215,18 @@ fn reap_all(child: Pid) -> Option<i32> {
     }
 }
 
+/// Raw `kill`: nix's takes only the classic signals, and every one up to 64 is forwarded.
 fn kill_group(child: Pid, sig: i32) {
     // SAFETY: signalling the child's process group (its pgid is its pid, set before exec).
     if unsafe { libc::kill(-child.as_raw(), sig) } != 0 {
         // The group may be gone already while the child is a zombie; try the child itself.
         // SAFETY: as above, for the one process.
-        unsafe { libc::kill(child.as_raw(), sig) };
+        if unsafe { libc::kill(child.as_raw(), sig) } != 0 {
+            log::at(2, Event::Supervise).say(format_args!(
+                "signal {sig} not delivered: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
     }
 }
 
@@ -233,8 +241,7 @@ pub fn run(
     watch: impl FnOnce(Versions) -> Result<Option<Updates>, Error>,
 ) -> Result<i32, Error> {
     let signals = signal_fd()?;
-    // SAFETY: getpid has no preconditions.
-    if unsafe { libc::getpid() } != 1
+    if nix::unistd::getpid().as_raw() != 1
         && let Err(e) = nix::sys::prctl::set_child_subreaper(true)
     {
         log::at(1, Event::Supervise).say(format_args!(
@@ -258,27 +265,24 @@ pub fn run(
     let mut stopping = false;
     let mut terminating = false;
     loop {
-        let timeout_ms = match stop_deadline {
-            Some(d) => d
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(i32::MAX as u128) as i32,
-            None => -1,
+        let timeout = match stop_deadline {
+            Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
+                .unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
         };
-        let mut fds = [
-            libc::pollfd {
-                fd: signals.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: watcher.as_ref().map_or(-1, |w| w.wake.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: polls two pollfds we own; a negative fd is ignored by the kernel.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(w) = &watcher {
+            fds.push(PollFd::new(w.wake.as_fd(), PollFlags::POLLIN));
+        }
+        // EINTR only wakes the loop early: what is ready is read below, then it polls again.
+        if let Err(e) = poll(&mut fds, timeout)
+            && e != nix::errno::Errno::EINTR
+        {
+            return Err(Error::Internal(format!(
+                "cannot wait for signals (poll): {e}"
+            )));
+        }
+        drop(fds);
 
         while let Some(sig) = next_signal(&signals) {
             if sig != libc::SIGCHLD {
@@ -320,10 +324,8 @@ pub fn run(
 
         if let Some(w) = &watcher {
             let mut byte = [0u8; 64];
-            // SAFETY: drains the non-blocking wake pipe into a local buffer.
-            while unsafe { libc::read(w.wake.as_raw_fd(), byte.as_mut_ptr().cast(), byte.len()) }
-                > 0
-            {}
+            // Drains the non-blocking wake pipe: EAGAIN ends it once it is empty.
+            while nix::unistd::read(&w.wake, &mut byte).is_ok_and(|n| n > 0) {}
             while let Ok(delivery) = w.next.try_recv() {
                 if terminating {
                     continue;

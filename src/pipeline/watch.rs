@@ -16,7 +16,7 @@ use crate::secret::scrub_stack;
 use crate::source::{Versions, window};
 use crate::spec::SecretRef;
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
 
@@ -44,36 +44,15 @@ pub fn changed<'a>(baseline: &Versions, now: &'a Versions) -> Vec<&'a SecretRef>
         .collect()
 }
 
-/// A uniform number in [0, 1) from the kernel; 0.5 (no jitter) if it cannot give one.
-fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most 8 bytes into `b`.
-    let n = unsafe { nix::libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
-    if n != 8 {
-        return 0.5;
-    }
-    (u64::from_ne_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// The watcher thread's stack: the SDK's futures are deep, and the scrub must fit under them.
 const WATCHER_STACK: usize = 4 << 20;
 
 /// Starts the watcher thread. `baseline` holds the versions the running COMMAND got.
 pub fn spawn(job: Job, interval: Duration, baseline: Versions) -> Result<Updates, Error> {
     let watched = job.plan.watched();
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe {
-        nix::libc::pipe2(
-            fds.as_mut_ptr(),
-            nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK,
-        )
-    } != 0
-    {
-        return Err(Error::Internal("cannot create the watcher's pipe".into()));
-    }
-    // SAFETY: both fds were just created and are owned by nothing else.
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    use nix::fcntl::OFlag;
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|e| Error::Internal(format!("cannot create the watcher's pipe: {e}")))?;
     let (tx, rx) = channel();
     if watched.is_empty() {
         log::at(1, Event::Watch).say(format_args!(
@@ -108,7 +87,10 @@ fn watch_loop(
 ) {
     let mut failures = 0u32;
     loop {
-        std::thread::sleep(jittered(poll_delay(interval, failures), random_unit()));
+        std::thread::sleep(jittered(
+            poll_delay(interval, failures),
+            crate::duration::random_unit(),
+        ));
         let now = match window::stage_versions(&job.config.aws, &job.plan, &refs) {
             Ok(now) => now,
             Err(e) => {
@@ -149,8 +131,8 @@ fn watch_loop(
                 if tx.send(delivery).is_err() {
                     return;
                 }
-                // SAFETY: one byte to the pipe we own; a full pipe already means "look".
-                unsafe { nix::libc::write(wake.as_raw_fd(), b"!".as_ptr().cast(), 1) };
+                // One byte to the pipe we own; a full pipe (EAGAIN) already means "look".
+                let _ = nix::unistd::write(&wake, b"!");
             }
             Err(e) => log::warn_error(
                 Event::Watch,

@@ -27,7 +27,7 @@ const SERVICE: &str = "Secrets Manager Agent";
 /// A secret is at most 64 KiB; as base64 in JSON with its metadata it stays far below this.
 const MAX_RESPONSE: usize = 1 << 20;
 /// A token file holds one token; anything larger is not one.
-const MAX_TOKEN_FILE: u64 = 4096;
+const MAX_TOKEN_FILE: usize = 4096;
 /// Where the agent answers, in the order it reads them itself.
 const TOKEN_VARS: [&str; 3] = [
     "AWS_TOKEN",
@@ -155,27 +155,27 @@ pub struct AgentOptions {
     pub token: Option<Token>,
 }
 
-/// The token's text, read from its file when it is one, and checked to be one header value.
-fn token_text(token: Option<&Token>) -> Result<SecretText, Error> {
+/// The token's text, read from its file when it is one (bounded, see `bounded_read`, so a FIFO
+/// or a stalled mount cannot outlast the deadline), and checked to be one header value.
+async fn token_text(token: Option<&Token>) -> Result<SecretText, Error> {
     let (var, text) = match token {
         None => return Err(Error::Config("no agent token; set AWS_TOKEN".into())),
         Some(Token::Value { var, value }) => (*var, SecretText::copy_of(value.expose())),
         Some(Token::File { var, path }) => {
-            use std::io::Read as _;
-            let unreadable = |why: String| {
+            let unreadable = |why: &dyn fmt::Display| {
                 Error::Config(format!(
                     "cannot read the agent token from {var}=file://{}: {why}; check the path and its permissions",
                     path.display()
                 ))
             };
-            let mut buf = Zeroizing::new(Vec::with_capacity(MAX_TOKEN_FILE as usize + 1));
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_TOKEN_FILE + 1).read_to_end(&mut buf))
-                .map_err(|e| unreadable(e.to_string()))?;
-            if buf.len() as u64 > MAX_TOKEN_FILE {
-                return Err(unreadable(format!("longer than {MAX_TOKEN_FILE} bytes")));
-            }
-            let text = std::str::from_utf8(&buf).map_err(|_| unreadable("not UTF-8".into()))?;
+            let buf = match crate::bounded_read::read(path.clone(), MAX_TOKEN_FILE).await {
+                Ok(Some(buf)) => buf,
+                Ok(None) => {
+                    return Err(unreadable(&std::io::Error::from(nix::errno::Errno::ENOENT)));
+                }
+                Err(e) => return Err(unreadable(&e)),
+            };
+            let text = std::str::from_utf8(&buf).map_err(|_| unreadable(&"not UTF-8"))?;
             (*var, SecretText::copy_of(text.trim()))
         }
     };
@@ -340,11 +340,8 @@ fn fetched(body: &[u8], secret: &SecretRef) -> Result<Fetched, Error> {
 /// turned away together does not come back together.
 fn backoff(n: u32) -> Duration {
     let base = Duration::from_millis(100) * 2u32.saturating_pow(n.saturating_sub(1));
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() % 100)
-        .unwrap_or(0);
-    base.min(Duration::from_secs(2)) + Duration::from_millis(u64::from(jitter))
+    let jitter = Duration::from_millis(100).mul_f64(crate::duration::random_unit());
+    base.min(Duration::from_secs(2)) + jitter
 }
 
 async fn get_one(
@@ -407,7 +404,7 @@ pub async fn fetch(
             Call::Batch(rs) => rs,
         })
         .collect();
-    let token = match token_text(opts.token.as_ref()) {
+    let token = match token_text(opts.token.as_ref()).await {
         Ok(t) => Arc::new(t),
         Err(e) => {
             let why = e.to_string();
@@ -505,7 +502,10 @@ mod tests {
                 var: "AWS_TOKEN",
                 value: SecretText::copy_of(bad),
             };
-            let err = token_text(Some(&t)).unwrap_err();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let err = rt.block_on(token_text(Some(&t))).unwrap_err();
             assert_eq!(err.exit_code(), 78);
             assert!(!err.to_string().contains("Forwarded"), "{err}");
         }

@@ -14,15 +14,21 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "agent-ssrf-t0ken-for-tests";
 
-/// The agent binary: $SECRET_EXEC_TEST_AGENT (scripts/test sets it), else scripts/agent's cache
-/// under target/.
+/// The agent binary: $SECRET_EXEC_TEST_AGENT (scripts/test sets it), else where scripts/agent
+/// caches it outside the clone ($SECRET_EXEC_CACHE, $XDG_CACHE_HOME/secret-exec or
+/// ~/.cache/secret-exec).
 /// None (the test is skipped with a line) only outside CI; under CI a missing agent fails.
 fn agent_bin() -> Option<PathBuf> {
     let from_env = std::env::var_os("SECRET_EXEC_TEST_AGENT").map(PathBuf::from);
-    let cached = Some(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/agent-2.1.0/bin/aws_secretsmanager_agent"),
-    );
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let cached = var("SECRET_EXEC_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("secret-exec")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/secret-exec")))
+        .map(|c| c.join("agent-2.1.0/bin/aws_secretsmanager_agent"));
     let found = from_env.or(cached).filter(|p| p.exists());
     if found.is_none() {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");

@@ -86,6 +86,65 @@ fn aws_files_that_cannot_be_read_are_78() {
     out.assert_stderr_has("~/.aws/config");
 }
 
+/// The files read later in a run — AWS_CA_BUNDLE and the profile's `ca_bundle` when the first
+/// HTTPS connection is made, AWS_TOKEN=file:// when the agent is asked — are opened the same
+/// bounded way: a FIFO is a 78 naming the setting within the 2 s deadline (each was a run that
+/// blocked its runtime thread, so `--timeout` could not fire). Each run is held to 15 s.
+#[test]
+fn fifos_named_by_later_settings_are_78_within_the_deadline() {
+    let dir = TempDir::new("late-fifo");
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!("[default]\nca_bundle = {}\n", fifo.display()),
+    )
+    .unwrap();
+    // Nothing listens there: the roots are read before any connection is tried.
+    let https = format!("https://127.0.0.1:{}", crate::support::free_port());
+    let fetch = [
+        "--timeout",
+        "2s",
+        "--secret",
+        "robust/none",
+        "--",
+        "/bin/true",
+    ];
+    let runs = [
+        (
+            "AWS_CA_BUNDLE",
+            se().env("AWS_ENDPOINT_URL", &https)
+                .env("AWS_CA_BUNDLE", &fifo)
+                .args(fetch),
+        ),
+        (
+            "the profile's ca_bundle",
+            se().env("AWS_ENDPOINT_URL", &https)
+                .env("AWS_CONFIG_FILE", &config)
+                .args(fetch),
+        ),
+        (
+            "AWS_TOKEN",
+            se().env("AWS_TOKEN", format!("file://{}", fifo.display()))
+                .args(["--agent"])
+                .args(fetch),
+        ),
+    ];
+    for (setting, run) in runs {
+        let bound = Duration::from_secs(15);
+        let (out, ()) = run.run_waiting(|child| {
+            let hung = || format!("{setting} naming a FIFO: still running after {bound:?}");
+            (wait_exit(child, bound, hung), ())
+        });
+        assert_eq!(out.code(), Some(78), "{setting}: {}", out.stderr);
+        assert_one_line(&out);
+        out.assert_stderr_has(setting);
+        out.assert_stderr_has(&fifo.display().to_string());
+        out.assert_stderr_has("FIFO");
+    }
+}
+
 /// What secret-exec reads from the config file reaches the SDK: the region comes only from it.
 #[test]
 fn the_config_file_read_here_is_the_one_the_sdk_uses() {

@@ -30,13 +30,12 @@ use crate::source::aws::sdk::cause_chain;
 use crate::source::aws::tls::{self, Transport};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::imds::client::error::ImdsError;
-use aws_config::profile::ProfileSet;
-#[allow(deprecated)]
-use aws_config::profile::profile_file::ProfileFiles;
+use aws_config::profile::{ProfileFileLoadError, ProfileSet};
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_sdk_secretsmanager::config::Region;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
@@ -131,6 +130,7 @@ impl Settings {
                 file: env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
                     .filter(|v| !v.is_empty())
                     .map(Into::into),
+                contents: None,
                 value: var("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Zeroizing::new),
             },
             in_container: in_container(env),
@@ -408,25 +408,11 @@ fn in_container(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> bool {
             .unwrap_or(false)
 }
 
-/// The profiles as secret-exec read them (see `files`), parsed once per run: for the
-/// named-profile check and the `credential_process` chain.
-#[allow(deprecated)]
-async fn load_profiles(
-    s: &Settings,
-    files: &ProfileFiles,
-) -> Result<ProfileSet, impl std::error::Error + 'static> {
-    use aws_types::os_shim_internal::{Env, Fs};
-    let name = s
-        .named_profile()
-        .map(|n| std::borrow::Cow::Owned(n.to_string()));
-    aws_config::profile::load(&Fs::real(), &Env::real(), files, name).await
-}
-
 /// A named profile must exist in one of the files; the SDK would fall through silently.
 fn check_profile(
     name: &str,
     s: &Settings,
-    loaded: &Result<ProfileSet, impl std::error::Error + 'static>,
+    loaded: &Result<ProfileSet, ProfileFileLoadError>,
 ) -> Result<(), Error> {
     let set = loaded.as_ref().map_err(|e| {
         Error::Config(format!(
@@ -443,11 +429,15 @@ fn check_profile(
     Ok(())
 }
 
-/// What the profile source is built from besides the settings.
+/// What the sources are built from besides the settings, all read once by `files`.
 pub struct ProfileInputs<'a> {
-    #[allow(deprecated)]
-    pub files: &'a ProfileFiles,
+    /// The profile files' contents, for the SDK's own profile provider.
+    pub files: EnvConfigFiles,
+    /// The same contents parsed once (see `files::AwsFiles::profiles`).
+    pub profiles: &'a Result<ProfileSet, ProfileFileLoadError>,
     pub http: SharedHttpClient,
+    /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE's contents, when it is set and exists.
+    pub container_token: Option<&'a Zeroizing<Vec<u8>>>,
 }
 
 /// Builds the provider for each source. STS and SSO clients inside the profile and web
@@ -498,7 +488,10 @@ async fn provider(
             Ok(ContainerTarget::Http(endpoint)) => {
                 SharedCredentialsProvider::new(container::ContainerProvider {
                     endpoint: endpoint.clone(),
-                    token: s.token.clone(),
+                    token: TokenSource {
+                        contents: inputs.container_token.cloned(),
+                        ..s.token.clone()
+                    },
                 })
             }
             Ok(_) => SharedCredentialsProvider::new(
@@ -525,15 +518,11 @@ pub async fn resolve(
     inputs: &ProfileInputs<'_>,
 ) -> Result<(CredentialSource, Credentials), Error> {
     let list = sources(s);
-    let loaded = if list.contains(&CredentialSource::Profile) {
-        Some(load_profiles(s, inputs.files).await)
-    } else {
-        None
-    };
-    if let (Some(loaded), Some(name)) = (&loaded, s.named_profile()) {
-        check_profile(name, s, loaded)?;
+    let uses_profiles = list.contains(&CredentialSource::Profile);
+    if let (true, Some(name)) = (uses_profiles, s.named_profile()) {
+        check_profile(name, s, inputs.profiles)?;
     }
-    let profiles = loaded.as_ref().and_then(|l| l.as_ref().ok());
+    let profiles = inputs.profiles.as_ref().ok().filter(|_| uses_profiles);
     let conf = conf
         .clone()
         .with_region(Some(Region::new(region.to_string())));

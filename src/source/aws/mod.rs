@@ -24,10 +24,7 @@ use crate::log::{self, Event};
 use crate::plan::{Backend, Plan};
 use crate::source::options::AwsOptions;
 use aws_config::BehaviorVersion;
-use aws_config::meta::region::ProvideRegion;
-use aws_config::profile::ProfileFileRegionProvider;
-#[allow(deprecated)]
-use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+use aws_config::profile::ProfileSet;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -150,30 +147,29 @@ pub fn timeouts(total: Duration, attempts: u32) -> TimeoutConfig {
         .build()
 }
 
-/// The profile files as read by `files::load`: the SDK parses these contents and never opens the
-/// files itself.
-#[allow(deprecated)]
-fn profile_files(files: &AwsFiles) -> ProfileFiles {
-    ProfileFiles::builder()
-        .with_contents(
-            ProfileFileKind::Config,
-            files.config.clone().unwrap_or_default(),
-        )
-        .with_contents(
-            ProfileFileKind::Credentials,
-            files.credentials.clone().unwrap_or_default(),
-        )
-        .build()
+/// The selected profile's `region`, else its `source_profile`'s, and so on (as the SDK's
+/// profile region provider reads it), from the one parsed set.
+fn profile_region(set: &ProfileSet) -> Option<String> {
+    let mut name = set.selected_profile();
+    // A chain without a loop visits each profile at most once; one with a loop finds nothing.
+    for _ in 0..set.profiles().count() {
+        let profile = set.get_profile(name)?;
+        match profile.get("region") {
+            Some(r) => return Some(r.to_string()),
+            None => name = profile.get("source_profile")?,
+        }
+    }
+    None
 }
 
 async fn resolve_region(
     opts: &AwsOptions,
     plan: &Plan,
     imds: &aws_config::imds::Client,
-    files: &AwsFiles,
+    profiles: Option<&ProfileSet>,
 ) -> Result<String, Error> {
     let started = Instant::now();
-    let (region, from) = find_region(opts, plan, imds, files).await?;
+    let (region, from) = find_region(opts, plan, imds, profiles).await?;
     log::at(1, Event::Region)
         .region(&region)
         .took(started.elapsed())
@@ -185,7 +181,7 @@ async fn find_region(
     opts: &AwsOptions,
     plan: &Plan,
     imds: &aws_config::imds::Client,
-    files: &AwsFiles,
+    profiles: Option<&ProfileSet>,
 ) -> Result<(String, &'static str), Error> {
     if let Some(r) = &opts.region {
         return Ok((r.clone(), "--region"));
@@ -193,12 +189,8 @@ async fn find_region(
     if let Some(r) = &opts.env_region {
         return Ok((r.clone(), "AWS_REGION/AWS_DEFAULT_REGION"));
     }
-    let mut profile = ProfileFileRegionProvider::builder().profile_files(profile_files(files));
-    if let Some(p) = &opts.profile {
-        profile = profile.profile_name(p);
-    }
-    if let Some(r) = profile.build().region().await {
-        return Ok((r.to_string(), "the profile"));
+    if let Some(r) = profiles.and_then(profile_region) {
+        return Ok((r, "the profile"));
     }
     if let Some(r) = plan.region_from_arns() {
         return Ok((r.to_string(), "the secret's ARN (no region configured)"));
@@ -230,14 +222,13 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
 
     // One HTTP client for every AWS call (TLS roots and proxies as the AWS CLI reads them); the
     // credential chain and IMDS get it too, since no other client is compiled in.
-    let profile_ca_bundle = if opts.aws_ca_bundle.as_ref().is_some_and(|v| !v.is_empty()) {
-        None
-    } else {
-        tls::profile_ca_bundle(opts.profile.as_deref()).await
-    };
+    // The profiles, parsed once: a file that does not parse is left to the credential chain,
+    // which reports it.
+    let profiles = files.profiles(opts.credentials.profile()).await;
+    let set = profiles.as_ref().ok();
     let roots = tls::root_source(
         opts.aws_ca_bundle.as_deref(),
-        profile_ca_bundle.as_deref(),
+        set.and_then(|p| p.get("ca_bundle")),
         opts.ssl_cert_file.as_deref(),
         opts.ssl_cert_dir.as_deref(),
         std::path::Path::exists,
@@ -247,7 +238,7 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
 
     // One IMDS client for region and credentials: one session token serves both.
     let imds = credentials::imds_client(&provider_config);
-    let region = resolve_region(opts, plan, &imds, &files).await?;
+    let region = resolve_region(opts, plan, &imds, set).await?;
     let started = Instant::now();
     let (source, creds) = credentials::resolve(
         &opts.credentials,
@@ -255,8 +246,10 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
         &imds,
         &provider_config,
         &credentials::ProfileInputs {
-            files: &profile_files(&files),
+            files: files.profile_files(),
+            profiles: &profiles,
             http: https.clone(),
+            container_token: files.container_token.as_ref(),
         },
     )
     .await?;
@@ -283,7 +276,7 @@ pub async fn clients(opts: &AwsOptions, plan: &Plan, files: AwsFiles) -> Result<
                 .map_err(|_| Error::Internal("invalid User-Agent product".into()))?,
         )
         .credentials_provider(SharedCredentialsProvider::new(creds.clone()))
-        .profile_files(profile_files(&files));
+        .profile_files(files.profile_files());
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
     }
@@ -394,5 +387,19 @@ mod tests {
     fn tail_is_safe_on_short_ids() {
         assert_eq!(tail("AKIAEXAMPLE1234"), "1234");
         assert_eq!(tail("ab"), "ab");
+    }
+
+    #[test]
+    fn profile_region_follows_source_profile_and_stops_at_loops() {
+        let config = "[profile a]\nsource_profile = b\n[profile b]\nregion = eu-west-3\n\
+                      [profile c]\nregion = ap-south-1\nsource_profile = b\n\
+                      [profile x]\nsource_profile = y\n[profile y]\nsource_profile = x\n\
+                      [profile s]\nsource_profile = s\n";
+        let region = |name: &str| profile_region(&crate::source::aws::files::parsed(config, name));
+        assert_eq!(region("a").as_deref(), Some("eu-west-3"));
+        assert_eq!(region("c").as_deref(), Some("ap-south-1"));
+        for none in ["x", "s", "missing"] {
+            assert_eq!(region(none), None, "{none}");
+        }
     }
 }

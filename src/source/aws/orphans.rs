@@ -5,12 +5,13 @@
 //! afterwards every process below it is killed. Only on the main thread and before any COMMAND
 //! exists: a `--watch` re-fetch runs beside the supervised COMMAND and must not touch it.
 
-use nix::libc;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::{Pid, getpid, gettid};
 
 /// Whether the caller is the main thread (the first fetch runs there, a `--watch` re-fetch not).
 fn on_main_thread() -> bool {
-    // SAFETY: getpid and gettid have no preconditions.
-    unsafe { libc::getpid() == libc::gettid() }
+    getpid() == gettid()
 }
 
 /// Starts collecting orphans: returns whether [`end`] must be called.
@@ -39,8 +40,7 @@ fn children(pid: i32) -> Vec<i32> {
 /// Kills every process below this one (depth first, each before its children could be
 /// re-parented), reaps the direct children, and stops being a subreaper (exec would keep it).
 pub fn end() {
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
+    let me = getpid().as_raw();
     for _ in 0..3 {
         let direct = children(me);
         if direct.is_empty() {
@@ -49,12 +49,12 @@ pub fn end() {
         let mut stack = direct.clone();
         while let Some(pid) = stack.pop() {
             stack.extend(children(pid));
-            // SAFETY: kill on a pid that is, or was a moment ago, below us.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // A process that already ended (ESRCH) needs nothing more.
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         for pid in direct {
-            // SAFETY: waitpid on our own child; it was just sent SIGKILL, so this returns.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            // Our own child, just sent SIGKILL, so this returns; ECHILD means it is reaped.
+            let _ = waitpid(Pid::from_raw(pid), None);
         }
     }
     let _ = nix::sys::prctl::set_child_subreaper(false);

@@ -4,6 +4,7 @@
 //! plain-http endpoint never touches a certificate — and certificate or proxy failures turned
 //! into typed errors that are never retried and name the host, the reason and the fix.
 
+use crate::bounded_read;
 use crate::error::Error;
 use crate::source::aws::proxy::{Proxies, ProxyFailed};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
@@ -21,6 +22,9 @@ use rustls_pki_types::pem::PemObject;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+
+/// A CA bundle: the system's is a few hundred KiB; anything past this is not one.
+const ROOTS_CAP: usize = 16 << 20;
 
 /// Where distributions keep their one-file CA bundle (Debian/Ubuntu, RHEL/Fedora, SUSE, Alpine).
 pub const SYSTEM_BUNDLES: &[&str] = &[
@@ -142,7 +146,7 @@ pub fn load_roots(source: Option<&RootSource>) -> Result<Vec<u8>, Error> {
     };
     let label = source.origin.label();
     let shown = Path::new(&source.path).display().to_string();
-    let unreadable = |path: &Path, e: std::io::Error| {
+    let unreadable = |path: &Path, e: &dyn std::fmt::Display| {
         Error::Config(format!(
             "{label} names '{}', which cannot be read ({e}); point it at a PEM file of CA \
              certificates or unset it",
@@ -155,7 +159,7 @@ pub fn load_roots(source: Option<&RootSource>) -> Result<Vec<u8>, Error> {
         // OpenSSL's hashed directories hold each certificate under two names; read each once.
         let mut seen = std::collections::BTreeSet::new();
         for dir in std::env::split_paths(&source.path) {
-            let entries = std::fs::read_dir(&dir).map_err(|e| unreadable(&dir, e))?;
+            let entries = std::fs::read_dir(&dir).map_err(|e| unreadable(&dir, &e))?;
             for entry in entries.flatten() {
                 let path = entry.path();
                 let Ok(real) = std::fs::canonicalize(&path) else {
@@ -164,7 +168,7 @@ pub fn load_roots(source: Option<&RootSource>) -> Result<Vec<u8>, Error> {
                 if !real.is_file() || !seen.insert(real.clone()) {
                     continue;
                 }
-                if let Ok(bytes) = std::fs::read(&real) {
+                if let Ok(Some(bytes)) = bounded_read::read_now(&real, ROOTS_CAP) {
                     let (p, n) = usable_pem(&bytes);
                     pem.extend_from_slice(&p);
                     count += n;
@@ -173,7 +177,15 @@ pub fn load_roots(source: Option<&RootSource>) -> Result<Vec<u8>, Error> {
         }
     } else {
         let path = PathBuf::from(&source.path);
-        let bytes = std::fs::read(&path).map_err(|e| unreadable(&path, e))?;
+        // Opened non-blocking and checked to be a regular file, so a FIFO is refused at once.
+        let bytes = match bounded_read::read_now(&path, ROOTS_CAP) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let gone = std::io::Error::from(nix::errno::Errno::ENOENT);
+                return Err(unreadable(&path, &gone));
+            }
+            Err(e) => return Err(unreadable(&path, &e)),
+        };
         (pem, count) = usable_pem(&bytes);
     }
     if count == 0 {
@@ -183,21 +195,6 @@ pub fn load_roots(source: Option<&RootSource>) -> Result<Vec<u8>, Error> {
         )));
     }
     Ok(pem)
-}
-
-/// The profile's `ca_bundle`, read from the shared config files (`--profile`, else
-/// `AWS_PROFILE`, else `default`). An unreadable or broken file is left to the credential
-/// chain, which reports it.
-pub async fn profile_ca_bundle(profile: Option<&str>) -> Option<String> {
-    let set = aws_config::profile::load(
-        &aws_types::os_shim_internal::Fs::real(),
-        &aws_types::os_shim_internal::Env::real(),
-        &Default::default(),
-        profile.map(|p| std::borrow::Cow::Owned(p.to_string())),
-    )
-    .await
-    .ok()?;
-    set.get("ca_bundle").map(str::to_string)
 }
 
 /// The HTTP client for every AWS call: TLS with `roots`, proxies from `proxies`. Nothing is

@@ -172,6 +172,8 @@ impl std::error::Error for ContainerError {}
 #[derive(Clone, Default)]
 pub struct TokenSource {
     pub file: Option<std::path::PathBuf>,
+    /// The file's contents as `files` read them, bounded, inside the deadline: never re-read.
+    pub contents: Option<Zeroizing<Vec<u8>>>,
     pub value: Option<Zeroizing<String>>,
 }
 
@@ -180,6 +182,7 @@ impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSource")
             .field("file", &self.file)
+            .field("contents", &self.contents.as_ref().map(|_| "[redacted]"))
             .field("value", &self.value.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -188,13 +191,13 @@ impl std::fmt::Debug for TokenSource {
 impl TokenSource {
     fn load(&self) -> Result<Option<Zeroizing<String>>, ContainerError> {
         if let Some(path) = &self.file {
-            let raw = Zeroizing::new(std::fs::read(path).map_err(|e| {
+            let raw = self.contents.as_ref().ok_or_else(|| {
                 ContainerError::Token(format!(
-                    "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '{}': {e}",
+                    "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '{}': it does not exist",
                     path.display()
                 ))
-            })?);
-            let t = clean_token(&raw).map_err(|why| {
+            })?;
+            let t = clean_token(raw).map_err(|why| {
                 ContainerError::Token(format!(
                     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '{}' {why}",
                     path.display()

@@ -11,13 +11,12 @@
 //! `credential_process` ahead of static keys, so no rewrite reaches it; the keys would sit in
 //! profile text the SDK keeps and never wipes; and a value with a newline could inject settings.
 
-#[allow(deprecated)]
-use aws_config::profile::profile_file::ProfileFiles;
 use aws_config::profile::{Profile, ProfileSet};
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, ProvideCredentials};
+use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::date_time::{DateTime, Format};
 use aws_types::region::Region;
@@ -203,8 +202,11 @@ impl Group {
     fn kill(&self) {
         let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
         if !*reaped {
-            // SAFETY: kill on a process group whose leader is our unreaped child.
-            unsafe { nix::libc::kill(-self.pgid, nix::libc::SIGKILL) };
+            // A group whose leader is our unreaped child; ESRCH (all gone) needs nothing more.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -244,16 +246,11 @@ fn collect(
     }
     // Wait for the exit without reaping, note it, then reap: `Group::kill` never signals a
     // group id that could belong to someone else.
-    // SAFETY: waitid on our own child into a zeroed siginfo.
-    unsafe {
-        let mut info: nix::libc::siginfo_t = std::mem::zeroed();
-        while nix::libc::waitid(
-            nix::libc::P_PID,
-            group.pgid as nix::libc::id_t,
-            &mut info,
-            nix::libc::WEXITED | nix::libc::WNOWAIT,
-        ) != 0
-            && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        let pid = nix::unistd::Pid::from_raw(group.pgid);
+        while waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            == Err(nix::errno::Errno::EINTR)
         {}
     }
     *group.reaped.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -375,8 +372,7 @@ pub struct ProcessProvider {
     /// What the STS client of each hop is built from, as the SDK's profile provider builds it.
     pub region: Region,
     pub http: SharedHttpClient,
-    #[allow(deprecated)]
-    pub files: ProfileFiles,
+    pub files: EnvConfigFiles,
     pub profile_name: String,
 }
 
@@ -431,23 +427,8 @@ provide_from_credentials_fn!(ProcessProvider);
 mod tests {
     use super::*;
 
-    #[allow(deprecated)]
     fn set(text: &str, selected: &str) -> ProfileSet {
-        use aws_config::profile::profile_file::ProfileFileKind;
-        use aws_types::os_shim_internal::{Env, Fs};
-        let files = ProfileFiles::builder()
-            .with_contents(ProfileFileKind::Config, text)
-            .build();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(aws_config::profile::load(
-            &Fs::from_slice(&[]),
-            &Env::from_slice(&[]),
-            &files,
-            Some(std::borrow::Cow::Owned(selected.to_string())),
-        ))
-        .unwrap()
+        crate::source::aws::files::parsed(text, selected)
     }
 
     fn hop(role: &str) -> Hop {
