@@ -8,6 +8,13 @@
 //! only to the main thread (where `--init` reads them, SIGCHLD included, from a signalfd); `seal_for_exec` blocks them there too, checks what arrived, and sets
 //! every disposition to default *before* unblocking — a signal from then on either kills the
 //! process before execve or is pending for COMMAND. No signal is lost.
+//!
+//! The terminal never stops secret-exec: SIGTTIN and SIGTTOU are ignored from `install` on, in
+//! exec mode and in the resident parent, so a `-v` line written from a background job to a
+//! `tostop` terminal goes through (a read would fail with EIO; nothing reads the terminal) and a
+//! stopped process cannot sit on a SIGTERM. COMMAND gets them at their default again, with every
+//! other disposition, before exec; a `credential_process` helper inherits the ignoring, so one
+//! that reads the terminal from a background job fails at once instead of stopping.
 
 use crate::error::Error;
 use nix::libc;
@@ -92,6 +99,10 @@ pub fn install() {
         PIPE_W.store(w, Ordering::SeqCst);
         if spawn("signal-watchdog", move || watchdog(r)).is_err() {
             return;
+        }
+        for sig in [libc::SIGTTIN, libc::SIGTTOU] {
+            // SAFETY: SIG_IGN runs no code; this process's disposition only.
+            unsafe { libc::signal(sig, libc::SIG_IGN) };
         }
         for sig in WATCHED {
             // SAFETY: a zeroed sigaction with our handler, SA_RESTART (so a signal never turns

@@ -61,7 +61,9 @@ pub fn parse_signal(text: &str) -> Result<i32, String> {
 }
 
 /// Signals left alone: the ones that cannot be caught, the synchronous ones (a fault of our
-/// own), and the terminal stops a background process would get. tini's set.
+/// own), and the terminal stops a background process would get: secret-exec ignores those
+/// (`signals::install`), so once COMMAND's group holds the terminal, neither a `kill -TTIN` nor
+/// a `-v` line to a `tostop` terminal can stop the parent. tini's set.
 fn forwarded(sig: i32) -> bool {
     !matches!(
         sig,
@@ -177,7 +179,8 @@ pub fn run(
         ));
     }
     let listen_fds = listen::from_env();
-    let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds)?;
+    let terminal = child::terminal_is_ours(false);
+    let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds, terminal)?;
     let baseline = first.versions.clone();
     drop(first);
     watch::scrub_stack();
@@ -254,7 +257,8 @@ pub fn run(
             let Some(next) = pending.take() else {
                 return Ok(code);
             };
-            child = child::spawn(&argv, &next.block, &next.files, listen_fds)?;
+            let terminal = terminal && child::terminal_is_ours(true);
+            child = child::spawn(&argv, &next.block, &next.files, listen_fds, terminal)?;
             drop(next);
             watch::scrub_stack();
             log::at(1, Event::Supervise).say(format_args!(

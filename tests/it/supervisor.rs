@@ -319,6 +319,24 @@ fn zombies_are_reaped_as_pid_1() {
     assert_eq!(stdout.trim(), "reaped");
 }
 
+/// SIGTTIN and SIGTTOU, which would stop a background process, are ignored by the resident
+/// parent: afterwards it still forwards SIGTERM and reaps COMMAND. Own process group, so the
+/// kernel cannot discard the stop as it does in an orphaned group.
+#[test]
+fn terminal_stop_signals_do_not_stop_the_resident_parent() {
+    let name = seed("sup-ttin", &json("v"));
+    for sig in [nix::libc::SIGTTIN, nix::libc::SIGTTOU] {
+        let mut run = se();
+        std::os::unix::process::CommandExt::process_group(&mut run.cmd, 0);
+        let mut r = Resident::start(run, &["-s", &name, "--init", "--"], REPORTER);
+        let pid = r.wait_value("v");
+        r.signal(sig);
+        r.signal(sig);
+        let stderr = r.terminate();
+        assert!(!alive(pid), "signal {sig}: COMMAND not reaped; {stderr}");
+    }
+}
+
 #[test]
 fn throttled_polling_keeps_command() {
     let name = seed("sup-throttle", &json("steady"));
