@@ -1,10 +1,9 @@
 //! Starting COMMAND as a child with the clean slate exec mode gives it: its own process group
-//! (made the terminal's foreground group when stdin is a terminal whose foreground secret-exec
-//! holds), default signal dispositions, an empty
-//! mask, fds 0-2 plus the socket-activation range, LISTEN_PID naming the child, then the
-//! `--file` memfds on their numbers. Everything the child touches is built before fork; between
-//! fork and exec it makes raw syscalls only (the parent may have other threads, so no
-//! allocation, no locks).
+//! (made the foreground group of the terminal on stdin when secret-exec holds that foreground),
+//! default signal dispositions, an empty mask, fds 0-2 plus the socket-activation range,
+//! LISTEN_PID naming the child, then the `--file` memfds on their numbers. Everything the child
+//! touches is built before fork; between fork and exec it makes raw syscalls only (the parent
+//! may have other threads, so no allocation, no locks).
 
 use crate::deliver::env_block::EnvBlock;
 use crate::deliver::files::{self, Files};
