@@ -1,8 +1,10 @@
 //! The resident parent for `--init`/`--watch`, after tini: COMMAND runs as a child in its own
 //! process group; every catchable signal is forwarded to that group; every zombie is reaped
 //! (orphans too: as PID 1, or as a child subreaper otherwise); secret-exec ends with the child's
-//! status, 128+n for a death by signal n. Under `--watch`, a new environment block from the
-//! watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or exits 75.
+//! status, 128+n for a death by signal n; a COMMAND stopped from the terminal it was handed
+//! stops secret-exec too, for the shell's job control. Under `--watch`, a new environment block
+//! from the watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or
+//! exits 75.
 //!
 //! Signals are blocked and read from a signalfd, so none is lost and none runs a handler. The
 //! parent holds no secret value while the child runs: the block is dropped (wiped) and the
@@ -150,6 +152,49 @@ fn reap_all(child: Pid) -> Option<i32> {
     }
 }
 
+/// Whether `child` has stopped since the last look, taking that report. Without WEXITED,
+/// waitid reports stops only: an exit is left for [`reap_all`].
+fn stopped(child: Pid) -> bool {
+    // SAFETY: waitid fills the zeroed siginfo it is given; si_pid reads the field it set.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            child.as_raw() as libc::id_t,
+            &mut info,
+            libc::WSTOPPED | libc::WNOHANG,
+        ) == 0
+            && info.si_pid() == child.as_raw()
+    }
+}
+
+/// COMMAND, holding the terminal, was stopped from it (Ctrl-Z sends SIGTSTP to its group):
+/// secret-exec stops too, so the job-control shell that started it sees its job stopped and
+/// takes the terminal back instead of waiting on a stopped COMMAND; on `fg` (SIGCONT), the
+/// terminal goes back to COMMAND's group, which is continued. Not as PID 1 (the kernel does not
+/// stop a namespace's init from inside), and only when the parent is a job-control parent (in
+/// another group of this session), so the group is not orphaned and someone can continue it.
+fn follow_stop(child: Pid) {
+    // SAFETY: queries of this process and its parent, a stop of our own, then the terminal
+    // handed to COMMAND's group and a SIGCONT to it.
+    unsafe {
+        let me = libc::getpid();
+        let parent = libc::getppid();
+        if me == 1
+            || libc::getpgid(parent) == libc::getpgrp()
+            || libc::getsid(parent) != libc::getsid(0)
+        {
+            return;
+        }
+        log::at(1, Event::Supervise).say(format_args!(
+            "COMMAND was stopped; stopping with it until continued"
+        ));
+        libc::kill(me, libc::SIGSTOP);
+        libc::tcsetpgrp(0, child.as_raw());
+        libc::kill(-child.as_raw(), libc::SIGCONT);
+    }
+}
+
 fn kill_group(child: Pid, sig: i32) {
     // SAFETY: signalling the child's process group (its pgid is its pid, set before exec).
     if unsafe { libc::kill(-child.as_raw(), sig) } != 0 {
@@ -179,7 +224,7 @@ pub fn run(
         ));
     }
     let listen_fds = listen::from_env();
-    let terminal = child::terminal_is_ours(false);
+    let mut terminal = child::terminal_is_ours(false);
     let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds, terminal)?;
     let baseline = first.versions.clone();
     drop(first);
@@ -239,6 +284,9 @@ pub fn run(
                 }
                 continue;
             }
+            if terminal && stopped(child) {
+                follow_stop(child);
+            }
             let Some(code) = reap_all(child) else {
                 continue;
             };
@@ -257,7 +305,7 @@ pub fn run(
             let Some(next) = pending.take() else {
                 return Ok(code);
             };
-            let terminal = terminal && child::terminal_is_ours(true);
+            terminal = terminal && child::terminal_is_ours(true);
             child = child::spawn(&argv, &next.block, &next.files, listen_fds, terminal)?;
             drop(next);
             watch::scrub_stack();
