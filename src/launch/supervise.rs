@@ -170,8 +170,8 @@ fn stopped(child: Pid) -> bool {
 
 /// COMMAND, holding the terminal, was stopped from it (Ctrl-Z sends SIGTSTP to its group):
 /// secret-exec stops too, so the job-control shell that started it sees its job stopped and
-/// takes the terminal back instead of waiting on a stopped COMMAND; on `fg` (SIGCONT), the
-/// terminal goes back to COMMAND's group, which is continued. Not as PID 1 (the kernel does not
+/// takes the terminal back instead of waiting on a stopped COMMAND; on `fg` (SIGCONT with the
+/// terminal), the terminal goes on to COMMAND's group, which is continued (`bg`: continued only). Not as PID 1 (the kernel does not
 /// stop a namespace's init from inside), and only when the parent is a job-control parent (in
 /// another group of this session), so the group is not orphaned and someone can continue it.
 fn follow_stop(child: Pid) {
@@ -190,7 +190,11 @@ fn follow_stop(child: Pid) {
             "COMMAND was stopped; stopping with it until continued"
         ));
         libc::kill(me, libc::SIGSTOP);
-        libc::tcsetpgrp(0, child.as_raw());
+        // Continued: by `fg` when the shell gave our group the terminal (hand it on), by `bg`
+        // when it kept it (COMMAND then runs in the background, as the user asked).
+        if libc::tcgetpgrp(0) == libc::getpgrp() {
+            libc::tcsetpgrp(0, child.as_raw());
+        }
         libc::kill(-child.as_raw(), libc::SIGCONT);
     }
 }

@@ -252,27 +252,30 @@ fn a_background_start_neither_takes_the_terminal_nor_stops() {
 /// Ctrl-Z: COMMAND, holding the terminal, is stopped (here it sends itself SIGTSTP, as the
 /// terminal would); secret-exec stops with it, so the shell with job control that started it
 /// sees its job stopped and gets the terminal back; `fg` hands the terminal back to COMMAND,
-/// which runs on in the foreground and ends the run with its status.
+/// which runs on in the foreground and ends the run with its status. `bg` continues it in the
+/// background instead, the terminal staying with the shell.
 #[test]
 fn a_stopped_command_stops_its_job_and_fg_resumes_it() {
     let name = seed("term-tstp", &json("z"));
     let command = format!("kill -TSTP $$; {FOREGROUND}; exit 5");
-    let script = format!(
-        "set -m; {bin} --init -s {name} -- sh -c '{command}'; echo \"stopped=$?\"; fg; \
-         echo \"after-fg=$?\"",
-        bin = crate::support::BIN,
-    );
-    let mut shell = std::process::Command::new("/bin/sh");
-    shell.env_clear().envs(se().envs()).args(["-c", &script]);
-    let mut t = OnTerminal::start(Run { cmd: shell }, false);
-    let (status, out) = t.wait();
-    assert_eq!(status.code(), Some(0), "{out}");
-    let stopped = out
-        .find("stopped=")
-        .unwrap_or_else(|| panic!("job not stopped: {out}"));
-    let resumed = out
-        .find("fg=yes v=z")
-        .unwrap_or_else(|| panic!("COMMAND not resumed in the foreground: {out}"));
-    assert!(stopped < resumed, "{out}");
-    assert!(out.contains("after-fg=5"), "{out}");
+    for (resume, want) in [("fg", "fg=yes v=z"), ("bg; wait %1", "fg=no v=z")] {
+        let script = format!(
+            "set -m; {bin} --init -s {name} -- sh -c '{command}'; echo \"stopped=$?\"; \
+             {resume}; echo \"after=$?\"",
+            bin = crate::support::BIN,
+        );
+        let mut shell = std::process::Command::new("/bin/sh");
+        shell.env_clear().envs(se().envs()).args(["-c", &script]);
+        let mut t = OnTerminal::start(Run { cmd: shell }, false);
+        let (status, out) = t.wait();
+        assert_eq!(status.code(), Some(0), "{resume}: {out}");
+        let stopped = out
+            .find("stopped=")
+            .unwrap_or_else(|| panic!("{resume}: job not stopped: {out}"));
+        let resumed = out
+            .find(want)
+            .unwrap_or_else(|| panic!("{resume}: COMMAND not resumed as '{want}': {out}"));
+        assert!(stopped < resumed, "{resume}: {out}");
+        assert!(out.contains("after=5"), "{resume}: {out}");
+    }
 }
