@@ -227,6 +227,9 @@ fn watch_loop(
             Ok(delivery) => {
                 disagreements = 0;
                 baseline = delivery.versions.clone();
+                // The fetch's dead frames are scrubbed before the supervisor is woken: once it
+                // has restarted COMMAND, nothing of the new set may be left on this stack.
+                scrub_stack();
                 if tx.send(delivery).is_err() {
                     return;
                 }
