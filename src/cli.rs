@@ -152,7 +152,7 @@ pub struct Cli {
 
     /// Format of every stderr line: text, or one JSON object per line (default:
     /// SECRET_EXEC_LOG_FORMAT, else text).
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(long, value_name = "FORMAT", ignore_case = true)]
     pub log_format: Option<crate::log::Format>,
 
     /// Stay resident as COMMAND's init: start it as a child in its own process group, forward

@@ -31,12 +31,21 @@ pub enum Format {
 }
 
 impl Format {
+    /// `SECRET_EXEC_LOG_FORMAT`'s reading: any case, surrounding spaces ignored (values pasted
+    /// into YAML or `.env` files carry them). `--log-format` takes any case too (clap's
+    /// `ignore_case`), but not spaces: see [`Format::from_flag`].
     pub fn parse(text: &str) -> Option<Format> {
         match text.trim().to_ascii_lowercase().as_str() {
             "text" => Some(Format::Text),
             "json" => Some(Format::Json),
             _ => None,
         }
+    }
+
+    /// `--log-format`'s value as clap accepts it, so a usage error is written in the format
+    /// the flag will have.
+    fn from_flag(text: &str) -> Option<Format> {
+        Format::parse(text).filter(|_| text.trim() == text)
     }
 }
 
@@ -356,9 +365,9 @@ pub fn early_format(args: &[std::ffi::OsString], env: Option<&std::ffi::OsStr>) 
             break;
         }
         if a == "--log-format" {
-            found = it.next().and_then(|v| Format::parse(&v));
+            found = it.next().and_then(|v| Format::from_flag(&v));
         } else if let Some(v) = a.strip_prefix("--log-format=") {
-            found = Format::parse(v);
+            found = Format::from_flag(v);
         }
     }
     found.or_else(|| env.and_then(|v| Format::parse(&v.to_string_lossy())))
@@ -421,6 +430,11 @@ mod tests {
             (&["--", "--log-format=json"], None, None),
             (&["--log-format=xml"], Some("json"), Some(Format::Json)),
             (&[], Some("JSON"), Some(Format::Json)),
+            (&[], Some(" Json "), Some(Format::Json)),
+            (&["--log-format", "JSON"], None, Some(Format::Json)),
+            (&["--log-format=Json"], Some("text"), Some(Format::Json)),
+            // clap refuses a flag value with spaces, so the variable decides the usage error's.
+            (&["--log-format= json"], Some("text"), Some(Format::Text)),
             (&[], Some("yaml"), None),
         ];
         for (args, env, want) in rows {

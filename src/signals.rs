@@ -8,6 +8,13 @@
 //! only to the main thread (where `--init` reads them, SIGCHLD included, from a signalfd); `seal_for_exec` blocks them there too, checks what arrived, and sets
 //! every disposition to default *before* unblocking — a signal from then on either kills the
 //! process before execve or is pending for COMMAND. No signal is lost.
+//!
+//! The terminal never stops secret-exec: SIGTTIN and SIGTTOU are ignored from `install` on, in
+//! exec mode and in the resident parent, so a `-v` line written from a background job to a
+//! `tostop` terminal goes through (a read would fail with EIO; nothing reads the terminal) and a
+//! stopped process cannot sit on a SIGTERM. COMMAND gets them at their default again, with every
+//! other disposition, before exec; a `credential_process` helper inherits the ignoring, so one
+//! that reads the terminal from a background job fails at once instead of stopping.
 
 use crate::error::Error;
 use nix::libc;
@@ -98,6 +105,17 @@ pub fn install() {
         let r = r.into_raw_fd();
         if spawn("signal-watchdog", move || watchdog(r)).is_err() {
             return;
+        }
+        // Job-control stops are ignored for secret-exec's whole life (tini does the same): a
+        // stopped secret-exec forwards nothing, reaps nothing and holds SIGTERM. COMMAND gets
+        // them back at their default before exec.
+        for sig in [Signal::SIGTTIN, Signal::SIGTTOU] {
+            // SAFETY: SIG_IGN runs no code; this process's disposition only.
+            if let Err(e) = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) } {
+                crate::output::stderr_line(&format!(
+                    "secret-exec: cannot ignore {sig}: {e}; a background terminal write may stop it"
+                ));
+            }
         }
         // SA_RESTART, so a signal never turns into a spurious EINTR elsewhere, and every
         // watched signal masked while the handler runs.

@@ -1,9 +1,9 @@
 //! Starting COMMAND as a child with the clean slate exec mode gives it: its own process group
-//! (the terminal's foreground group when stdin is one), default signal dispositions, an empty
-//! mask, fds 0-2 plus the socket-activation range, LISTEN_PID naming the child, then the
-//! `--file` memfds on their numbers. Everything the child touches is built before fork; between
-//! fork and exec it makes raw syscalls only (the parent may have other threads, so no
-//! allocation, no locks).
+//! (made the foreground group of the terminal on stdin when secret-exec holds that foreground),
+//! default signal dispositions, an empty mask, fds 0-2 plus the socket-activation range,
+//! LISTEN_PID naming the child, then the `--file` memfds on their numbers. Everything the child
+//! touches is built before fork; between fork and exec it makes raw syscalls only (the parent
+//! may have other threads, so no allocation, no locks).
 
 use crate::deliver::env_block::EnvBlock;
 use crate::deliver::files::{self, Files};
@@ -31,6 +31,8 @@ struct Prepared {
     listen_fds: u32,
     /// The `--file` memfds; the child overwrites its own copy of this array in [`files::place`].
     file_fds: Vec<libc::c_int>,
+    /// Make the child's group the foreground group of the terminal on stdin.
+    take_terminal: bool,
 }
 
 /// The status record's "candidate" when placing the `--file` descriptors failed, not exec.
@@ -41,6 +43,7 @@ fn prepare(
     env: &EnvBlock,
     files: &Files,
     listen_fds: u32,
+    take_terminal: bool,
 ) -> Result<Prepared, Error> {
     let args = exec::c_args(argv)?;
     let paths: Vec<CString> = exec::candidates(argv[0].as_bytes(), env.value_of(b"PATH"))
@@ -73,10 +76,31 @@ fn prepare(
         slot,
         listen_fds,
         file_fds: files.raw(),
+        take_terminal,
     })
 }
 
-/// Forks and execs COMMAND with `files` placed after the socket-activation range. Returns once
+/// Whether COMMAND's group should be made the foreground group of the terminal on stdin. At the
+/// first start, when that foreground group is secret-exec's own: a terminal another job holds
+/// (secret-exec started with `&` at an interactive shell) is left alone. At a `restart`, when
+/// the first start took it and it is still this session's controlling terminal: the foreground
+/// is then wherever the previous COMMAND left it.
+pub fn terminal_is_ours(restart: bool) -> bool {
+    use nix::sys::termios::tcgetsid;
+    use nix::unistd::{getpgrp, getsid, isatty, tcgetpgrp};
+    let stdin = std::io::stdin();
+    if !isatty(&stdin).unwrap_or(false) {
+        return false;
+    }
+    if restart {
+        matches!((tcgetsid(&stdin), getsid(None)), (Ok(t), Ok(s)) if t == s)
+    } else {
+        tcgetpgrp(&stdin).is_ok_and(|g| g == getpgrp())
+    }
+}
+
+/// Forks and execs COMMAND with `files` placed after the socket-activation range, handing it
+/// the terminal when `take_terminal` (see [`terminal_is_ours`]). Returns once
 /// the child has exec'd (or with the reason it could not, the failed child already reaped), so
 /// a missing command is a 127 before anything runs.
 pub fn spawn(
@@ -84,8 +108,9 @@ pub fn spawn(
     env: &EnvBlock,
     files: &Files,
     listen_fds: u32,
+    take_terminal: bool,
 ) -> Result<Pid, Error> {
-    let mut p = prepare(argv, env, files, listen_fds)?;
+    let mut p = prepare(argv, env, files, listen_fds, take_terminal)?;
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::Internal(format!("cannot create a pipe: {e}")))?;
     let slot = p.slot.as_mut().map(|s| s.as_mut_ptr());
@@ -141,8 +166,11 @@ unsafe fn in_child(
     // fork copied; nothing allocates or takes a lock.
     unsafe {
         libc::setpgid(0, 0);
-        // Signals are still blocked (the parent's mask), so this cannot stop us with SIGTTOU.
-        if libc::isatty(0) == 1 {
+        // From its new group the child is in the background, where tcsetpgrp stops the caller
+        // with SIGTTOU unless that is ignored or blocked. secret-exec ignores it
+        // (`signals::install`; the signalfd mask does not hold it), and this copy of the
+        // dispositions is reset to default below, before exec.
+        if p.take_terminal {
             libc::tcsetpgrp(0, libc::getpid());
         }
         if let Some(slot) = slot {

@@ -1,9 +1,10 @@
 //! The resident parent for `--init`/`--watch`, after tini: COMMAND runs as a child in its own
 //! process group; every catchable signal is forwarded to that group; every zombie is reaped
 //! (orphans too: as PID 1, or as a child subreaper otherwise); secret-exec ends with the child's
-//! status, 128+n for a death by signal n. Under `--watch`, a new delivery handed over by the
-//! watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or exits 75. The
-//! supervisor receives deliveries; it never sees the configuration or the plan.
+//! status, 128+n for a death by signal n; a COMMAND stopped from the terminal it was handed
+//! stops secret-exec too, for the shell's job control. Under `--watch`, a new delivery handed
+//! over by the watcher stops the child (stop signal, timeout, SIGKILL) and starts it again, or
+//! exits 75. The supervisor receives deliveries; it never sees the configuration or the plan.
 //!
 //! Signals are blocked and read from a signalfd, so none is lost and none runs a handler. The
 //! parent holds no secret value while the child runs: the block is dropped (wiped) and the
@@ -120,7 +121,9 @@ pub fn parse_signal(text: &str) -> Result<i32, String> {
 }
 
 /// Signals left alone: the ones that cannot be caught, the synchronous ones (a fault of our
-/// own), and the terminal stops a background process would get. tini's set.
+/// own), and the terminal stops a background process would get: secret-exec ignores those
+/// (`signals::install`), so once COMMAND's group holds the terminal, neither a `kill -TTIN` nor
+/// a `-v` line to a `tostop` terminal can stop the parent. tini's set.
 fn forwarded(sig: i32) -> bool {
     !matches!(
         sig,
@@ -215,6 +218,55 @@ fn reap_all(child: Pid) -> Option<i32> {
     }
 }
 
+/// Whether `child` has stopped since the last look, taking that report. Without WEXITED,
+/// waitid reports stops only: an exit is left for [`reap_all`].
+fn stopped(child: Pid) -> bool {
+    use nix::sys::wait::{Id, waitid};
+    matches!(
+        waitid(Id::Pid(child), WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG),
+        Ok(WaitStatus::Stopped(pid, _)) if pid == child
+    )
+}
+
+/// COMMAND, holding the terminal, was stopped from it (Ctrl-Z sends SIGTSTP to its group):
+/// secret-exec stops too, so the job-control shell that started it sees its job stopped and
+/// takes the terminal back instead of waiting on a stopped COMMAND; on `fg` (SIGCONT with the
+/// terminal), the terminal goes on to COMMAND's group, which is continued (`bg`: continued
+/// only). Not as PID 1 (the kernel does not stop a namespace's init from inside), and only when
+/// the parent is a job-control parent (in another group of this session), so the group is not
+/// orphaned and someone can continue it.
+fn follow_stop(child: Pid) {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::{getpgid, getpgrp, getpid, getppid, getsid, tcgetpgrp, tcsetpgrp};
+    let me = getpid();
+    let parent = getppid();
+    let own_group = getpgid(Some(parent)).is_ok_and(|g| g == getpgrp());
+    let same_session = getsid(Some(parent)).ok() == getsid(None).ok();
+    if me.as_raw() == 1 || own_group || !same_session {
+        return;
+    }
+    log::at(1, Event::Supervise).say(format_args!(
+        "COMMAND was stopped; stopping with it until continued"
+    ));
+    if let Err(e) = kill(me, Signal::SIGSTOP) {
+        log::at(1, Event::Supervise).say(format_args!("cannot stop with COMMAND: {e}"));
+        return;
+    }
+    // Continued: by `fg` when the shell gave our group the terminal (hand it on), by `bg`
+    // when it kept it (COMMAND then runs in the background, as the user asked).
+    let stdin = std::io::stdin();
+    if tcgetpgrp(&stdin).is_ok_and(|g| g == getpgrp())
+        && let Err(e) = tcsetpgrp(&stdin, child)
+    {
+        log::at(1, Event::Supervise).say(format_args!(
+            "cannot hand the terminal back to COMMAND: {e}"
+        ));
+    }
+    if let Err(e) = killpg(child, Signal::SIGCONT) {
+        log::at(1, Event::Supervise).say(format_args!("cannot continue COMMAND: {e}"));
+    }
+}
+
 /// Raw `kill`: nix's takes only the classic signals, and every one up to 64 is forwarded.
 fn kill_group(child: Pid, sig: i32) {
     // SAFETY: signalling the child's process group (its pgid is its pid, set before exec).
@@ -249,7 +301,8 @@ pub fn run(
         ));
     }
     let listen_fds = listen::from_env();
-    let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds)?;
+    let mut terminal = child::terminal_is_ours(false);
+    let mut child = child::spawn(&argv, &first.block, &first.files, listen_fds, terminal)?;
     let baseline = first.versions.clone();
     drop(first);
     scrub_stack();
@@ -295,6 +348,9 @@ pub fn run(
                 }
                 continue;
             }
+            if terminal && stopped(child) {
+                follow_stop(child);
+            }
             let Some(code) = reap_all(child) else {
                 continue;
             };
@@ -313,7 +369,8 @@ pub fn run(
             let Some(next) = pending.take() else {
                 return Ok(code);
             };
-            child = child::spawn(&argv, &next.block, &next.files, listen_fds)?;
+            terminal = terminal && child::terminal_is_ours(true);
+            child = child::spawn(&argv, &next.block, &next.files, listen_fds, terminal)?;
             drop(next);
             scrub_stack();
             log::at(1, Event::Supervise).say(format_args!(

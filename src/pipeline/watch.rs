@@ -2,9 +2,10 @@
 //! version each watched secret's stage points at, compares with the versions the running
 //! COMMAND was started with, and on a change fetches and maps everything again. Only a complete,
 //! valid environment block is handed to the supervisor; a failed re-fetch is one stderr line and
-//! the running COMMAND is kept. Polling failures back off and never end anything. The rebuild
-//! goes through the same [`super::delivery`] as the first start; the supervisor only receives
-//! what it hands over (a `deliver::Updates`).
+//! the running COMMAND is kept. A re-fetch that returns exactly the versions COMMAND runs with
+//! (DescribeSecret and GetSecretValue disagree) restarts nothing. Polling failures back off and
+//! never end anything. The rebuild goes through the same [`super::delivery`] as the first start;
+//! the supervisor only receives what it hands over (a `deliver::Updates`).
 
 use crate::config::Config;
 use crate::deliver::{Delivery, Updates};
@@ -86,6 +87,8 @@ fn watch_loop(
     wake: OwnedFd,
 ) {
     let mut failures = 0u32;
+    // Checks in a row whose re-fetch returned the running versions: the first says so on stderr.
+    let mut disagreements = 0u32;
     loop {
         std::thread::sleep(jittered(
             poll_delay(interval, failures),
@@ -118,6 +121,7 @@ fn watch_loop(
             .map(|r| format!("'{r}'"))
             .collect();
         if ids.is_empty() {
+            disagreements = 0;
             log::at(2, Event::Watch).say(format_args!("--watch: no change"));
             continue;
         }
@@ -126,8 +130,24 @@ fn watch_loop(
             ids.join(", ")
         ));
         match super::delivery(&job.config, &job.plan, &job.refs, &job.argv) {
+            // Eventual consistency after a stage move, or an endpoint or proxy that misbehaves:
+            // restarting would give COMMAND the environment it already has, at every check.
+            Ok(delivery) if delivery.versions == baseline => {
+                drop(delivery);
+                disagreements = disagreements.saturating_add(1);
+                log::at(u8::from(disagreements > 1), Event::Watch).say(format_args!(
+                    "--watch: DescribeSecret reports another version for {}, but GetSecretValue \
+                     returns the versions COMMAND already runs with; COMMAND keeps running, \
+                     asking again at the next check",
+                    ids.join(", ")
+                ));
+            }
             Ok(delivery) => {
+                disagreements = 0;
                 baseline = delivery.versions.clone();
+                // The fetch's dead frames are scrubbed before the supervisor is woken: once it
+                // has restarted COMMAND, nothing of the new set may be left on this stack.
+                scrub_stack();
                 if tx.send(delivery).is_err() {
                     return;
                 }

@@ -34,7 +34,14 @@ pub enum Reply {
     Deny,
     /// HTTP 400 with this error code.
     Code(&'static str),
+    /// Pass it to moto, but answer as if AWSCURRENT sat on a version GetSecretValue does not
+    /// return: DescribeSecret's `VersionIdsToStages` names a made-up one (an endpoint lagging
+    /// behind a stage move, or a misbehaving one).
+    StaleCurrent,
 }
+
+/// The version [`Reply::StaleCurrent`] puts AWSCURRENT on.
+const STALE_VERSION: &str = "00000000-0000-4000-8000-5ta1e0000000";
 
 type Rule = dyn Fn(&str, usize) -> Reply + Send + Sync;
 
@@ -240,7 +247,8 @@ fn serve(mut conn: TcpStream, shared: &Shared) {
         }
     }
     match reply {
-        Reply::Forward => forward(&mut conn, &req),
+        Reply::Forward => forward(&mut conn, &req, false),
+        Reply::StaleCurrent => forward(&mut conn, &req, true),
         Reply::Throttle => aws_error(
             &mut conn,
             "400 Bad Request",
@@ -280,8 +288,9 @@ fn serve(mut conn: TcpStream, shared: &Shared) {
     }
 }
 
-/// Relays the request to moto and passes its status and body back.
-fn forward(conn: &mut TcpStream, req: &Request) {
+/// Relays the request to moto and passes its status and body back; `stale`: see
+/// [`Reply::StaleCurrent`].
+fn forward(conn: &mut TcpStream, req: &Request, stale: bool) {
     let Some(resp) = ask_moto(&req.head, &req.body) else {
         return respond(conn, "502 Bad Gateway", b"{}");
     };
@@ -295,5 +304,13 @@ fn forward(conn: &mut TcpStream, req: &Request) {
         .and_then(|l| l.split_once(' '))
         .map(|(_, s)| s.to_string())
         .unwrap_or_else(|| "502 Bad Gateway".into());
-    respond(conn, &status, &resp[split + 4..]);
+    let body = &resp[split + 4..];
+    if stale
+        && let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body)
+        && v.get("VersionIdsToStages").is_some()
+    {
+        v["VersionIdsToStages"] = serde_json::json!({ STALE_VERSION: ["AWSCURRENT"] });
+        return respond(conn, &status, v.to_string().as_bytes());
+    }
+    respond(conn, &status, body);
 }

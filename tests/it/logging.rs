@@ -221,6 +221,34 @@ fn bad_log_settings_are_refused() {
     }
 }
 
+/// The flag and the variable read the format the same way, in any case; only the variable
+/// ignores surrounding spaces (a typed flag has none to forgive; see docs/logging.md).
+#[test]
+fn log_format_takes_any_case_from_the_flag_and_the_variable() {
+    let absent = unique("log/case");
+    let rows: Vec<(&str, Run)> = vec![
+        ("flag JSON", se().args(["--log-format", "JSON"])),
+        ("flag =Json", se().args(["--log-format=Json"])),
+        (
+            "variable ' JSON '",
+            se().env("SECRET_EXEC_LOG_FORMAT", " JSON "),
+        ),
+    ];
+    for (what, run) in rows {
+        let out = run.fetch_only(&absent).run();
+        assert_eq!(out.code(), Some(66), "{what}: {}", out.stderr);
+        let lines = json_lines(&out.stderr);
+        assert_eq!(lines.len(), 1, "{what}: {}", out.stderr);
+        assert_eq!(lines[0]["exit_code"], 66, "{what}");
+    }
+    let out = se()
+        .args(["--log-format", " json"])
+        .fetch_only(&absent)
+        .run();
+    out.assert_code(64);
+    out.assert_stderr_has("[possible values: text, json]");
+}
+
 /// `-v` says what happened and how long each stage took; `-vv` adds the credential source,
 /// request ids and each attempt; `-vvv` adds the wire, without credentials or bodies.
 #[test]

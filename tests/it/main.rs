@@ -19,4 +19,5 @@ mod robust;
 mod scan;
 mod ssm;
 mod supervisor;
+mod terminal;
 mod tls;

@@ -319,6 +319,61 @@ fn zombies_are_reaped_as_pid_1() {
     assert_eq!(stdout.trim(), "reaped");
 }
 
+/// SIGTTIN and SIGTTOU, which would stop a background process, are ignored by the resident
+/// parent: afterwards it still forwards SIGTERM and reaps COMMAND. Own process group, so the
+/// kernel cannot discard the stop as it does in an orphaned group.
+#[test]
+fn terminal_stop_signals_do_not_stop_the_resident_parent() {
+    let name = seed("sup-ttin", &json("v"));
+    for sig in [nix::libc::SIGTTIN, nix::libc::SIGTTOU] {
+        let mut run = se();
+        std::os::unix::process::CommandExt::process_group(&mut run.cmd, 0);
+        let mut r = Resident::start(run, &["-s", &name, "--init", "--"], REPORTER);
+        let pid = r.wait_value("v");
+        r.signal(sig);
+        r.signal(sig);
+        let stderr = r.terminate();
+        assert!(!alive(pid), "signal {sig}: COMMAND not reaped; {stderr}");
+    }
+}
+
+/// DescribeSecret says AWSCURRENT moved, but GetSecretValue returns the version COMMAND already
+/// runs with: nothing is restarted, the first such check says so without -v, and a real
+/// rotation still restarts COMMAND.
+#[test]
+fn disagreeing_apis_restart_nothing() {
+    let name = seed("sup-disagree", &json("steady"));
+    let proxy = FaultServer::start(|action, _| {
+        if action == "DescribeSecret" {
+            Reply::StaleCurrent
+        } else {
+            Reply::Forward
+        }
+    });
+    let mut r = Resident::start(proxy.se(), &["-s", &name, "--watch=1s", "--"], REPORTER);
+    let pid = r.wait_value("steady");
+    // The first fetch, then one re-fetch after each of three checks.
+    assert!(
+        proxy.wait_for("GetSecretValue", 4, HANG),
+        "no re-fetch; stderr: {}",
+        r.stderr()
+    );
+    let stderr = r.wait_stderr("returns the versions COMMAND already runs with");
+    assert_eq!(
+        r.wait_value("steady"),
+        pid,
+        "COMMAND was restarted: {stderr}"
+    );
+    assert!(alive(pid), "{stderr}");
+    assert_eq!(
+        stderr.matches("DescribeSecret reports").count(),
+        1,
+        "only the first check of a run says it without -v: {stderr}"
+    );
+    r.rotate(&name, pid, "rotated");
+    r.terminate();
+}
+
 #[test]
 fn throttled_polling_keeps_command() {
     let name = seed("sup-throttle", &json("steady"));

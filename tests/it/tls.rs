@@ -374,6 +374,20 @@ fn no_proxy_bypasses_the_proxy() {
     assert_eq!(proxy.tunnels(), Vec::<String>::new());
 }
 
+/// `*` means every host, an endpoint given by IP address (127.0.0.1 here) included, in either
+/// spelling of the variable.
+#[test]
+fn no_proxy_star_bypasses_an_endpoint_given_by_address() {
+    let name = tls_secret("star");
+    for var in ["NO_PROXY", "no_proxy"] {
+        let (proxy, run) = via_proxy(&name, &pki().ca, "HTTPS_PROXY");
+        let out = run.env(var, "*").run();
+        assert_eq!(out.code(), Some(0), "{var}=*: {}", out.stderr);
+        out.assert_vars(&[("V", "star")]);
+        assert_eq!(proxy.tunnels(), Vec::<String>::new(), "{var}=*");
+    }
+}
+
 #[test]
 fn dead_proxy_is_69_naming_it_without_credentials() {
     let name = tls_secret("x");

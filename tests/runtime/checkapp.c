@@ -7,6 +7,8 @@
  *                         (exit 3 when one differs, 4 when one is unset, 2 when FILE is unreadable)
  *   CHECKAPP_UID=N        getuid() must be N (exit 5)
  *   CHECKAPP_ROFS=PATH    creating PATH must fail with EROFS: a read-only root (exit 6)
+ *   CHECKAPP_FOREGROUND=1 stdin must be a terminal whose foreground process group is
+ *                         checkapp's own (exit 8)
  *   CHECKAPP_ORPHANS=N    make N orphans and see who reaps them: a child forks N grandchildren and
  *                         exits, so they are re-parented (to PID 1 or the nearest subreaper); then
  *                         they exit and stay zombies until their new parent reaps them. Prints
@@ -179,6 +181,9 @@ int main(void) {
         }
         if (errno != EROFS) return 6;
     }
+
+    const char *foreground = getenv("CHECKAPP_FOREGROUND");
+    if (foreground != NULL && strcmp(foreground, "1") == 0 && tcgetpgrp(0) != getpgrp()) return 8;
 
     const char *orphans = getenv("CHECKAPP_ORPHANS");
     if (orphans != NULL) {

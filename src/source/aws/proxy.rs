@@ -79,6 +79,11 @@ pub fn from_env(
                 .collect()
         })
         .unwrap_or_default();
+    // The client's matcher applies `*` to host names only; an endpoint given by IP address
+    // (a VPC endpoint, a sidecar, an emulator) is matched against addresses and networks.
+    if no_proxy.iter().any(|h| h == "*") {
+        no_proxy.extend(["0.0.0.0/0".to_string(), "::/0".to_string()]);
+    }
     no_proxy.extend(CREDENTIAL_HOSTS.iter().map(|h| h.to_string()));
     no_proxy.extend(extra_direct.iter().cloned());
     Ok(Proxies {
@@ -301,6 +306,47 @@ mod tests {
             let uri: http::Uri = url.parse().unwrap();
             assert_eq!(p.route(&uri).is_some(), proxied, "{url}");
         }
+    }
+
+    #[test]
+    fn no_proxy_star_bypasses_addresses_too() {
+        for var in ["NO_PROXY", "no_proxy"] {
+            for list in ["*", "example.com, *"] {
+                let p = from_env(
+                    env(&[
+                        ("HTTPS_PROXY", "http://proxy:3128"),
+                        ("HTTP_PROXY", "http://proxy:3128"),
+                        (var, list),
+                    ]),
+                    &[],
+                )
+                .unwrap();
+                for url in [
+                    "https://127.0.0.1:4566/",
+                    "https://10.0.3.7/",
+                    "http://127.0.0.1:5000/",
+                    "https://[::1]:4566/",
+                    "https://[fd00::7]/",
+                    "https://localhost:4566/",
+                    "https://secretsmanager.us-east-1.amazonaws.com/",
+                ] {
+                    let uri: http::Uri = url.parse().unwrap();
+                    assert!(p.route(&uri).is_none(), "{var}={list}: {url}");
+                }
+            }
+        }
+        // Without `*`, an address outside the list still goes through the proxy.
+        let p = from_env(
+            env(&[
+                ("HTTPS_PROXY", "http://proxy:3128"),
+                ("NO_PROXY", "10.0.0.0/8"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        let via = |url: &str| p.route(&url.parse().unwrap()).is_some();
+        assert!(via("https://127.0.0.1:4566/"));
+        assert!(!via("https://10.1.2.3/"));
     }
 
     #[test]
