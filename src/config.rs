@@ -194,6 +194,8 @@ pub struct Config {
     pub from_env: bool,
     pub aws: AwsOptions,
     pub map: MapOptions,
+    /// `--db-url` and `--template`: variables built from others (the map stage's own options).
+    pub compose: crate::map::compose::Options,
     pub env: EnvOptions,
     pub mode: Mode,
     pub verbosity: u8,
@@ -335,7 +337,8 @@ pub fn configured_endpoint(
 impl Config {
     /// Validates the command line, then the `AWS_*` variables read through `env`.
     pub fn new(cli: Cli, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
-        if cli.secrets.is_empty() && cli.files.is_empty() && !cli.from_env {
+        if cli.secrets.is_empty() && cli.files.is_empty() && cli.db_urls.is_empty() && !cli.from_env
+        {
             return Err(Error::Usage(
                 "no --secret, --file or --from-env given; e.g. secret-exec --secret prod/db -- ./app"
                     .into(),
@@ -358,6 +361,7 @@ impl Config {
             .iter()
             .map(|f| files::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
+        let compose = crate::map::compose::parse(&cli.db_urls, &cli.templates)?;
 
         if let Some(n) = cli.max_attempts
             && !(1..=20).contains(&n)
@@ -549,6 +553,7 @@ impl Config {
                 keep_case: cli.keep_case,
                 allow_names: cli.allow_names.into_iter().collect(),
             },
+            compose,
             env: EnvOptions {
                 ignore_environment: cli.ignore_environment,
                 unset: cli.unset,
