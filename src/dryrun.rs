@@ -1,9 +1,9 @@
 //! `--dry-run` output: one line (or JSON object) per variable with its origin, how it was asked
-//! for (`--secret`, `--file`, `--from-env`, `--db-url`, `--template`), for a file its size in bytes, and, when a COMMAND
-//! was given, whether it would start. It receives only `Origin`s, names, sizes and the
-//! prediction — no value can reach it. JSON keys are secret content and may hold
-//! tabs, newlines or terminal escapes: escaped, they can neither break the one-line-per-variable
-//! shape nor steer a terminal.
+//! for (`--secret`, `--file`, `--from-env`, `--db-url`, `--template`), for a file its size in
+//! bytes, and, when a COMMAND was given, whether it would start. It receives only `Origin`s,
+//! names, sizes and the prediction — no value can reach it. JSON keys are secret content and may
+//! hold tabs, newlines or terminal escapes: escaped, they can neither break the
+//! one-line-per-variable shape nor steer a terminal.
 
 use crate::cli::DryRunFormat;
 use crate::map::Origin;
