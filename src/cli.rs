@@ -26,6 +26,10 @@ Examples:
       read through the local Secrets Manager Agent (its token from AWS_TOKEN)
   secret-exec --file TLS_KEY_FILE=prod/tls:key -- ./server
       the key in a sealed in-memory file; TLS_KEY_FILE=/dev/fd/3
+  secret-exec --db-url DATABASE_URL=prod/db -- ./app
+      postgresql://USER:PASSWORD@HOST:PORT/DBNAME from an RDS secret, percent-encoded
+  secret-exec --db-url DB_URL=prod/db --template 'DATABASE_URL={{DB_URL}}?sslmode=verify-full' -- ./app
+      text with other variables' values; {{NAME|url}} percent-encodes one
   DB_PASSWORD=secretsmanager:prod/db:password secret-exec --from-env -- ./app
       inherited references replaced by the values they name
   secret-exec --secret prod/db --dry-run
@@ -54,7 +58,8 @@ Exit codes:
 
 SPEC := [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]   (ECS valueFrom grammar; ID is a name or ARN)
       | [VAR= | PREFIX*=] ssm:NAME[:SELECTOR] | ssm:/PATH/ | parameter ARN   (Parameter Store)
---file VAR=ID[:KEY[:STAGE[:VERSION_ID]]]   (file descriptors from 3, after a LISTEN_FDS range of ours)";
+--file VAR=ID[:KEY[:STAGE[:VERSION_ID]]]   (file descriptors from 3, after a LISTEN_FDS range of ours)
+--db-url VAR=ID[:KEY[:STAGE[:VERSION_ID]]]   (engine postgres/aurora-postgresql/redshift, mysql/aurora-mysql/mariadb)";
 
 /// Where the AWS Secrets Manager Agent listens unless told otherwise (its own default port).
 pub const DEFAULT_AGENT: &str = "http://localhost:2773";
@@ -72,7 +77,7 @@ pub enum DryRunFormat {
     version,
     about,
     after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
-    override_usage = "secret-exec [OPTIONS] [--secret SPEC]... [--file VAR=REF]... [--from-env] [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
+    override_usage = "secret-exec [OPTIONS] [--secret SPEC]... [--file VAR=REF]... [--db-url VAR=REF]... [--template VAR=TEXT]... [--from-env] [--init | --watch[=INTERVAL]] -- COMMAND [ARG]..."
 )]
 pub struct Cli {
     /// Secret to inject: [VAR= | PREFIX*=] ID[:KEY[:STAGE[:VERSION_ID]]]. Repeatable.
@@ -83,6 +88,16 @@ pub struct Cli {
     /// (no KEY: the whole SecretString, or a SecretBinary's bytes). Repeatable.
     #[arg(long = "file", value_name = "VAR=REF")]
     pub files: Vec<String>,
+
+    /// Set VAR to the connection URL built from an RDS secret's engine, host, port, username,
+    /// password and dbname (percent-encoded): postgresql://… or mysql://…. Repeatable.
+    #[arg(long = "db-url", value_name = "VAR=REF")]
+    pub db_urls: Vec<String>,
+
+    /// Set VAR to TEXT with {{NAME}} replaced by NAME's value in the command's environment,
+    /// {{NAME|url}} percent-encoded, {{NAME|json}} a JSON string; \{{ is a literal {{. Repeatable.
+    #[arg(long = "template", value_name = "VAR=TEXT")]
+    pub templates: Vec<String>,
 
     /// Replace every inherited variable whose value is a reference (a Secrets Manager ARN with the
     /// ECS fields, or secretsmanager:REF) with the value it names.

@@ -38,6 +38,8 @@ pub struct Config {
     pub from_env: bool,
     pub aws: AwsOptions,
     pub map: MapOptions,
+    /// `--db-url` and `--template`: variables built from others (the map stage's own options).
+    pub compose: crate::map::compose::Options,
     pub env: EnvOptions,
     pub mode: Mode,
     pub verbosity: u8,
@@ -77,6 +79,7 @@ impl Config {
         }
         let env_opts = EnvOptions::new(cli.ignore_environment, cli.unset, cli.no_override)?;
         let map = MapOptions::new(cli.keep_case, cli.allow_names)?;
+        let compose = crate::map::compose::parse(&cli.db_urls, &cli.templates)?;
         let supervise = supervise::Options::new(supervise::Flags {
             init: cli.init,
             watch: cli.watch,
@@ -94,6 +97,7 @@ impl Config {
             from_env: cli.from_env,
             aws,
             map,
+            compose,
             env: env_opts,
             mode,
             verbosity: cli.verbose,
@@ -104,7 +108,7 @@ impl Config {
 
 /// Something to read, and `--from-env` with something inherited to read it in.
 fn check_inputs(cli: &Cli) -> Result<(), Error> {
-    if cli.secrets.is_empty() && cli.files.is_empty() && !cli.from_env {
+    if cli.secrets.is_empty() && cli.files.is_empty() && cli.db_urls.is_empty() && !cli.from_env {
         return Err(Error::Usage(
             "no --secret, --file or --from-env given; e.g. secret-exec --secret prod/db -- ./app"
                 .into(),

@@ -1,9 +1,9 @@
 //! `--dry-run` output: one line (or JSON object) per variable with its origin, how it was asked
-//! for (`--secret`, `--file`, `--from-env`), for a file its size in bytes, and, when a COMMAND
-//! was given, whether it would start. It receives only `Origin`s, names, sizes and the
-//! prediction — no value can reach it. JSON keys are secret content and may hold
-//! tabs, newlines or terminal escapes: escaped, they can neither break the one-line-per-variable
-//! shape nor steer a terminal.
+//! for (`--secret`, `--file`, `--from-env`, `--db-url`, `--template`), for a file its size in
+//! bytes, and, when a COMMAND was given, whether it would start. It receives only `Origin`s,
+//! names, sizes and the prediction — no value can reach it. JSON keys are secret content and may
+//! hold tabs, newlines or terminal escapes: escaped, they can neither break the
+//! one-line-per-variable shape nor steer a terminal.
 
 use crate::cli::DryRunFormat;
 use crate::map::Origin;
@@ -38,7 +38,7 @@ pub fn render(rows: &[Row], format: DryRunFormat, launch: Option<&Launch>) -> St
                 .map(|r| {
                     serde_json::json!({
                         "name": r.name,
-                        "secret": r.origin.secret_id,
+                        "secret": (!r.origin.secret_id.is_empty()).then_some(&r.origin.secret_id),
                         "key": r.origin.key,
                         "version_id": r.origin.version_id,
                         "stage": r.origin.stage,
@@ -79,7 +79,11 @@ pub fn render(rows: &[Row], format: DryRunFormat, launch: Option<&Launch>) -> St
                 s.push_str(&format!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                     r.name,
-                    escaped(&r.origin.secret_id),
+                    escaped(if r.origin.secret_id.is_empty() {
+                        "-" // a --template reads variables, not one secret
+                    } else {
+                        &r.origin.secret_id
+                    }),
                     escaped(r.origin.key.as_deref().unwrap_or("-")),
                     escaped(r.origin.version_id.as_deref().unwrap_or("-")),
                     escaped(if r.origin.stage.is_empty() {

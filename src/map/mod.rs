@@ -1,9 +1,12 @@
 //! SPEC + fetched secret → named variables. Applies the naming rules and the refused-name policy;
 //! pure over plain data, so every rule is table-tested without AWS.
 
+pub mod compose;
+pub mod db_url;
 pub mod file;
 pub mod flatten;
 pub mod names;
+pub mod template;
 
 use crate::error::Error;
 use crate::secret::SecretText;
@@ -46,6 +49,10 @@ pub enum Via {
     File,
     /// `--from-env`: an inherited variable whose value was a reference, replaced in place.
     FromEnv,
+    /// `--db-url VAR=REF`: a connection URL built from an RDS secret.
+    DbUrl,
+    /// `--template VAR=TEXT`: text with other variables' values substituted.
+    Template,
 }
 
 impl Via {
@@ -54,6 +61,8 @@ impl Via {
             Via::Secret => "--secret",
             Via::File => "--file",
             Via::FromEnv => "--from-env",
+            Via::DbUrl => "--db-url",
+            Via::Template => "--template",
         }
     }
 }
@@ -76,8 +85,10 @@ pub struct Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} '{}'", self.via.flag(), self.spec)?;
-        if let Some(k) = &self.key {
-            write!(f, " (key '{k}')")?;
+        match (&self.key, self.via) {
+            (Some(k), Via::Template) => write!(f, " (reads {k})")?,
+            (Some(k), _) => write!(f, " (key '{k}')")?,
+            (None, _) => {}
         }
         Ok(())
     }

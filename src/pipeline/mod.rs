@@ -24,12 +24,14 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Instant;
 
-/// Every SPEC a run reads, in command-line order: `--secret`s, `--file`s, then the references.
+/// Every SPEC a run reads, in command-line order: `--secret`s, `--file`s, `--db-url`s, then the
+/// references.
 pub fn all_specs<'a>(config: &'a Config, refs: &'a [Reference]) -> impl Iterator<Item = &'a Spec> {
     config
         .specs
         .iter()
         .chain(config.files.iter().map(|f| &f.spec))
+        .chain(config.compose.db_urls.iter().map(|d| &d.spec))
         .chain(refs.iter().map(|r| &r.spec))
 }
 
@@ -160,6 +162,10 @@ pub fn resolve(
             origin: map::origin_of(&f.spec, src, key, Via::File),
         });
     }
+    for d in &config.compose.db_urls {
+        in_time(&d.spec)?;
+        vars.push(map::compose::db_url_var(d, get(&d.spec)?)?);
+    }
     for r in refs {
         in_time(&r.spec)?;
         let mut mapped = map::map_spec(&r.spec, get(&r.spec)?, &config.map)?;
@@ -173,7 +179,14 @@ pub fn resolve(
     drop(results);
     signals::check()?;
 
-    let merged = environ::merge(std::env::vars_os().collect(), vars, &config.env)?;
+    // Templates read the environment the command will get, so they come after everything else.
+    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let kept = map::compose::Kept {
+        ignore_environment: config.env.ignore_environment,
+        unset: &config.env.unset,
+    };
+    map::compose::render_templates(&config.compose.templates, &mut vars, &inherited, &kept)?;
+    let merged = environ::merge(inherited, vars, &config.env)?;
     log::at(1, Event::Map)
         .count(merged.injected.len())
         .took(started.elapsed())

@@ -4,8 +4,10 @@ mod loopback;
 mod support;
 
 mod agent;
+mod compose;
 mod core;
 mod creds;
+mod dburl;
 mod fakehttp;
 mod fault;
 mod faultsrv;

@@ -272,6 +272,7 @@ const CLASSES: &[&str] = &[
     "unavailable",
     "no credentials",
     "dry-run",
+    "template name missing",
 ];
 
 #[test]
@@ -413,6 +414,23 @@ fn leak_case(class: &str, fx: &Fixture, dir: &TempDir) -> LeakCase {
             c.tail = vec!["--dry-run".into(), "--".into(), "/bin/true".into()];
             c.code = 0;
         }
+        "template name missing" => {
+            // A URL built, then a template over it that names a variable nobody sets.
+            let pw = format!("CanDbUrl{n}Z");
+            let id = unique("leak/dburl");
+            m.create(&id, &rds_json(&pw));
+            c.tail = [
+                "--db-url",
+                &format!("U={id}"),
+                "--template",
+                "X={{U|url}}{{NOPE}}",
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain(c.tail)
+            .collect();
+            c.probes.push(pw);
+        }
         other => panic!("unknown class {other}"),
     }
     c.probes.extend(fx.probes().into_iter().map(String::from));
@@ -547,6 +565,7 @@ leak_tests! {
     no_leak_when_unavailable => "unavailable",
     no_leak_without_credentials => "no credentials",
     no_leak_in_dry_run => "dry-run",
+    no_leak_when_template_name_missing => "template name missing",
 }
 
 /// `run` started from a shell that first runs `prefix` (e.g. opens an fd without CLOEXEC), with
@@ -867,4 +886,50 @@ fn interrupted_fetch_leaves_no_secret_at_exit() {
             "probe {i} left at exit after SIGTERM: {at:?}"
         );
     }
+}
+
+/// An RDS-shaped secret whose password is `password`.
+fn rds_json(password: &str) -> String {
+    serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": 5432,
+        "username": "app", "password": password, "dbname": "app"})
+    .to_string()
+}
+
+/// `--db-url` and `--template`: at execve the password is only inside the variables built from
+/// it (the URL, and a template over the URL), each in the envp block; the fetched JSON and every
+/// intermediate buffer are gone.
+#[test]
+fn at_execve_built_values_are_only_in_the_env_block() {
+    let n = nonce();
+    let pw = format!("CanBuilt{n}Z");
+    let id = unique("mem/dburl");
+    moto().create(&id, &rds_json(&pw));
+    let ctl = control();
+    let mut cmd = se()
+        .env(CONTROL_VAR, &ctl.env)
+        .args(["--db-url", &format!("DATABASE_URL={id}")])
+        .args(["--template", "TPL=x{{DATABASE_URL|json}}"])
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "exec /usr/bin/env -0",
+            "sh",
+            &ctl.arg,
+        ])
+        .cmd;
+    cmd.stdin(std::process::Stdio::null());
+    let t = scan::trace(cmd, Stop::Execve, &needles(&[&pw], &ctl));
+    assert_eq!(t.status.code(), Some(0), "{}", stderr(&t));
+    assert_controls_found(&t.scan, 1);
+    let mut places: Vec<Option<String>> = t.scan.hits[0]
+        .iter()
+        .map(|h| t.scan.env_entry_of(h, pw.len()).map(|e| e.name()))
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        [Some("DATABASE_URL".to_string()), Some("TPL".to_string())],
+        "copies of the password at execve"
+    );
 }

@@ -597,3 +597,28 @@ fn from_env_references_are_resolved_again_on_rotation() {
     r.rotate(&name, first, "ref-new");
     r.terminate();
 }
+
+/// `--watch` with `--db-url`: a rotated password rebuilds the URL, and COMMAND restarts with it.
+#[test]
+fn rotation_rebuilds_a_db_url() {
+    let rds = |pw: &str| {
+        serde_json::json!({"engine": "mysql", "host": "127.0.0.1", "port": 3306,
+            "username": "app", "password": pw, "dbname": "app"})
+        .to_string()
+    };
+    let name = seed("sup-dburl", &rds("old/pw@1"));
+    let mut r = Resident::start(
+        se(),
+        &["--db-url", &format!("PASSWORD={name}"), "--watch=1s", "--"],
+        REPORTER,
+    );
+    let first = r.wait_value("mysql://app:old%2Fpw%401@127.0.0.1:3306/app");
+    moto().put(&name, &rds("new:pw#2"));
+    let second = r.wait_value("mysql://app:new%3Apw%232@127.0.0.1:3306/app");
+    assert_ne!(first, second, "COMMAND was not started again");
+    let stderr = r.terminate();
+    assert!(
+        !stderr.contains("pw@1") && !stderr.contains("pw#2"),
+        "{stderr}"
+    );
+}
