@@ -147,6 +147,8 @@ pub struct AwsOptions {
     pub ssm_endpoint: Option<String>,
     /// `--agent` / `SECRET_EXEC_AGENT`: Secrets Manager reads go to the local agent.
     pub agent: Option<AgentOptions>,
+    /// `--failover-region` / `SECRET_EXEC_FAILOVER_REGION` (see `plan::failover_region`).
+    pub failover_region: Option<String>,
     pub timeout: Duration,
     /// `--max-attempts`, else `AWS_MAX_ATTEMPTS`, else 3.
     pub max_attempts: u32,
@@ -509,6 +511,10 @@ impl Config {
             }
             None => None,
         };
+        let failover_region = crate::plan::failover_region(
+            cli.failover_region.as_deref(),
+            text("SECRET_EXEC_FAILOVER_REGION").as_deref(),
+        )?;
         let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
             .iter()
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
@@ -535,6 +541,7 @@ impl Config {
                 endpoint,
                 ssm_endpoint,
                 agent,
+                failover_region,
                 timeout: cli.timeout,
                 max_attempts: cli.max_attempts.or(retry.max_attempts).unwrap_or(3),
                 adaptive_retry: retry.adaptive,

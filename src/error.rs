@@ -47,6 +47,14 @@ pub enum Error {
         after: Duration,
         secrets: Vec<String>,
     },
+    /// The deadline passed while a request-rate quota kept turning calls away (69); `why` names
+    /// the quota and what helps (`source::quota::advice`).
+    #[error("timed out after {after:?} fetching {}: {why}", quoted(.secrets))]
+    Throttled {
+        after: Duration,
+        secrets: Vec<String>,
+        why: String,
+    },
     /// A bug in secret-exec (70); reported without any payload that could hold a value.
     #[error("{0}")]
     Internal(String),
@@ -98,6 +106,7 @@ impl Error {
             Error::NotFound { .. } => 66,
             Error::Unavailable { .. }
             | Error::TimedOut { .. }
+            | Error::Throttled { .. }
             | Error::Credentials { refused: false, .. } => 69,
             Error::Internal(_) => 70,
             Error::Permission { .. }
