@@ -271,3 +271,72 @@ fn failover_is_refused_for_what_it_cannot_protect() {
     out.assert_code(64);
     out.assert_one_clean_line();
 }
+
+#[test]
+fn dry_run_shows_the_failover() {
+    let name = replicated("quota/fodry");
+    let srv = QuotaServer::start().outage(REGION, Outage::ServerError);
+    let out = srv
+        .se()
+        .args([
+            "--failover-region",
+            REPLICA,
+            "--timeout",
+            "20s",
+            "--dry-run",
+        ])
+        .secrets([format!("V={name}")])
+        .run();
+    out.assert_code(0);
+    out.assert_stderr_has(&format!(
+        "failover from {REGION} to {REPLICA} for 1 secrets"
+    ));
+    assert!(out.stdout.contains('V'), "{}", out.stdout);
+    out.assert_no_leak(&["quota/fodry-replica", "quota/fodry-primary"]);
+}
+
+#[test]
+fn many_secrets_fail_over_in_batches() {
+    let stem = "quota/fomany";
+    let names: Vec<String> = (0..MIN_BATCH)
+        .map(|i| {
+            let name = unique(stem);
+            moto().create(&name, "primary");
+            moto().call_in(
+                REPLICA,
+                "CreateSecret",
+                &serde_json::json!({"Name": name, "SecretString": format!("val-{stem}-{i}")}),
+            );
+            name
+        })
+        .collect();
+    let srv = QuotaServer::start().outage(REGION, Outage::ServerError);
+    let out = srv
+        .se()
+        .args(["--failover-region", REPLICA, "--timeout", "20s"])
+        .secrets(&names)
+        .args(["--", "/usr/bin/env", "-0"])
+        .run();
+    assert_all(&out, stem, &names);
+    assert_eq!(srv.count(BATCH, REPLICA, "served"), 1);
+    assert_eq!(srv.count(GET, REPLICA, "served"), 0);
+}
+
+#[test]
+fn parameter_store_throttling_names_its_throughput() {
+    let name = format!("/{}", unique("quota/param"));
+    moto().put_parameter(&name, "String", "param-value");
+    let srv = QuotaServer::start().rate("Parameter Store", 0.0, 0.0);
+    let out = srv
+        .se()
+        .args(["--max-attempts", "2", "--timeout", "30s"])
+        .fetch_only(&format!("P=ssm:{name}"))
+        .run();
+    out.assert_code(69);
+    out.assert_one_clean_line();
+    out.assert_stderr_has(&format!(
+        "Parameter Store throughput in {REGION} (40 requests/s at the standard setting"
+    ));
+    assert!(!out.stderr.contains("network path"), "{}", out.stderr);
+    assert_eq!(srv.count("GetParameters", REGION, "throttled"), 2);
+}
