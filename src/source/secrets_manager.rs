@@ -241,11 +241,17 @@ struct Fallback {
 
 /// The batch call is tried once: whatever keeps it from answering (throttling, a 5xx, a timeout)
 /// sends its secrets to `GetSecretValue`, whose reads have their own retries. Retrying the batch
-/// itself would spend the scarce batch quota a fleet is already short of.
-fn one_attempt() -> aws_sdk_secretsmanager::config::Builder {
+/// itself would spend the scarce batch quota a fleet is already short of. A copy of the client
+/// with one attempt (cheap: its parts are shared), rather than a per-call config override, whose
+/// layering code costs the binary more.
+fn one_attempt(client: &Client) -> Client {
     use aws_sdk_secretsmanager::config::retry::RetryConfig;
-    aws_sdk_secretsmanager::config::Builder::default()
+    let conf = client
+        .config()
+        .to_builder()
         .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .build();
+    Client::from_conf(conf)
 }
 
 async fn batch(
@@ -260,14 +266,13 @@ async fn batch(
     let mut token: Option<String> = None;
     let mut fallback: Option<Why> = None;
     let mut failed: Option<Failure> = None;
+    let once = one_attempt(&client);
     // Ids are at most 20, so one page is the norm; the bound stops a server that loops tokens.
     for _page in 0..crate::plan::BATCH_SIZE {
-        let out = client
+        let out = once
             .batch_get_secret_value()
             .set_secret_id_list(Some(ids.clone()))
             .set_next_token(token.take())
-            .customize()
-            .config_override(one_attempt())
             .send()
             .await;
         request_id = out.request_id().map(str::to_string);
