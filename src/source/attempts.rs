@@ -36,9 +36,17 @@ fn throttling_code(status: u16, headers: Option<&str>, body: Option<&[u8]>) -> O
     if status != 400 && status != 429 {
         return None;
     }
-    let from_body = body
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-        .and_then(|v| v.get("__type").and_then(|t| t.as_str()).map(str::to_string));
+    // The `__type` field's text, found without a JSON parser (the binary has a size budget).
+    let from_body = body.and_then(|b| {
+        let b = std::str::from_utf8(b).ok()?;
+        let rest = &b[b.find("\"__type\"")? + 8..];
+        let rest = rest
+            .trim_start()
+            .strip_prefix(':')?
+            .trim_start()
+            .strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_string())
+    });
     let code = from_body
         .or(headers.map(str::to_string))
         .unwrap_or_default();
