@@ -108,6 +108,12 @@ pub struct Cli {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
+    /// Read Secrets Manager replicas from REGION when the primary region cannot answer (5xx,
+    /// timeouts, connection failures, throttling); never after a definite answer (not found,
+    /// denied). Also SECRET_EXEC_FAILOVER_REGION.
+    #[arg(long, value_name = "REGION")]
+    pub failover_region: Option<String>,
+
     /// Named profile from the AWS config files.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,

@@ -67,6 +67,7 @@ impl Config {
             profile: cli.profile.as_deref(),
             endpoint_url: cli.endpoint_url.as_deref(),
             agent: cli.agent.as_deref(),
+            failover_region: cli.failover_region.as_deref(),
             timeout: cli.timeout,
             max_attempts: cli.max_attempts,
         };

@@ -47,6 +47,14 @@ pub enum Error {
         after: Duration,
         secrets: Vec<String>,
     },
+    /// The deadline passed while a request-rate quota kept turning calls away (69); `why` names
+    /// the quota and what helps (`source::aws::quota::advice`).
+    #[error("timed out after {after:?} fetching {}: {why}", quoted(.secrets))]
+    Throttled {
+        after: Duration,
+        secrets: Vec<String>,
+        why: String,
+    },
     /// A bug in secret-exec (70); reported without any payload that could hold a value.
     #[error("{0}")]
     Internal(String),
@@ -98,6 +106,7 @@ impl Error {
             Error::NotFound { .. } => 66,
             Error::Unavailable { .. }
             | Error::TimedOut { .. }
+            | Error::Throttled { .. }
             | Error::Credentials { refused: false, .. } => 69,
             Error::Internal(_) => 70,
             Error::Permission { .. }
@@ -185,9 +194,10 @@ mod tests {
             Error::Output(_) => 14,
             Error::BrokenPipe => 15,
             Error::Signal(_) => 16,
+            Error::Throttled { .. } => 17,
         }
     }
-    const VARIANTS: usize = 17;
+    const VARIANTS: usize = 18;
 
     /// One error of each variant (both sides of `Credentials`), with its exit code.
     fn cases() -> Vec<(Error, i32)> {
@@ -222,6 +232,14 @@ mod tests {
                 Error::TimedOut {
                     after: Duration::from_secs(1),
                     secrets: vec![secret.clone()],
+                },
+                69,
+            ),
+            (
+                Error::Throttled {
+                    after: Duration::from_secs(1),
+                    secrets: vec![secret.clone()],
+                    why: why.clone(),
                 },
                 69,
             ),

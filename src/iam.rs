@@ -232,6 +232,12 @@ pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
         let (resource, place) = secret_resource(&r.id, region);
         resources.insert(resource);
         places.insert(place);
+        // `--failover-region`: the replica under the same name there, and its region's key.
+        if let Some(to) = &plan.failover {
+            let (resource, place) = secret_resource(&crate::plan::in_region(r, to).id, Some(to));
+            resources.insert(resource);
+            places.insert(place);
+        }
     }
     let mut parameters = BTreeSet::new();
     let mut paths = BTreeSet::new();
@@ -328,6 +334,37 @@ pub fn document(plan: &Plan, region: Option<&str>, watch: bool) -> String {
 mod tests {
     use super::*;
     use crate::spec;
+
+    #[test]
+    fn failover_grants_the_replicas() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf";
+        let specs: Vec<_> = ["app/key", arn]
+            .iter()
+            .map(|r| spec::parse(r).unwrap())
+            .collect();
+        let plan = Plan::new(&specs, false)
+            .with_failover(Some("us-west-2".into()))
+            .unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&document(&plan, Some("us-east-1"), false)).unwrap();
+        let got = list(&statement(&doc, "secretsmanager:GetSecretValue").unwrap()["Resource"]);
+        assert_eq!(
+            got,
+            [
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-??????",
+                "arn:aws:secretsmanager:us-east-1:*:secret:app/key-??????",
+                "arn:aws:secretsmanager:us-west-2:*:secret:app/key-??????",
+                "arn:aws:secretsmanager:us-west-2:123456789012:secret:prod/db-??????",
+            ]
+        );
+        let kms = statement(&doc, "kms:Decrypt").unwrap();
+        let via = kms["Condition"]["StringEquals"]["kms:ViaService"].to_string();
+        assert!(
+            via.contains("secretsmanager.us-west-2.amazonaws.com"),
+            "{via}"
+        );
+        assert!(statement(&doc, "secretsmanager:BatchGetSecretValue").is_none());
+    }
 
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf";
 
@@ -439,26 +476,41 @@ mod tests {
 
     #[test]
     fn batch_only_when_the_fetch_plan_batches() {
+        use crate::plan::MIN_BATCH;
         let other = "arn:aws:secretsmanager:us-west-2:123456789012:secret:x-AbCdEf";
-        let rows: &[(&[&str], Option<&str>, bool)] = &[
-            (&["a"], Some("us-east-1"), false),
-            (&["a", "b"], Some("us-east-1"), true),
+        // `n` plain names, then `extra`.
+        let names = |n: usize, extra: &[&str]| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("s{i}"))
+                .chain(extra.iter().map(|e| e.to_string()))
+                .collect()
+        };
+        let below = MIN_BATCH - 1;
+        let rows: Vec<(Vec<String>, Option<&str>, bool)> = vec![
+            (names(1, &[]), Some("us-east-1"), false),
+            (names(below, &[]), Some("us-east-1"), false),
+            (names(MIN_BATCH, &[]), Some("us-east-1"), true),
             // The same secret twice is fetched once.
-            (&["A=a:k1", "B=a:k2"], Some("us-east-1"), false),
+            (
+                names(below - 1, &["A=a:k1", "B=a:k2"]),
+                Some("us-east-1"),
+                false,
+            ),
             // Pinned stages and versions go through GetSecretValue.
-            (&["a", "b::AWSPREVIOUS"], Some("us-east-1"), false),
-            (&["a::AWSCURRENT", "b"], Some("us-east-1"), true),
-            // Different regions: one secret each, no batch.
-            (&["a", other], Some("us-east-1"), false),
-            (&["a", other], Some("us-west-2"), true),
+            (names(below, &["b::AWSPREVIOUS"]), Some("us-east-1"), false),
+            (names(below, &["b::AWSCURRENT"]), Some("us-east-1"), true),
+            // Different regions: the ARN's secret is alone in its region.
+            (names(below, &[other]), Some("us-east-1"), false),
+            (names(below, &[other]), Some("us-west-2"), true),
             // Region unknown: the names' region may be the ARN's.
-            (&["a", other], None, true),
-            (&[ARN, other], None, false),
+            (names(below, &[other]), None, true),
+            (vec![ARN.into(), other.into()], None, false),
         ];
         for (raw, region, want) in rows {
-            let doc = parsed(raw, *region);
+            let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+            let doc = parsed(&raw, region);
             let got = statement(&doc, "secretsmanager:BatchGetSecretValue");
-            assert_eq!(got.is_some(), *want, "{raw:?} {region:?}");
+            assert_eq!(got.is_some(), want, "{raw:?} {region:?}");
             if let Some(s) = got {
                 assert_eq!(s["Resource"], "*");
             }

@@ -86,6 +86,8 @@ pub enum Event {
     Fetch,
     /// A batch call was refused by IAM and its secrets are fetched one by one.
     Fallback,
+    /// The primary region could not answer: secrets are read from `--failover-region`.
+    Failover,
     /// One HTTP attempt, retries included (`-vv`), and its wire details (`-vvv`).
     Attempt,
     /// Values were mapped to variables.
@@ -113,6 +115,7 @@ impl Event {
             Event::Credentials => "credentials",
             Event::Fetch => "fetch",
             Event::Fallback => "fallback",
+            Event::Failover => "failover",
             Event::Attempt => "attempt",
             Event::Map => "map",
             Event::Override => "override",

@@ -3,6 +3,7 @@
 //! `--print-iam-policy`, so the policy grants exactly the calls the run makes. A new backend is
 //! a `Backend` variant here and a module under `source/`.
 
+use crate::error::Error;
 use crate::spec::{SecretRef, Spec};
 use std::collections::BTreeMap;
 
@@ -10,9 +11,16 @@ use std::collections::BTreeMap;
 pub const BATCH_SIZE: usize = 20;
 /// `GetParameters` takes at most 10 names per call.
 pub const PARAMETERS_PER_CALL: usize = 10;
-/// Fewer AWSCURRENT reads than this in one region go through `GetSecretValue`: a batch of one
-/// costs the same call and needs one more IAM permission.
-pub const MIN_BATCH: usize = 2;
+/// Fewer AWSCURRENT reads than this in one region go through concurrent `GetSecretValue`.
+/// AWS's quotas per account and region are 10,000 `GetSecretValue`/s but 100
+/// `BatchGetSecretValue`/s (`source::aws::quota`), shared by every caller: a fleet starting a thousand
+/// launches a second would throttle itself on batches. Up to `SINGLE_READS_IN_FLIGHT` single reads
+/// take one round trip, as long as one batch, so below this batching saves calls but no time and
+/// spends the scarce quota; from here on it saves round trips too (a 100-secret launch makes 5
+/// calls). A throttled batch still falls back to single reads (`source::secrets_manager`).
+pub const MIN_BATCH: usize = SINGLE_READS_IN_FLIGHT + 1;
+/// Single reads a source keeps in flight at once (`source::in_flight`).
+pub const SINGLE_READS_IN_FLIGHT: usize = 16;
 
 /// The kind of a plan entry: which `source/` module fetches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,6 +62,44 @@ pub struct RegionCalls {
 #[derive(Debug)]
 pub struct Plan {
     pub entries: Vec<Entry>,
+    /// `--failover-region`: where Secrets Manager reads go when the primary region cannot
+    /// answer (see `source::failover`).
+    pub failover: Option<String>,
+}
+
+/// `--failover-region`, else `SECRET_EXEC_FAILOVER_REGION` (blank counts as unset): a region
+/// name as AWS spells them (lower-case letters, digits and hyphens).
+pub fn failover_region(flag: Option<&str>, env: Option<&str>) -> Result<Option<String>, Error> {
+    let (name, raw) = match (flag, env.filter(|e| !e.trim().is_empty())) {
+        (Some(f), _) => ("--failover-region", f),
+        (None, Some(e)) => ("SECRET_EXEC_FAILOVER_REGION", e),
+        (None, None) => return Ok(None),
+    };
+    let valid = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        return Err(Error::Usage(format!(
+            "{name} '{}' is not a region name (e.g. us-west-2)",
+            crate::sanitize::one_line(raw)
+        )));
+    }
+    Ok(Some(raw.to_string()))
+}
+
+/// `r` as read from the replica region `to`: an ARN with its region field rewritten (a replica
+/// keeps its primary's name and suffix), a name as it is.
+pub fn in_region(r: &SecretRef, to: &str) -> SecretRef {
+    let mut moved = r.clone();
+    if let Some(a) = crate::arn::Arn::parse(&r.id) {
+        moved.id = format!(
+            "arn:{}:{}:{to}:{}:{}:{}",
+            a.partition, a.service, a.account, a.kind, a.rest
+        );
+    }
+    moved
 }
 
 impl Plan {
@@ -76,7 +122,45 @@ impl Plan {
                 });
             }
         }
-        Plan { entries }
+        Plan {
+            entries,
+            failover: None,
+        }
+    }
+
+    /// Adds `--failover-region`. Parameter Store has no replication and the agent reads its own
+    /// region, so their references could not fail over: rather than leave them silently
+    /// unprotected, the flag is refused for them (64), naming them.
+    pub fn with_failover(mut self, region: Option<String>) -> Result<Plan, Error> {
+        if region.is_some() {
+            let unprotected: Vec<String> = self
+                .entries
+                .iter()
+                .filter(|e| e.backend != Backend::SecretsManager)
+                .map(|e| format!("'{}'", e.secret))
+                .collect();
+            if !unprotected.is_empty() {
+                return Err(Error::Usage(format!(
+                    "--failover-region cannot protect {}: Parameter Store has no replication and \
+                     the agent reads its own region; drop --failover-region or read these \
+                     without it",
+                    unprotected.join(", ")
+                )));
+            }
+        }
+        self.failover = region;
+        Ok(self)
+    }
+
+    /// The Secrets Manager calls that read `refs` (secrets of this plan, already moved with
+    /// `in_region`) in `region`, batched as the plan batches.
+    pub fn calls_in(region: &str, refs: Vec<SecretRef>) -> RegionCalls {
+        let mut refs = refs;
+        refs.sort();
+        RegionCalls {
+            region: region.to_string(),
+            calls: secret_calls(refs),
+        }
     }
 
     /// Whether any entry needs AWS credentials and a region (everything but the agent's).
@@ -118,12 +202,13 @@ impl Plan {
         regions.all(|r| r.is_some()).then_some(first)
     }
 
-    /// Every region a client is needed in: each ARN's, and the default.
+    /// Every region a client is needed in: each ARN's, the default and the failover region.
     pub fn regions(&self, default: &str) -> Vec<String> {
         let mut regions: Vec<String> = self
             .aws_entries()
             .filter_map(|e| e.secret.arn_region())
             .chain([default])
+            .chain(self.failover.as_deref())
             .map(str::to_string)
             .collect();
         regions.sort();
@@ -180,8 +265,11 @@ impl Plan {
             }
         }
         let unknown = by_region.remove(&None).unwrap_or(0);
+        // With a failover region, every secret may be read there together.
+        let all: usize = unknown + by_region.values().sum::<usize>();
         let most_in_a_known_region = by_region.into_values().max().unwrap_or(0);
         unknown + most_in_a_known_region >= MIN_BATCH
+            || (self.failover.is_some() && all >= MIN_BATCH)
     }
 }
 
@@ -247,7 +335,11 @@ mod tests {
     fn calls_table() {
         let rows: &[(&[&str], &[(&str, &[(&str, &[&str])])])] = &[
             (&["a"], &[("us-east-1", &[("one", &["a"])])]),
-            (&["a", "b"], &[("us-east-1", &[("batch", &["a", "b"])])]),
+            // A few AWSCURRENT reads go one by one (see `MIN_BATCH`).
+            (
+                &["a", "b"],
+                &[("us-east-1", &[("one", &["a"]), ("one", &["b"])])],
+            ),
             // The same version twice is one entry.
             (&["A=a:k1", "B=a:k2"], &[("us-east-1", &[("one", &["a"])])]),
             (
@@ -353,16 +445,34 @@ mod tests {
         assert_eq!(sizes, [20, 20, 5]);
     }
 
+    #[test]
+    fn batches_start_where_single_reads_take_a_second_round_trip() {
+        for (n, batches) in [(1, 0), (MIN_BATCH - 1, 0), (MIN_BATCH, 1), (100, 5)] {
+            let names: Vec<String> = (0..n).map(|i| format!("s{i:03}")).collect();
+            let raw: Vec<&str> = names.iter().map(String::as_str).collect();
+            let got = plan(&raw).calls(Backend::SecretsManager, "r");
+            let calls = &got[0].calls;
+            let b = calls.iter().filter(|c| matches!(c, Call::Batch(_))).count();
+            assert_eq!(b, batches, "{n} secrets");
+            let want = if batches == 0 { n } else { batches };
+            assert_eq!(calls.len(), want, "{n} secrets");
+        }
+        assert_eq!(MIN_BATCH, SINGLE_READS_IN_FLIGHT + 1);
+    }
+
     /// The plan batches exactly when the policy grants `BatchGetSecretValue` for it.
     #[test]
     fn may_batch_agrees_with_calls() {
-        for raw in [
-            &["a"][..],
-            &["a", "b"],
-            &["a", EU],
-            &["a::AWSCURRENT", "b"],
-            &[EU, "b"],
-        ] {
+        let names: Vec<String> = (0..MIN_BATCH - 1).map(|i| format!("s{i}")).collect();
+        let mut rows: Vec<Vec<&str>> = vec![vec!["a"], vec!["a", "b"], vec!["a", EU]];
+        let few: Vec<&str> = names.iter().map(String::as_str).collect();
+        for extra in ["b", EU, "b::AWSCURRENT", "b::AWSPREVIOUS"] {
+            let mut row = few.clone();
+            row.push(extra);
+            rows.push(row);
+        }
+        rows.push(few);
+        for raw in &rows {
             let p = plan(raw);
             for region in ["us-east-1", "eu-west-1"] {
                 let batches = p
@@ -386,6 +496,54 @@ mod tests {
         ]);
         let got: Vec<String> = p.watched().iter().map(|r| r.to_string()).collect();
         assert_eq!(got, ["a", "b (stage AWSPREVIOUS)"]);
+    }
+
+    #[test]
+    fn failover_region_parses_and_moves_arns() {
+        let rows: &[(Option<&str>, Option<&str>, Result<Option<&str>, ()>)] = &[
+            (None, None, Ok(None)),
+            (None, Some("  "), Ok(None)),
+            (None, Some("us-west-2"), Ok(Some("us-west-2"))),
+            (Some("eu-west-1"), Some("us-west-2"), Ok(Some("eu-west-1"))),
+            (Some(""), None, Err(())),
+            (Some("US-WEST-2"), None, Err(())),
+            (None, Some("us west"), Err(())),
+        ];
+        for (flag, env, want) in rows {
+            let got = failover_region(*flag, *env);
+            match want {
+                Ok(w) => assert_eq!(got.unwrap().as_deref(), *w, "{flag:?} {env:?}"),
+                Err(()) => assert_eq!(got.unwrap_err().exit_code(), 64, "{flag:?} {env:?}"),
+            }
+        }
+        let r = SecretRef::secret(EU, None, None);
+        assert_eq!(
+            in_region(&r, "us-west-2").id,
+            "arn:aws:secretsmanager:us-west-2:1:secret:x-AbCdEf"
+        );
+        let r = SecretRef::secret("prod/db", None, None);
+        assert_eq!(in_region(&r, "us-west-2"), r);
+    }
+
+    #[test]
+    fn failover_refuses_what_it_cannot_protect() {
+        let specs: Vec<Spec> = ["a", "ssm:/p"]
+            .iter()
+            .map(|r| spec::parse(r).unwrap())
+            .collect();
+        let e = Plan::new(&specs, false)
+            .with_failover(Some("us-west-2".into()))
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.to_string().contains("'ssm:/p'") && !e.to_string().contains("'a'"),
+            "{e}"
+        );
+        let p = Plan::new(&specs[..1], false)
+            .with_failover(Some("us-west-2".into()))
+            .unwrap();
+        assert_eq!(p.regions("us-east-1"), ["us-east-1", "us-west-2"]);
+        assert!(Plan::new(&specs, false).with_failover(None).is_ok());
     }
 
     #[test]

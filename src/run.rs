@@ -45,7 +45,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     // One plan for everything a run reads, so --secret, --file and --from-env share batching,
     // deduplication and the deadline, and the IAM policy covers all three.
     let specs: Vec<Spec> = pipeline::all_specs(&config, &refs).cloned().collect();
-    let plan = Plan::new(&specs, config.aws.agent.is_some());
+    let plan = Plan::new(&specs, config.aws.agent.is_some())
+        .with_failover(config.aws.failover_region.clone())?;
 
     match &config.mode {
         Mode::PrintIamPolicy { watch } => {

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod aws;
 pub mod describe;
+pub mod failover;
 pub mod options;
 pub mod parameter_store;
 pub mod secrets_manager;
@@ -118,7 +119,7 @@ impl Failure {
 
 /// Calls in flight at once, per source: enough to hide latency, few enough not to trip a
 /// service's request-rate limit when a fleet starts together (the local agent takes 800).
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = crate::plan::SINGLE_READS_IN_FLIGHT;
 
 /// Runs every task with at most `IN_FLIGHT` of them at once; the outputs in the order the tasks
 /// finish. A task that panicked has no output.
@@ -155,7 +156,10 @@ pub async fn fetch_all(clients: Option<&aws::Clients>, opts: &AwsOptions, plan: 
         }
         let calls = plan.calls(backend, region);
         match (backend, clients, &opts.agent) {
-            (Backend::SecretsManager, Some(c), _) => secrets_manager::fetch(c, calls).await,
+            (Backend::SecretsManager, Some(c), _) => {
+                let share = failover::primary_share(opts.timeout);
+                failover::fetch(c, calls, plan.failover.as_deref(), share).await
+            }
             (Backend::ParameterStore, Some(c), _) => parameter_store::fetch(c, calls).await,
             (Backend::Agent, _, Some(agent)) => {
                 agent::fetch(agent, opts.timeout, opts.max_attempts, calls).await

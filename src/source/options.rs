@@ -127,6 +127,8 @@ pub struct AwsOptions {
     pub ssm_endpoint: Option<String>,
     /// `--agent` / `SECRET_EXEC_AGENT`: Secrets Manager reads go to the local agent.
     pub agent: Option<AgentOptions>,
+    /// `--failover-region` / `SECRET_EXEC_FAILOVER_REGION` (see `plan::failover_region`).
+    pub failover_region: Option<String>,
     pub timeout: Duration,
     /// `--max-attempts`, else `AWS_MAX_ATTEMPTS`, else 3.
     pub max_attempts: u32,
@@ -244,6 +246,8 @@ pub struct Flags<'a> {
     pub endpoint_url: Option<&'a str>,
     /// `--agent[=URL]`.
     pub agent: Option<&'a str>,
+    /// `--failover-region`.
+    pub failover_region: Option<&'a str>,
     pub timeout: Duration,
     pub max_attempts: Option<u32>,
 }
@@ -370,6 +374,10 @@ impl AwsOptions {
         let endpoint = endpoint_for("AWS_ENDPOINT_URL_SECRETS_MANAGER");
         let ssm_endpoint = endpoint_for("AWS_ENDPOINT_URL_SSM");
         let agent = agent_options(flags.agent, &text, needs_token)?;
+        let failover_region = crate::plan::failover_region(
+            flags.failover_region,
+            text("SECRET_EXEC_FAILOVER_REGION").as_deref(),
+        )?;
         let env_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
             .iter()
             .find_map(|v| text(v).filter(|r| !r.trim().is_empty()));
@@ -391,6 +399,7 @@ impl AwsOptions {
             endpoint,
             ssm_endpoint,
             agent,
+            failover_region,
             timeout: flags.timeout,
             max_attempts: flags.max_attempts.or(retry.max_attempts).unwrap_or(3),
             adaptive_retry: retry.adaptive,

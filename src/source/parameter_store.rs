@@ -6,7 +6,7 @@
 
 use super::aws::Clients;
 use super::aws::sdk::{Rules, is_denial_or_credentials};
-use super::{Class, Fetched, Named, Outcome, Payload};
+use super::{Class, Failure, Fetched, Named, Outcome, Payload};
 use crate::error::Error;
 use crate::log::{self, Event};
 use crate::plan::{Call, RegionCalls};
@@ -75,6 +75,27 @@ struct GroupOutcome {
     missing: Vec<SecretRef>,
 }
 
+/// A failed call of `api`: throttling past every retry names the region's throughput quota.
+fn sdk_failure<E>(
+    err: &aws_sdk_secretsmanager::error::SdkError<
+        E,
+        aws_sdk_secretsmanager::config::http::HttpResponse,
+    >,
+    api: &str,
+    client: &Client,
+) -> Failure
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let region = client
+        .config()
+        .region()
+        .map_or("its region", |r| r.as_ref());
+    RULES
+        .throttled(err, api, region)
+        .unwrap_or_else(|| RULES.sdk(err))
+}
+
 async fn get_group(client: Client, refs: Vec<SecretRef>) -> GroupOutcome {
     let names: Vec<String> = refs.iter().map(SecretRef::ssm_request_name).collect();
     let out = client
@@ -86,7 +107,7 @@ async fn get_group(client: Client, refs: Vec<SecretRef>) -> GroupOutcome {
     let mut out = match out {
         Ok(o) => o,
         Err(e) => {
-            let shared = RULES.sdk(&e);
+            let shared = sdk_failure(&e, "GetParameters", &client);
             let done = refs
                 .into_iter()
                 .map(|r| {
@@ -166,7 +187,7 @@ async fn get_path(client: Client, r: SecretRef) -> Outcome {
         let mut out = match out {
             Ok(o) => o,
             Err(e) => {
-                let err = RULES.sdk(&e).for_secret(&r);
+                let err = sdk_failure(&e, "GetParametersByPath", &client).for_secret(&r);
                 return (r, Err(err));
             }
         };

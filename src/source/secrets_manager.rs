@@ -1,5 +1,6 @@
-//! Secrets Manager: `BatchGetSecretValue` for the plan's batches (calls concurrent), concurrent
-//! `GetSecretValue` for the rest — and for a batch's secrets when IAM denies the batch call. SDK
+//! Secrets Manager: `BatchGetSecretValue` for the plan's batches (calls concurrent, each tried
+//! once), concurrent `GetSecretValue` for the rest — and for a batch's secrets when IAM denies the
+//! batch call or it is throttled or unanswered (after a jitter). SDK
 //! strings are moved into `SecretText` the moment a response is in hand. Every SDK error is
 //! classified here, once per call, into a `Failure`.
 
@@ -98,6 +99,21 @@ where
     failure(class, what, asked)
 }
 
+/// `classify_sdk` for a call of `api`: throttling that outlasted every retry names the account
+/// and region's quota for that API and what helps, instead of the generic advice.
+pub(super) fn classify_sdk_call<E>(
+    err: &SdkError<E, HttpResponse>,
+    asked: &Asked,
+    api: &str,
+) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    RULES
+        .throttled(err, api, &asked.region)
+        .unwrap_or_else(|| classify_sdk(err, asked))
+}
+
 /// The fields of a `GetSecretValue` answer or a batch entry, moved out of the SDK's struct so the
 /// value goes straight into a zeroizing buffer with no copy left behind.
 struct Parts {
@@ -190,7 +206,7 @@ async fn get_one(client: Client, secret: SecretRef, asked: Asked) -> Outcome {
             binary: o.secret_binary,
         }
         .into_fetched(&secret),
-        Err(e) => Err(classify_sdk(&e, &asked).for_secret(&secret)),
+        Err(e) => Err(classify_sdk_call(&e, &asked, "GetSecretValue").for_secret(&secret)),
     };
     log_fetch(
         "GetSecretValue",
@@ -203,21 +219,55 @@ async fn get_one(client: Client, secret: SecretRef, asked: Asked) -> Outcome {
     (secret, result)
 }
 
-enum BatchOutcome {
-    Done(Vec<Outcome>),
-    /// The caller may not call BatchGetSecretValue: fetch these one by one instead.
-    Denied(Client, Asked, Vec<SecretRef>),
+/// Why a batch's secrets are read one by one instead.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// IAM refuses `BatchGetSecretValue`: single reads may still be allowed.
+    Denied,
+    /// The batch call was throttled or did not answer: its quota (100/s per account and region)
+    /// is a hundredth of `GetSecretValue`'s, so single reads can still get through.
+    Unanswered,
 }
 
-async fn batch(client: Client, refs: Vec<SecretRef>, asked: Asked) -> BatchOutcome {
+/// A batch's secrets still to read one by one, and why.
+struct Fallback {
+    client: Client,
+    asked: Asked,
+    refs: Vec<SecretRef>,
+    why: Why,
+}
+
+/// The batch call is tried once: whatever keeps it from answering (throttling, a 5xx, a timeout)
+/// sends its secrets to `GetSecretValue`, whose reads have their own retries. Retrying the batch
+/// itself would spend the scarce batch quota a fleet is already short of. A copy of the client
+/// with one attempt (cheap: its parts are shared), rather than a per-call config override, whose
+/// layering code costs the binary more.
+fn one_attempt(client: &Client) -> Client {
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
+    let conf = client
+        .config()
+        .to_builder()
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .build();
+    Client::from_conf(conf)
+}
+
+async fn batch(
+    client: Client,
+    refs: Vec<SecretRef>,
+    asked: Asked,
+) -> (Vec<Outcome>, Option<Fallback>) {
     let started = Instant::now();
     let mut request_id: Option<String> = None;
     let ids: Vec<String> = refs.iter().map(|r| r.id.clone()).collect();
     let mut results: BTreeMap<SecretRef, Result<Fetched, Error>> = BTreeMap::new();
     let mut token: Option<String> = None;
+    let mut fallback: Option<Why> = None;
+    let mut failed: Option<Failure> = None;
+    let once = one_attempt(&client);
     // Ids are at most 20, so one page is the norm; the bound stops a server that loops tokens.
     for _page in 0..crate::plan::BATCH_SIZE {
-        let out = client
+        let out = once
             .batch_get_secret_value()
             .set_secret_id_list(Some(ids.clone()))
             .set_next_token(token.take())
@@ -227,24 +277,16 @@ async fn batch(client: Client, refs: Vec<SecretRef>, asked: Asked) -> BatchOutco
         let mut out = match out {
             Ok(o) => o,
             Err(e) => {
-                if let SdkError::ServiceError(se) = &e
-                    && is_policy_denial(se.err().code().unwrap_or(""))
-                {
-                    return BatchOutcome::Denied(client, asked, refs);
+                let code = e.as_service_error().and_then(|se| se.code()).unwrap_or("");
+                let f = classify_sdk_call(&e, &asked, "BatchGetSecretValue");
+                if is_policy_denial(code) {
+                    fallback = Some(Why::Denied);
+                } else if f.class == Class::Unavailable {
+                    fallback = Some(Why::Unanswered);
+                } else {
+                    failed = Some(f);
                 }
-                // The whole call failed: every secret in it gets the failure, under its own name.
-                let shared = classify_sdk(&e, &asked);
-                let took = started.elapsed();
-                return BatchOutcome::Done(
-                    refs.into_iter()
-                        .map(|r| {
-                            let err = Err(shared.for_secret(&r));
-                            let id = request_id.as_deref();
-                            log_fetch("BatchGetSecretValue", &asked, &r, &err, id, took);
-                            (r, err)
-                        })
-                        .collect(),
-                );
+                break;
             }
         };
         for entry in out.secret_values.take().unwrap_or_default() {
@@ -281,27 +323,59 @@ async fn batch(client: Client, refs: Vec<SecretRef>, asked: Asked) -> BatchOutco
         }
     }
     let took = started.elapsed();
-    BatchOutcome::Done(
-        refs.into_iter()
-            .map(|r| {
-                let res = results.remove(&r).unwrap_or_else(|| {
-                    Err(Error::Unavailable {
-                        secret: r.to_string(),
-                        why: "BatchGetSecretValue returned neither a value nor an error for it"
-                            .into(),
-                    })
-                });
-                let id = request_id.as_deref();
-                log_fetch("BatchGetSecretValue", &asked, &r, &res, id, took);
-                (r, res)
-            })
-            .collect(),
-    )
+    let (answered, rest): (Vec<SecretRef>, Vec<SecretRef>) =
+        refs.into_iter().partition(|r| results.contains_key(r));
+    let mut outcomes = Vec::with_capacity(answered.len() + rest.len());
+    let mut log_one = |r: SecretRef, res: Result<Fetched, Error>| {
+        log_fetch(
+            "BatchGetSecretValue",
+            &asked,
+            &r,
+            &res,
+            request_id.as_deref(),
+            took,
+        );
+        outcomes.push((r, res));
+    };
+    for r in answered {
+        let res = results
+            .remove(&r)
+            .unwrap_or_else(|| Err(Error::Internal("lost".into())));
+        log_one(r, res);
+    }
+    if let Some(why) = fallback
+        && !rest.is_empty()
+    {
+        let fb = Fallback {
+            client,
+            asked,
+            refs: rest,
+            why,
+        };
+        return (outcomes, Some(fb));
+    }
+    for r in rest {
+        // The whole call failed definitely (bad credentials, a rejected request): every secret
+        // in it gets the failure, under its own name.
+        let res = Err(match &failed {
+            Some(f) => f.for_secret(&r),
+            None => Error::Unavailable {
+                secret: r.to_string(),
+                why: "BatchGetSecretValue returned neither a value nor an error for it".into(),
+            },
+        });
+        log_one(r, res);
+    }
+    (outcomes, None)
 }
 
-/// Makes the plan's calls. Every secret of every call gets an outcome.
+/// Up to this long before a throttled batch's single reads start, picked at random per launch,
+/// so a fleet whose batches were turned away together does not arrive together again.
+const FALLBACK_JITTER: Duration = Duration::from_millis(200);
+
+/// Makes the plan's calls. Every secret of every call gets an outcome. The batches first, then
+/// the single reads beside a fallen-back batch's (those after a random jitter when throttled).
 pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
-    let mut results = Vec::new();
     let mut singles: Vec<(Client, Asked, SecretRef)> = Vec::new();
     let mut batches = JoinSet::new();
     for RegionCalls { region, calls } in plan {
@@ -319,31 +393,69 @@ pub async fn fetch(clients: &Clients, plan: Vec<RegionCalls>) -> Vec<Outcome> {
             }
         }
     }
+    // The batches first, as before single reads: a run's single reads are its pinned versions
+    // and small remainders, and an interrupted fetch then holds the batched values while they
+    // are in flight (tests/it/memory.rs relies on that order).
+    let mut results = Vec::new();
+    let mut fallback: Vec<(Client, Asked, SecretRef)> = Vec::new();
+    let mut unanswered = false;
     while let Some(joined) = batches.join_next().await {
-        match joined {
-            Ok(BatchOutcome::Done(rs)) => results.extend(rs),
-            Ok(BatchOutcome::Denied(client, asked, rs)) => {
-                log::at(1, Event::Fallback)
-                    .source("secretsmanager")
-                    .call("BatchGetSecretValue")
-                    .region(&asked.region)
-                    .count(rs.len())
-                    .say(format_args!(
-                        "BatchGetSecretValue denied; falling back to GetSecretValue for {} \
-                         secrets (grant secretsmanager:BatchGetSecretValue to save calls)",
-                        rs.len()
-                    ));
-                singles.extend(rs.into_iter().map(|r| (client.clone(), asked.clone(), r)));
-            }
-            Err(_) => {}
+        let Ok((done, fb)) = joined else { continue };
+        results.extend(done);
+        if let Some(fb) = fb {
+            log_fallback(&fb);
+            unanswered |= fb.why == Why::Unanswered;
+            let Fallback {
+                client,
+                asked,
+                refs,
+                ..
+            } = fb;
+            fallback.extend(refs.into_iter().map(|r| (client.clone(), asked.clone(), r)));
         }
     }
-
-    let gets = singles
-        .into_iter()
-        .map(|(client, asked, r)| get_one(client, r, asked));
-    results.extend(super::in_flight(gets).await);
+    let direct = super::in_flight(
+        singles
+            .into_iter()
+            .map(|(client, asked, r)| get_one(client, r, asked)),
+    );
+    let fallen_back = async move {
+        if fallback.is_empty() {
+            return Vec::new();
+        }
+        if unanswered {
+            tokio::time::sleep(FALLBACK_JITTER.mul_f64(crate::duration::random_unit())).await;
+        }
+        let gets = fallback
+            .into_iter()
+            .map(|(client, asked, r)| get_one(client, r, asked));
+        super::in_flight(gets).await
+    };
+    let (direct, fallen_back) = tokio::join!(direct, fallen_back);
+    results.extend(direct);
+    results.extend(fallen_back);
     results
+}
+
+/// The `fallback` event: a batch's secrets go to `GetSecretValue`, and why.
+fn log_fallback(fb: &Fallback) {
+    let n = fb.refs.len();
+    let line = log::at(1, Event::Fallback)
+        .source("secretsmanager")
+        .call("BatchGetSecretValue")
+        .region(&fb.asked.region)
+        .count(n);
+    match fb.why {
+        Why::Denied => line.say(format_args!(
+            "BatchGetSecretValue denied; falling back to GetSecretValue for {n} \
+             secrets (grant secretsmanager:BatchGetSecretValue to save calls)"
+        )),
+        Why::Unanswered => line.say(format_args!(
+            "BatchGetSecretValue throttled or unanswered in {}; falling back to GetSecretValue \
+             for {n} secrets",
+            fb.asked.region
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -60,9 +60,24 @@ fn window<T>(
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     let collecting = super::aws::orphans::begin();
     let remaining = aws.timeout.saturating_sub(start.elapsed());
-    let timed_out = || Error::TimedOut {
-        after: aws.timeout,
-        secrets: plan.entries.iter().map(|e| e.secret.to_string()).collect(),
+    super::aws::attempts::forget_throttling();
+    // A deadline a quota used up says which quota, never "check the network path".
+    let timed_out = || {
+        let secrets = plan.entries.iter().map(|e| e.secret.to_string()).collect();
+        match super::aws::attempts::last_throttled() {
+            Some((api, region, code)) => Error::Throttled {
+                after: aws.timeout,
+                secrets,
+                why: format!(
+                    "{code} past every retry; {}",
+                    super::aws::quota::advice(&api, &region)
+                ),
+            },
+            None => Error::TimedOut {
+                after: aws.timeout,
+                secrets,
+            },
+        }
     };
     let result = rt.block_on(async {
         tokio::select! {

@@ -72,27 +72,20 @@ fn events(lines: &[serde_json::Value]) -> Vec<&str> {
 
 #[test]
 fn every_aws_call_names_secret_exec_in_its_user_agent() {
-    let (a, b) = (seeded("log/ua-a"), seeded("log/ua-b"));
-    // The batch call is denied, so both actions are seen: BatchGetSecretValue, then one
-    // GetSecretValue per secret.
+    // 17 secrets, the fewest that are batched (`plan::MIN_BATCH`); the batch call is denied, so
+    // both actions are seen: BatchGetSecretValue, then one GetSecretValue per secret.
+    let specs: Vec<String> = (0..17)
+        .map(|i| format!("S{i}_*={}", seeded("log/ua")))
+        .collect();
     let srv = FaultServer::failing("BatchGetSecretValue", usize::MAX, Reply::Deny);
-    let out = srv
-        .se()
-        .args([
-            "--secret",
-            &format!("A_*={a}"),
-            "--secret",
-            &format!("B_*={b}"),
-        ])
-        .args(["--", "/bin/true"])
-        .run();
+    let out = srv.se().secrets(&specs).args(["--", "/bin/true"]).run();
     out.assert_code(0);
     let seen = srv.seen();
     let actions: Vec<&str> = seen.iter().map(|s| s.action.as_str()).collect();
     assert!(actions.contains(&"BatchGetSecretValue"), "{actions:?}");
     assert_eq!(
         actions.iter().filter(|a| **a == "GetSecretValue").count(),
-        2,
+        17,
         "{actions:?}"
     );
     let product = format!("lib/secret-exec/{VERSION}");

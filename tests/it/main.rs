@@ -17,6 +17,8 @@ mod logging;
 mod mapping;
 mod memory;
 mod packaging;
+mod quota;
+mod quotasrv;
 mod robust;
 mod scan;
 mod ssm;

@@ -28,7 +28,7 @@ fn nonce() -> String {
 /// Secrets that cover every way a value reaches the environment: flattened from an object
 /// (top-level and nested), an explicit `VAR=id:key`, a whole plain-text secret near the size
 /// limit, a multi-line value with JSON escapes on the wire, and a version-pinned read (which
-/// goes through GetSecretValue while the others go through BatchGetSecretValue).
+/// goes through GetSecretValue; the others too, unless enough fillers join them to be batched).
 struct Fixture {
     canaries: Vec<Canary>,
     specs: Vec<String>,
@@ -845,11 +845,17 @@ fn interrupted_fetch_leaves_no_secret_at_exit() {
         .flat_map(|c| c.probes.iter().map(String::as_str))
         .filter(|p| !p.contains('\n'))
         .collect();
+    // Enough plain AWSCURRENT reads to be batched (17, `plan::MIN_BATCH`): fillers beside the
+    // fixture's four, so the canaries come in one BatchGetSecretValue before the pinned read.
+    let fillers: Vec<String> = (0..13)
+        .map(|i| format!("F{i}={}", seed("mem/filler", "filler")))
+        .collect();
     let cmd = proxy
         .se()
         .env(CONTROL_VAR, &ctl.env)
         .args(["--timeout", "120s"])
         .secrets(&fx.specs)
+        .secrets(&fillers)
         .args(["--", "/bin/true", &ctl.arg])
         .cmd;
     let waiter = proxy.clone();

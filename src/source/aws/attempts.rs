@@ -2,7 +2,8 @@
 //! attempt number, the status, how long it took and the request id; `-vvv` also the URL (without
 //! user info or query), the User-Agent sent and the sizes. Never a body, never a header that
 //! carries credentials (Authorization, X-Amz-Security-Token). Added to every service client's
-//! config by `aws::observe`, the one place clients are finished.
+//! config by `aws::observe`, the one place clients are finished. It also notes the last
+//! throttled call (API and region, never a body) so a deadline that throttling used up says so.
 
 use crate::log::{self, Event};
 use aws_sdk_secretsmanager::config::interceptors::{
@@ -13,6 +14,58 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use std::time::Instant;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The last call a quota turned away in this fetch window: API, region and error code.
+static THROTTLED: std::sync::Mutex<Option<(String, String, String)>> = std::sync::Mutex::new(None);
+
+/// The last throttled call since `forget_throttling` (API, region, error code).
+pub fn last_throttled() -> Option<(String, String, String)> {
+    THROTTLED.lock().ok().and_then(|t| t.clone())
+}
+
+/// Starts a new fetch window with no throttling seen.
+pub fn forget_throttling() {
+    if let Ok(mut t) = THROTTLED.lock() {
+        *t = None;
+    }
+}
+
+/// The error code of a throttled reply: 429, or a 400 whose JSON `__type` (or `x-amzn-errortype`
+/// header) is a throttling code. Only error replies are read, and only that one field.
+fn throttling_code(status: u16, headers: Option<&str>, body: Option<&[u8]>) -> Option<String> {
+    if status != 400 && status != 429 {
+        return None;
+    }
+    // The `__type` field's text, found without a JSON parser (the binary has a size budget).
+    let from_body = body.and_then(|b| {
+        let b = std::str::from_utf8(b).ok()?;
+        let rest = &b[b.find("\"__type\"")? + 8..];
+        let rest = rest
+            .trim_start()
+            .strip_prefix(':')?
+            .trim_start()
+            .strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_string())
+    });
+    let code = from_body
+        .or(headers.map(str::to_string))
+        .unwrap_or_default();
+    // `__type` may carry a namespace (`com.amazonaws…#ThrottlingException`) or a `:` suffix.
+    let code = code
+        .rsplit('#')
+        .next()
+        .unwrap_or("")
+        .split(':')
+        .next()
+        .unwrap_or("");
+    if super::quota::is_throttling(code) {
+        Some(code.to_string())
+    } else if status == 429 {
+        Some("TooManyRequestsException".into())
+    } else {
+        None
+    }
+}
 
 #[derive(Debug)]
 pub struct Attempts;
@@ -74,9 +127,7 @@ impl Intercept for Attempts {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if !log::enabled(2) {
-            return Ok(());
-        }
+        // The call's name is kept at every level: a throttled attempt names it (`THROTTLED`).
         let Some(mut current) = cfg.load::<Current>().cloned() else {
             return Ok(());
         };
@@ -106,6 +157,20 @@ impl Intercept for Attempts {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if let Some(r) = context.response() {
+            let code = throttling_code(
+                r.status().as_u16(),
+                r.headers().get("x-amzn-errortype"),
+                r.body().bytes(),
+            );
+            if let (Some(code), Ok(mut t)) = (code, THROTTLED.lock()) {
+                let api = cfg.load::<Current>().map_or("request", |c| c.call.as_str());
+                let region = cfg
+                    .load::<aws_types::region::Region>()
+                    .map_or("its region", |r| r.as_ref());
+                *t = Some((api.to_string(), region.to_string(), code));
+            }
+        }
         let line = log::at(2, Event::Attempt);
         if !line.on() {
             return Ok(());
@@ -152,6 +217,42 @@ impl Intercept for Attempts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttled_replies() {
+        let body = br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+        let rows: &[(u16, Option<&str>, Option<&[u8]>, Option<&str>)] = &[
+            (400, None, Some(body), Some("ThrottlingException")),
+            (
+                400,
+                None,
+                Some(br#"{"__type":"com.amazonaws.x#ThrottlingException"}"#),
+                Some("ThrottlingException"),
+            ),
+            (
+                400,
+                Some("ThrottlingException:http://x"),
+                None,
+                Some("ThrottlingException"),
+            ),
+            (429, None, Some(b"<html>"), Some("TooManyRequestsException")),
+            (
+                400,
+                None,
+                Some(br#"{"__type":"AccessDeniedException"}"#),
+                None,
+            ),
+            (500, None, Some(body), None),
+            (200, None, Some(body), None),
+        ];
+        for (status, header, body, want) in rows {
+            assert_eq!(
+                throttling_code(*status, *header, *body).as_deref(),
+                *want,
+                "{status} {header:?}"
+            );
+        }
+    }
 
     #[test]
     fn urls_lose_credentials() {

@@ -15,6 +15,7 @@ pub mod files;
 pub mod loopback;
 pub mod orphans;
 pub mod proxy;
+pub mod quota;
 pub(crate) mod sdk;
 pub mod tls;
 pub mod url;

@@ -54,6 +54,29 @@ impl Rules {
         self.failure(class, what)
     }
 
+    /// A call of `api` in `region` that a request-rate quota turned away past every retry: the
+    /// failure names that quota and what helps, instead of the service's generic advice.
+    pub fn throttled<E>(
+        &self,
+        err: &SdkError<E, HttpResponse>,
+        api: &str,
+        region: &str,
+    ) -> Option<Failure>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let code = err.as_service_error().and_then(|e| e.code())?;
+        if !super::quota::is_throttling(code) {
+            return None;
+        }
+        let (_, what) = self.read(err);
+        Some(Failure {
+            service: self.service,
+            class: Class::Unavailable,
+            why: format!("{what}; {}", super::quota::advice(api, region)),
+        })
+    }
+
     /// The class of an AWS error code, and the code with its remote message (sanitised, without
     /// the full stop that would run into our "; ").
     pub fn read_code(&self, code: &str, message: Option<&str>) -> (Class, String) {
