@@ -335,7 +335,9 @@ pub fn configured_endpoint(
 impl Config {
     /// Validates the command line, then the `AWS_*` variables read through `env`.
     pub fn new(cli: Cli, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
-        if cli.secrets.is_empty() && cli.files.is_empty() && !cli.from_env {
+        let env_specs =
+            spec::parse_env_list(env(spec::ENV_VAR).as_deref()).map_err(Error::Usage)?;
+        if cli.secrets.is_empty() && cli.files.is_empty() && !cli.from_env && env_specs.is_empty() {
             return Err(Error::Usage(
                 "no --secret, --file or --from-env given; e.g. secret-exec --secret prod/db -- ./app"
                     .into(),
@@ -352,6 +354,7 @@ impl Config {
             .secrets
             .iter()
             .map(|s| spec::parse(s).map_err(Error::Usage))
+            .chain(env_specs.into_iter().map(Ok))
             .collect::<Result<Vec<_>, _>>()?;
         let file_specs = cli
             .files
@@ -712,6 +715,27 @@ mod tests {
         let c = config(&["--file", "K=a:k", "--file", "C=b", "--", "x"]).unwrap();
         let vars: Vec<&str> = c.files.iter().map(|f| f.var.as_str()).collect();
         assert_eq!(vars, ["K", "C"]);
+    }
+
+    #[test]
+    fn secret_exec_secrets_adds_specs_after_the_flags() {
+        let env = [("SECRET_EXEC_SECRETS", " b  C=c:k ")];
+        let c = config_in(&["--", "x"], &env).unwrap();
+        let raws: Vec<&str> = c.specs.iter().map(|s| s.raw.as_str()).collect();
+        assert_eq!(raws, ["b", "C=c:k"]);
+        let c = config_in(&["-s", "a", "--", "x"], &env).unwrap();
+        let raws: Vec<&str> = c.specs.iter().map(|s| s.raw.as_str()).collect();
+        assert_eq!(raws, ["a", "b", "C=c:k"]);
+        // Blank is none: the launch still needs something to fetch.
+        let e = config_in(&["--", "x"], &[("SECRET_EXEC_SECRETS", "  ")]).unwrap_err();
+        assert!(e.to_string().contains("no --secret"), "{e}");
+        let e =
+            config_in(&["-s", "a", "--", "x"], &[("SECRET_EXEC_SECRETS", "a 9=x")]).unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.to_string().contains("'9=x' in SECRET_EXEC_SECRETS"),
+            "{e}"
+        );
     }
     #[test]
     fn env_retry_table() {
