@@ -96,6 +96,12 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          from PATH), as the agent reads it; none is exit 78.",
     ),
     (
+        "SECRET_EXEC_SECRETS",
+        "More SPECs, separated by whitespace, each as --secret takes it, read after the --secret \
+         flags: for launchers whose arguments are fixed, such as a Lambda AWS_LAMBDA_EXEC_WRAPPER \
+         (see docs/lambda.md). A SPEC that does not parse is exit 64.",
+    ),
+    (
         "SECRET_EXEC_LOG_FORMAT",
         "text or json: the format of every stderr line when --log-format is not given; any other \
          value is exit 78 (see docs/logging.md).",

@@ -103,6 +103,58 @@ moto_seed() {
     -d "$body"
 }
 
+# The static (musl) targets a release ships, with the Debian architecture of each.
+STATIC_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+deb_arch() { case $1 in x86_64*) echo amd64 ;; aarch64*) echo arm64 ;; esac; }
+
+# need_static_toolchain TARGET: the rustup target and the C compiler ring needs for it: Debian's
+# musl-gcc for x86_64, Debian's aarch64 cross gcc for aarch64 (Rust's musl targets bring their
+# own musl, so only a compiler and linker for the CPU are needed), plus qemu-user-static to run
+# an aarch64 binary here. Root (apt-get) when something is missing.
+need_static_toolchain() {
+  case $1 in
+    x86_64-unknown-linux-musl) need_apt musl-gcc musl-tools ;;
+    aarch64-unknown-linux-musl)
+      need_apt aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+      need_apt qemu-aarch64-static qemu-user-static ;;
+  esac
+  need_apt readelf binutils
+  rustup target list --installed | grep -qx "$1" || rustup target add "$1"
+}
+
+# build_static TARGET: the static release binary for TARGET (cargo build --locked --release);
+# prints its path. Fails when it asks for a dynamic loader or exceeds 6,000,000 bytes.
+build_static() {
+  local target=$1 bin
+  bin=$LIB_ROOT/target/$target/release/secret-exec
+  case $target in
+    x86_64-unknown-linux-musl)
+      CC_x86_64_unknown_linux_musl=musl-gcc cargo build --locked --release --quiet --target "$target" ;;
+    aarch64-unknown-linux-musl)
+      CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
+        cargo build --locked --release --quiet --target "$target" ;;
+    *) echo "build_static: unknown target $target" >&2; return 1 ;;
+  esac
+  check_static "$bin" >&2 || return 1
+  printf '%s\n' "$bin"
+}
+
+# check_static BIN: no dynamic loader, within the 6,000,000-byte budget (docs/performance.md).
+check_static() {
+  local bin=$1 size
+  if readelf -lW "$bin" | grep -q 'INTERP'; then
+    echo "$bin asks for a dynamic loader; it must be static" >&2
+    return 1
+  fi
+  size=$(stat -c %s "$bin")
+  if [ "$size" -gt 6000000 ]; then
+    echo "$bin is $size bytes, over the 6000000-byte budget" >&2
+    return 1
+  fi
+  echo "static binary: $size bytes ($bin)"
+}
+
 # Run as a program (`bash scripts/lib.sh FUNCTION ARGS...`, how scripts/bench calls it): runs
 # one helper and exits, e.g. `free_port`, `make_ca DIR`, or `MOTO_KEEP=1 moto_start` (prints
 # "PID URL"; the caller stops it by PID).

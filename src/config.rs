@@ -51,11 +51,14 @@ impl Config {
     /// are built by that stage; this only assembles them, flag checks (64) before the
     /// environment (78).
     pub fn new(cli: Cli, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
-        check_inputs(&cli)?;
+        let env_specs =
+            spec::parse_env_list(env(spec::ENV_VAR).as_deref()).map_err(Error::Usage)?;
+        check_inputs(&cli, !env_specs.is_empty())?;
         let specs = cli
             .secrets
             .iter()
             .map(|s| spec::parse(s).map_err(Error::Usage))
+            .chain(env_specs.into_iter().map(Ok))
             .collect::<Result<Vec<_>, _>>()?;
         let files = cli
             .files
@@ -107,9 +110,15 @@ impl Config {
     }
 }
 
-/// Something to read, and `--from-env` with something inherited to read it in.
-fn check_inputs(cli: &Cli) -> Result<(), Error> {
-    if cli.secrets.is_empty() && cli.files.is_empty() && cli.db_urls.is_empty() && !cli.from_env {
+/// Something to read (`env_specs`: `SECRET_EXEC_SECRETS` named some), and `--from-env` with
+/// something inherited to read it in.
+fn check_inputs(cli: &Cli, env_specs: bool) -> Result<(), Error> {
+    if cli.secrets.is_empty()
+        && cli.files.is_empty()
+        && cli.db_urls.is_empty()
+        && !cli.from_env
+        && !env_specs
+    {
         return Err(Error::Usage(
             "no --secret, --file or --from-env given; e.g. secret-exec --secret prod/db -- ./app"
                 .into(),
@@ -321,6 +330,27 @@ mod tests {
         let c = config(&["--file", "K=a:k", "--file", "C=b", "--", "x"]).unwrap();
         let vars: Vec<&str> = c.files.iter().map(|f| f.var.as_str()).collect();
         assert_eq!(vars, ["K", "C"]);
+    }
+
+    #[test]
+    fn secret_exec_secrets_adds_specs_after_the_flags() {
+        let env = [("SECRET_EXEC_SECRETS", " b  C=c:k ")];
+        let c = config_in(&["--", "x"], &env).unwrap();
+        let raws: Vec<&str> = c.specs.iter().map(|s| s.raw.as_str()).collect();
+        assert_eq!(raws, ["b", "C=c:k"]);
+        let c = config_in(&["-s", "a", "--", "x"], &env).unwrap();
+        let raws: Vec<&str> = c.specs.iter().map(|s| s.raw.as_str()).collect();
+        assert_eq!(raws, ["a", "b", "C=c:k"]);
+        // Blank is none: the launch still needs something to fetch.
+        let e = config_in(&["--", "x"], &[("SECRET_EXEC_SECRETS", "  ")]).unwrap_err();
+        assert!(e.to_string().contains("no --secret"), "{e}");
+        let e =
+            config_in(&["-s", "a", "--", "x"], &[("SECRET_EXEC_SECRETS", "a 9=x")]).unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.to_string().contains("'9=x' in SECRET_EXEC_SECRETS"),
+            "{e}"
+        );
     }
     #[test]
     fn log_format_flag_beats_env() {

@@ -323,6 +323,32 @@ fn is_parameter_arn(reference: &str) -> bool {
     reference.starts_with("arn:") && reference.split(':').nth(2) == Some("ssm")
 }
 
+/// The variable that carries SPECs where a launcher's arguments are fixed (a Lambda
+/// `AWS_LAMBDA_EXEC_WRAPPER` script, an image's ENTRYPOINT): SPECs separated by whitespace,
+/// each exactly as `--secret` takes it, read after the `--secret`s. Read outside Lambda too.
+pub const ENV_VAR: &str = "SECRET_EXEC_SECRETS";
+
+/// The SPECs of [`ENV_VAR`]'s value (`None`, empty or blank: none). A SPEC that does not parse,
+/// or a value that is not UTF-8, is a usage message naming the variable: fail closed.
+pub fn parse_env_list(value: Option<&std::ffi::OsStr>) -> Result<Vec<Spec>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Some(text) = value.to_str() else {
+        return Err(format!(
+            "{ENV_VAR} is not UTF-8; it holds SPECs separated by spaces"
+        ));
+    };
+    text.split_whitespace()
+        .map(|raw| {
+            parse(raw).map_err(|e| {
+                let why = e.split_once("': ").map_or(e.as_str(), |(_, why)| why);
+                format!("invalid SPEC '{raw}' in {ENV_VAR}: {why}")
+            })
+        })
+        .collect()
+}
+
 pub fn parse(raw: &str) -> Result<Spec, String> {
     if raw.is_empty() {
         return Err(usage(raw, "empty"));
@@ -701,5 +727,50 @@ mod tests {
         assert!(!parse("prod/db::AWSPREVIOUS").unwrap().secret.is_current());
         assert!(parse("prod/db::AWSCURRENT").unwrap().secret.is_current());
         assert!(!parse("prod/db:::v1").unwrap().secret.is_current());
+    }
+
+    #[test]
+    fn env_list() {
+        use std::ffi::OsStr;
+        let list = |v: &str| parse_env_list(Some(OsStr::new(v)));
+        assert_eq!(parse_env_list(None).unwrap(), vec![]);
+        assert_eq!(list("").unwrap(), vec![]);
+        assert_eq!(list(" \t\n ").unwrap(), vec![]);
+        let got = list(&format!(
+            " prod/db\tDB_*=app/x\n  P={ARN}:password  ssm:/a/ "
+        ))
+        .unwrap();
+        let raws: Vec<&str> = got.iter().map(|s| s.raw.as_str()).collect();
+        assert_eq!(
+            raws,
+            [
+                "prod/db",
+                "DB_*=app/x",
+                &format!("P={ARN}:password"),
+                "ssm:/a/"
+            ]
+        );
+        assert_eq!(got[1].target, Target::Prefix("DB_".into()));
+        assert_eq!(got[2].key, top("password"));
+        // Each SPEC is exactly what --secret would make of it.
+        for s in &got {
+            assert_eq!(*s, parse(&s.raw).unwrap());
+        }
+        for bad in ["ok 1BAD=x", "a:k:s:v:extra", "=x", "arn:aws:s3:::b"] {
+            let e = list(bad).expect_err(bad);
+            assert!(e.contains("in SECRET_EXEC_SECRETS: "), "{e}");
+            assert!(!e.contains("--secret"), "{e}");
+        }
+        assert!(
+            list("ok 1BAD=x")
+                .unwrap_err()
+                .starts_with("invalid SPEC '1BAD=x'")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let e = parse_env_list(Some(OsStr::from_bytes(b"a\xff"))).unwrap_err();
+            assert!(e.contains("not UTF-8"), "{e}");
+        }
     }
 }

@@ -373,13 +373,6 @@ impl Maria {
     }
 }
 
-/// The test venv's Python (next to moto_server), or $SECRET_EXEC_TEST_PYTHON.
-fn venv_python() -> PathBuf {
-    std::env::var_os("SECRET_EXEC_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| moto_server_path().with_file_name("python"))
-}
-
 /// Logs in with SQLAlchemy from $DATABASE_URL as the application would: the URL unchanged but
 /// for the driver SQLAlchemy is told to use (MySQL Connector/Python).
 const SQLALCHEMY_WHO: &str = r#"

@@ -13,6 +13,7 @@ mod fault;
 mod faultsrv;
 mod files;
 mod golden;
+mod lambda;
 mod logging;
 mod mapping;
 mod memory;

@@ -40,6 +40,14 @@ pub fn moto_server_path() -> PathBuf {
     p
 }
 
+/// The test venv's Python (beside moto_server: scripts/venv installs every test requirement
+/// there), or $SECRET_EXEC_TEST_PYTHON.
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("SECRET_EXEC_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| moto_server_path().with_file_name("python"))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
