@@ -84,6 +84,11 @@ pub struct Cli {
     #[arg(long = "file", value_name = "VAR=REF")]
     pub files: Vec<String>,
 
+    /// Write the --secret variables as files DIR/NAME (mode 0400) instead of variables; DIR must
+    /// be on tmpfs or ramfs.
+    #[arg(long = "dir", value_name = "DIR")]
+    pub dir: Option<OsString>,
+
     /// Replace every inherited variable whose value is a reference (a Secrets Manager ARN with the
     /// ECS fields, or secretsmanager:REF) with the value it names.
     #[arg(long)]

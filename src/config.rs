@@ -34,6 +34,8 @@ pub struct Config {
     pub specs: Vec<Spec>,
     /// `--file VAR=REF`, in command-line order (the order of their descriptors).
     pub files: Vec<FileSpec>,
+    /// `--dir DIR`: the `--secret` variables become files there instead of variables.
+    pub dir: Option<crate::deliver::dir::DirOptions>,
     /// `--from-env`: resolve references in the inherited environment.
     pub from_env: bool,
     pub aws: AwsOptions,
@@ -60,6 +62,7 @@ impl Config {
             .iter()
             .map(|f| files::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
+        let dir = crate::deliver::dir::parse(cli.dir.as_deref(), specs.len())?;
         let aws_flags = source::options::Flags {
             region: cli.region.as_deref(),
             profile: cli.profile.as_deref(),
@@ -91,6 +94,7 @@ impl Config {
         Ok(Config {
             specs,
             files,
+            dir,
             from_env: cli.from_env,
             aws,
             map,

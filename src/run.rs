@@ -6,6 +6,7 @@
 
 use crate::cli;
 use crate::config::{Config, Mode};
+use crate::deliver::dir;
 use crate::deliver::environ::{self, Limits};
 use crate::dryrun;
 use crate::error::Error;
@@ -77,6 +78,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                         .then(|| r.sizes.get(&i.var.name).copied())
                         .flatten(),
                 })
+                .chain(r.dir.iter().map(|v| dryrun::Row {
+                    name: &v.name,
+                    origin: &v.origin,
+                    overrides: false,
+                    bytes: Some(v.value.len()),
+                }))
                 .collect();
             let merged = &r.merged;
             let predicted = command.first().map(|c| {
@@ -111,18 +118,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
             Ok(0)
         }
         Mode::Exec(argv) => {
-            let d = pipeline::delivery(&config, &plan, &refs, argv)?;
+            let d =
+                pipeline::delivery(&config, &plan, &refs, argv).inspect_err(|_| dir::cleanup())?;
             log::at(1, Event::Exec)
                 .took(log::since_start())
                 .say(format_args!(
                     "exec {}, total time before exec",
                     argv[0].to_string_lossy()
                 ));
-            signals::check()?;
-            Err(exec::exec(argv, &d.block, &d.files, &d.too_big))
+            signals::check().inspect_err(|_| dir::cleanup())?;
+            let failed = exec::exec(argv, &d.block, &d.files, &d.too_big);
+            // COMMAND never started: the --dir files it was to read go too.
+            dir::cleanup();
+            Err(failed)
         }
         Mode::Supervise(argv, opts) => {
-            let first = pipeline::delivery(&config, &plan, &refs, argv)?;
+            let first =
+                pipeline::delivery(&config, &plan, &refs, argv).inspect_err(|_| dir::cleanup())?;
             let (argv, opts) = (argv.clone(), opts.clone());
             // The supervisor starts the watcher once signals are blocked (threads inherit the
             // mask); it gets deliveries, never the configuration.
@@ -133,11 +145,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                 refs,
                 argv: argv.clone(),
             };
-            supervise::run(argv, opts, first, move |baseline| {
+            let ended = supervise::run(argv, opts, first, move |baseline| {
                 every
                     .map(|interval| watch::spawn(job, interval, baseline))
                     .transpose()
-            })
+            });
+            // A resident secret-exec outlives COMMAND: the --dir files go with it.
+            dir::cleanup();
+            ended
         }
     }
 }

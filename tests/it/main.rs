@@ -6,6 +6,7 @@ mod support;
 mod agent;
 mod core;
 mod creds;
+mod dir;
 mod fakehttp;
 mod fault;
 mod faultsrv;
