@@ -2,7 +2,6 @@
 //! `Config::try_from` turns it into something the rest of the program can trust.
 
 use crate::error::Error;
-pub use crate::launch::supervise::OnChange;
 use clap::{ArgAction, Parser, ValueEnum};
 use std::ffi::OsString;
 use std::time::Duration;
@@ -169,9 +168,15 @@ pub struct Cli {
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_INTERVAL)]
     pub watch: Option<String>,
 
-    /// On a change: restart COMMAND (default), or stop it and exit 75.
-    #[arg(long, value_name = "ACTION", value_enum)]
-    pub on_change: Option<OnChange>,
+    /// On a change: restart COMMAND (default), stop it and exit 75 (exit), or rewrite the --dir
+    /// files and send it a signal (signal:SIG, e.g. signal:HUP).
+    #[arg(long, value_name = "ACTION")]
+    pub on_change: Option<String>,
+
+    /// Wait a random delay up to DURATION before acting on a change (default: a tenth of the
+    /// --watch interval; 0 acts at once).
+    #[arg(long, value_name = "DURATION")]
+    pub splay: Option<String>,
 
     /// Signal that stops COMMAND on a change (default SIGTERM).
     #[arg(long, value_name = "SIGNAL")]
@@ -209,6 +214,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--splay`: `0` (act at once), or a duration as [`parse_duration`] reads it.
+pub fn parse_splay(text: &str) -> Result<Duration, String> {
+    match text.trim().trim_end_matches(['s', 'm']) {
+        "0" | "0.0" => Ok(Duration::ZERO),
+        _ => parse_duration(text),
+    }
 }
 
 /// `--watch` without a value.

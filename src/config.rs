@@ -83,10 +83,14 @@ impl Config {
         let supervise = supervise::Options::new(supervise::Flags {
             init: cli.init,
             watch: cli.watch.as_deref().map(cli::parse_interval),
-            on_change: cli.on_change,
+            on_change: cli.on_change.as_deref(),
+            splay: cli.splay.as_deref().map(cli::parse_splay),
             stop_signal: cli.stop_signal.as_deref(),
             stop_timeout: cli.stop_timeout.as_deref().map(cli::parse_duration),
         })?;
+        if let Some(s) = &supervise {
+            s.check_delivery(dir.is_some(), !files.is_empty(), cli.from_env)?;
+        }
         let mode = mode(cli.print_iam_policy, cli.dry_run, cli.command, supervise)?;
         let needs_token = !matches!(mode, Mode::PrintIamPolicy { .. });
         let aws = AwsOptions::new(aws_flags, env, needs_token)?;
@@ -170,7 +174,7 @@ fn log_format(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::OnChange;
+    use crate::launch::supervise::OnChange;
     use std::time::Duration;
 
     fn config_in(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Error> {
@@ -242,6 +246,56 @@ mod tests {
                 &["-s", "a", "--watch", "--stop-signal", "FOO", "--", "x"],
                 "--stop-signal",
             ),
+            (&["-s", "a", "--splay", "1s", "--", "x"], "needs --watch"),
+            (
+                &["-s", "a", "--watch", "--splay", "x", "--", "x"],
+                "--splay",
+            ),
+            (
+                &["-s", "a", "--watch", "--splay", "2h", "--", "x"],
+                "--splay",
+            ),
+            (
+                &["-s", "a", "--watch", "--on-change=hup", "--", "x"],
+                "--on-change",
+            ),
+            (
+                &["-s", "a", "--watch", "--on-change=signal:FOO", "--", "x"],
+                "--on-change",
+            ),
+            (
+                &["-s", "a", "--watch", "--on-change=signal:HUP", "--", "x"],
+                "deliver them with --dir",
+            ),
+            (
+                &[
+                    "-s",
+                    "a",
+                    "--dir",
+                    "/d",
+                    "--file",
+                    "F=b",
+                    "--watch",
+                    "--on-change=signal:HUP",
+                    "--",
+                    "x",
+                ],
+                "--file memfd is sealed",
+            ),
+            (
+                &[
+                    "-s",
+                    "a",
+                    "--dir",
+                    "/d",
+                    "--from-env",
+                    "--watch",
+                    "--on-change=signal:HUP",
+                    "--",
+                    "x",
+                ],
+                "--from-env values are variables",
+            ),
         ];
         for (args, want) in rows {
             let err = config(args).expect_err(&format!("{args:?}"));
@@ -266,6 +320,24 @@ mod tests {
             (o.stop_signal, o.stop_timeout),
             (15, Duration::from_secs(10))
         );
+        // The default splay is a tenth of the interval; 0 turns it off.
+        assert_eq!(o.splay, Duration::from_secs(30));
+        let o = supervise(&["-s", "a", "--watch=1h", "--splay", "0", "--", "x"]).unwrap();
+        assert_eq!(o.splay, Duration::ZERO);
+        let o = supervise(&["-s", "a", "--watch", "--splay", "90s", "--", "x"]).unwrap();
+        assert_eq!(o.splay, Duration::from_secs(90));
+        let o = supervise(&[
+            "-s",
+            "a",
+            "--dir",
+            "/d",
+            "--watch",
+            "--on-change=signal:HUP",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(o.on_change, OnChange::Signal(1));
         let o = supervise(&["-s", "a", "--init", "--", "x"]).expect("supervised");
         assert_eq!(o.watch, None);
         let o = supervise(&[

@@ -138,7 +138,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
             let (argv, opts) = (argv.clone(), opts.clone());
             // The supervisor starts the watcher once signals are blocked (threads inherit the
             // mask); it gets deliveries, never the configuration.
-            let every = opts.watch;
+            let (every, splay) = (opts.watch, opts.splay);
             let job = watch::Job {
                 config,
                 plan,
@@ -147,7 +147,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
             };
             let ended = supervise::run(argv, opts, first, move |baseline| {
                 every
-                    .map(|interval| watch::spawn(job, interval, baseline))
+                    .map(|interval| watch::spawn(job, interval, splay, baseline))
                     .transpose()
             });
             // A resident secret-exec outlives COMMAND: the --dir files go with it.
