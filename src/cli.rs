@@ -46,8 +46,8 @@ Exit codes:
   70          internal: a bug in secret-exec (please report it)
   74          output: stdout could not be written (a full disk...); a closed pipe ends silently with 141
   75          --watch --on-change=exit: a watched secret changed; restart me
-  77          permission: access denied, KMS decrypt refused, invalid or expired credentials
-  78          configuration: no region, no credentials, invalid AWS_* settings
+  77          permission: access denied, KMS decrypt refused, invalid or expired credentials; --user not permitted
+  78          configuration: no region, no credentials, invalid AWS_* settings, --dir not on tmpfs, unknown --user
   126 / 127   COMMAND not executable / not found
   128+n       interrupted by signal n before exec; with --init/--watch, COMMAND died of signal n
 
@@ -82,6 +82,11 @@ pub struct Cli {
     /// (no KEY: the whole SecretString, or a SecretBinary's bytes). Repeatable.
     #[arg(long = "file", value_name = "VAR=REF")]
     pub files: Vec<String>,
+
+    /// Run COMMAND as USER (and GROUP; names from /etc/passwd and /etc/group, or numbers);
+    /// secret-exec fetches as itself.
+    #[arg(long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
 
     /// Write the --secret variables as files DIR/NAME (mode 0400) instead of variables; DIR must
     /// be on tmpfs or ramfs.

@@ -36,6 +36,8 @@ pub struct Config {
     pub files: Vec<FileSpec>,
     /// `--dir DIR`: the `--secret` variables become files there instead of variables.
     pub dir: Option<crate::deliver::dir::DirOptions>,
+    /// `--user`: who COMMAND runs as.
+    pub user: Option<crate::launch::user::User>,
     /// `--from-env`: resolve references in the inherited environment.
     pub from_env: bool,
     pub aws: AwsOptions,
@@ -92,6 +94,17 @@ impl Config {
             s.check_delivery(dir.is_some(), !files.is_empty(), cli.from_env)?;
         }
         let mode = mode(cli.print_iam_policy, cli.dry_run, cli.command, supervise)?;
+        // Resolved and checked before any fetch; only a run that starts COMMAND switches.
+        let user = crate::launch::user::parse(cli.user.as_deref())?;
+        if let Some(u) = user
+            && matches!(mode, Mode::Exec(_) | Mode::Supervise(..))
+        {
+            crate::launch::user::check_permitted(u)?;
+        }
+        let mut dir = dir;
+        if let (Some(d), Some(u)) = (dir.as_mut(), user) {
+            d.owner = Some((u.uid, u.gid));
+        }
         let needs_token = !matches!(mode, Mode::PrintIamPolicy { .. });
         let aws = AwsOptions::new(aws_flags, env, needs_token)?;
         let log_format = log_format(cli.log_format, env)?;
@@ -99,6 +112,7 @@ impl Config {
             specs,
             files,
             dir,
+            user,
             from_env: cli.from_env,
             aws,
             map,

@@ -79,6 +79,9 @@ pub enum Error {
     /// stdout is a closed pipe (141, as if killed by SIGPIPE; no message, as other tools).
     #[error("stdout is a closed pipe")]
     BrokenPipe,
+    /// `--user` names a switch this process cannot make (77).
+    #[error("{0}")]
+    UserSwitch(String),
     /// Interrupted by a signal before exec (128+n).
     #[error("interrupted by signal {} before exec; the command was not started", .0.as_str())]
     Signal(Signal),
@@ -102,7 +105,8 @@ impl Error {
             Error::Internal(_) => 70,
             Error::Permission { .. }
             | Error::BadCredentials { .. }
-            | Error::Credentials { refused: true, .. } => 77,
+            | Error::Credentials { refused: true, .. }
+            | Error::UserSwitch(_) => 77,
             Error::Config(_) => 78,
             Error::NotExecutable { .. } => 126,
             Error::CommandNotFound { .. } => 127,

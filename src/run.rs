@@ -41,6 +41,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     log::set_format(config.log_format);
     log::set_level(config.verbosity);
     harden::no_dumps();
+    if let Some(u) = config.user {
+        crate::launch::user::set_target(u);
+    }
     // Found once, before the first start: a `--watch` re-fetch resolves the same references.
     let refs = pipeline::references(&config, &std::env::vars_os().collect::<Vec<_>>())?;
     // One plan for everything a run reads, so --secret, --file and --from-env share batching,

@@ -26,6 +26,8 @@ const MEMORY_FS: [(i64, &str); 2] = [(0x0102_1994, "tmpfs"), (0x8584_58f6, "ramf
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirOptions {
     pub path: PathBuf,
+    /// `--user`'s uid and gid: the files (and a DIR made here) belong to COMMAND's user.
+    pub owner: Option<(u32, u32)>,
 }
 
 /// `--dir`: not empty, and something to write (a `--secret`).
@@ -47,6 +49,7 @@ pub fn parse(dir: Option<&OsStr>, secrets: usize) -> Result<Option<DirOptions>, 
     }
     Ok(Some(DirOptions {
         path: PathBuf::from(dir),
+        owner: None,
     }))
 }
 
@@ -119,6 +122,11 @@ pub fn prepare(opts: &DirOptions) -> Result<(), Error> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::Config(format!("--dir {shown}: cannot set its mode: {e}")))?;
+        if let Some((uid, gid)) = opts.owner {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|e| {
+                Error::Config(format!("--dir {shown}: cannot give it to uid {uid}: {e}"))
+            })?;
+        }
     }
     lock().dir = Some(dir.clone());
     Ok(())
@@ -181,7 +189,7 @@ fn io_error(path: &Path, step: &str) -> Error {
 
 /// Writes `bytes` to a fresh temporary in `dir` (0400, exclusive, no symlink followed) and
 /// renames it over `name`. The bytes go straight from `bytes` to the kernel.
-fn write_one(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+fn write_one(dir: &Path, name: &str, bytes: &[u8], owner: Option<(u32, u32)>) -> Result<(), Error> {
     // SAFETY: getpid has no preconditions.
     let tmp = dir.join(format!(".{name}.secret-exec-{}", unsafe { libc::getpid() }));
     let target = dir.join(name);
@@ -222,6 +230,12 @@ fn write_one(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
     if unsafe { libc::fchmod(fd.as_raw_fd(), 0o400) } != 0 {
         return Err(fail("set the mode of"));
     }
+    if let Some((uid, gid)) = owner {
+        // SAFETY: fchown on a descriptor we own.
+        if unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) } != 0 {
+            return Err(fail("give to COMMAND's user"));
+        }
+    }
     drop(fd);
     // SAFETY: rename between two valid C paths in one directory.
     if unsafe { libc::rename(c_tmp.as_ptr(), c_target.as_ptr()) } != 0 {
@@ -240,7 +254,7 @@ pub fn write(opts: &DirOptions, vars: &[Var]) -> Result<(), Error> {
         let name = file_name(v)?;
         // Recorded before the write, so a failure halfway still leaves it to `cleanup`.
         lock().names.insert(name.to_string());
-        write_one(&opts.path, name, v.value.expose().as_bytes())?;
+        write_one(&opts.path, name, v.value.expose().as_bytes(), opts.owner)?;
         now.insert(name.to_string());
     }
     let mut w = lock();
@@ -277,7 +291,8 @@ mod tests {
         assert_eq!(
             parse(Some(OsStr::new("/run/s")), 1).unwrap(),
             Some(DirOptions {
-                path: "/run/s".into()
+                path: "/run/s".into(),
+                owner: None,
             })
         );
         for (dir, n, want) in [("", 1, "--dir needs"), ("/run/s", 0, "no --secret")] {
@@ -292,6 +307,7 @@ mod tests {
         // The build directory is on a disk (or an overlay), never tmpfs in CI.
         let disk = DirOptions {
             path: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/no-such-dir"),
+            owner: None,
         };
         let e = prepare(&disk).unwrap_err();
         assert_eq!(e.exit_code(), 78);

@@ -21,3 +21,4 @@ mod scan;
 mod ssm;
 mod supervisor;
 mod tls;
+mod user;
