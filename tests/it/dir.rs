@@ -351,7 +351,11 @@ fn signal_mode_rewrites_files_and_signals_without_a_restart() {
     let first = format!("canary-first-{}", unique("c"));
     let second = format!("canary-second-{}", unique("c"));
     let json = |p: &str| serde_json::json!({"password": p}).to_string();
-    moto().create(&name, &json(&first));
+    // The first version has a key the second drops: its file goes at the rotation.
+    moto().create(
+        &name,
+        &serde_json::json!({"password": first, "old": "o"}).to_string(),
+    );
     let mut r = Resident::start(
         &["-s", &name, "--watch=1s", "--on-change=signal:HUP", "-v"],
         RELOADER,
@@ -361,6 +365,7 @@ fn signal_mode_rewrites_files_and_signals_without_a_restart() {
         std::fs::read(r.secrets.join("PASSWORD")).unwrap(),
         first.as_bytes()
     );
+    assert_eq!(names(&r.secrets), ["OLD", "PASSWORD"]);
     let inode = std::fs::metadata(r.secrets.join("PASSWORD")).unwrap().ino();
     moto().put(&name, &json(&second));
     assert_eq!(r.wait_value(&second), pid, "COMMAND was restarted");
