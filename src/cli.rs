@@ -2,7 +2,6 @@
 //! `Config::try_from` turns it into something the rest of the program can trust.
 
 use crate::error::Error;
-pub use crate::launch::supervise::OnChange;
 use clap::{ArgAction, Parser, ValueEnum};
 use std::ffi::OsString;
 use std::time::Duration;
@@ -51,8 +50,8 @@ Exit codes:
   70          internal: a bug in secret-exec (please report it)
   74          output: stdout could not be written (a full disk...); a closed pipe ends silently with 141
   75          --watch --on-change=exit: a watched secret changed; restart me
-  77          permission: access denied, KMS decrypt refused, invalid or expired credentials
-  78          configuration: no region, no credentials, invalid AWS_* settings
+  77          permission: access denied, KMS decrypt refused, invalid or expired credentials; --user not permitted
+  78          configuration: no region, no credentials, invalid AWS_* settings, --dir not on tmpfs, unknown --user
   126 / 127   COMMAND not executable / not found
   128+n       interrupted by signal n before exec; with --init/--watch, COMMAND died of signal n
 
@@ -98,6 +97,15 @@ pub struct Cli {
     /// {{NAME|url}} percent-encoded, {{NAME|json}} a JSON string; \{{ is a literal {{. Repeatable.
     #[arg(long = "template", value_name = "VAR=TEXT")]
     pub templates: Vec<String>,
+    /// Run COMMAND as USER (and GROUP; names from /etc/passwd and /etc/group, or numbers);
+    /// secret-exec fetches as itself.
+    #[arg(long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Write the --secret variables as files DIR/NAME (mode 0400) instead of variables; DIR must
+    /// be on tmpfs or ramfs.
+    #[arg(long = "dir", value_name = "DIR")]
+    pub dir: Option<OsString>,
 
     /// Replace every inherited variable whose value is a reference (a Secrets Manager ARN with the
     /// ECS fields, or secretsmanager:REF) with the value it names.
@@ -186,9 +194,15 @@ pub struct Cli {
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_INTERVAL, value_parser = crate::duration::interval)]
     pub watch: Option<Duration>,
 
-    /// On a change: restart COMMAND (default), or stop it and exit 75.
-    #[arg(long, value_name = "ACTION", value_enum)]
-    pub on_change: Option<OnChange>,
+    /// On a change: restart COMMAND (default), stop it and exit 75 (exit), or rewrite the --dir
+    /// files and send it a signal (signal:SIG, e.g. signal:HUP).
+    #[arg(long, value_name = "ACTION")]
+    pub on_change: Option<String>,
+
+    /// Wait a random delay up to DURATION before acting on a change (default: a tenth of the
+    /// --watch interval; 0 acts at once).
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::splay)]
+    pub splay: Option<Duration>,
 
     /// Signal that stops COMMAND on a change (default SIGTERM).
     #[arg(long, value_name = "SIGNAL")]

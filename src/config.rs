@@ -34,6 +34,10 @@ pub struct Config {
     pub specs: Vec<Spec>,
     /// `--file VAR=REF`, in command-line order (the order of their descriptors).
     pub files: Vec<FileSpec>,
+    /// `--dir DIR`: the `--secret` variables become files there instead of variables.
+    pub dir: Option<crate::deliver::dir::DirOptions>,
+    /// `--user`: who COMMAND runs as.
+    pub user: Option<crate::launch::user::User>,
     /// `--from-env`: resolve references in the inherited environment.
     pub from_env: bool,
     pub aws: AwsOptions,
@@ -65,6 +69,7 @@ impl Config {
             .iter()
             .map(|f| files::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
+        let dir = crate::deliver::dir::parse(cli.dir.as_deref(), specs.len())?;
         let aws_flags = source::options::Flags {
             region: cli.region.as_deref(),
             profile: cli.profile.as_deref(),
@@ -87,17 +92,34 @@ impl Config {
         let supervise = supervise::Options::new(supervise::Flags {
             init: cli.init,
             watch: cli.watch,
-            on_change: cli.on_change,
+            on_change: cli.on_change.as_deref(),
+            splay: cli.splay,
             stop_signal: cli.stop_signal.as_deref(),
             stop_timeout: cli.stop_timeout,
         })?;
+        if let Some(s) = &supervise {
+            s.check_delivery(dir.is_some(), !files.is_empty(), cli.from_env)?;
+        }
         let mode = mode(cli.print_iam_policy, cli.dry_run, cli.command, supervise)?;
+        // Resolved and checked before any fetch; only a run that starts COMMAND switches.
+        let user = crate::launch::user::parse(cli.user.as_deref())?;
+        if let Some(u) = user
+            && matches!(mode, Mode::Exec(_) | Mode::Supervise(..))
+        {
+            crate::launch::user::check_permitted(u)?;
+        }
+        let mut dir = dir;
+        if let (Some(d), Some(u)) = (dir.as_mut(), user) {
+            d.owner = Some((u.uid, u.gid));
+        }
         let needs_token = !matches!(mode, Mode::PrintIamPolicy { .. });
         let aws = AwsOptions::new(aws_flags, env, needs_token)?;
         let log_format = log_format(cli.log_format, env)?;
         Ok(Config {
             specs,
             files,
+            dir,
+            user,
             from_env: cli.from_env,
             aws,
             map,
@@ -180,7 +202,7 @@ fn log_format(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::OnChange;
+    use crate::launch::supervise::OnChange;
     use std::time::Duration;
 
     fn config_in(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Error> {
@@ -252,6 +274,56 @@ mod tests {
                 &["-s", "a", "--watch", "--stop-signal", "FOO", "--", "x"],
                 "--stop-signal",
             ),
+            (&["-s", "a", "--splay", "1s", "--", "x"], "needs --watch"),
+            (
+                &["-s", "a", "--watch", "--splay", "x", "--", "x"],
+                "--splay",
+            ),
+            (
+                &["-s", "a", "--watch", "--splay", "2h", "--", "x"],
+                "--splay",
+            ),
+            (
+                &["-s", "a", "--watch", "--on-change=hup", "--", "x"],
+                "--on-change",
+            ),
+            (
+                &["-s", "a", "--watch", "--on-change=signal:FOO", "--", "x"],
+                "--on-change",
+            ),
+            (
+                &["-s", "a", "--watch", "--on-change=signal:HUP", "--", "x"],
+                "deliver them with --dir",
+            ),
+            (
+                &[
+                    "-s",
+                    "a",
+                    "--dir",
+                    "/d",
+                    "--file",
+                    "F=b",
+                    "--watch",
+                    "--on-change=signal:HUP",
+                    "--",
+                    "x",
+                ],
+                "--file memfd is sealed",
+            ),
+            (
+                &[
+                    "-s",
+                    "a",
+                    "--dir",
+                    "/d",
+                    "--from-env",
+                    "--watch",
+                    "--on-change=signal:HUP",
+                    "--",
+                    "x",
+                ],
+                "--from-env values are variables",
+            ),
         ];
         for (args, want) in rows {
             let err = config(args).expect_err(&format!("{args:?}"));
@@ -276,6 +348,24 @@ mod tests {
             (o.stop_signal, o.stop_timeout),
             (15, Duration::from_secs(10))
         );
+        // The default splay is a tenth of the interval; 0 turns it off.
+        assert_eq!(o.splay, Duration::from_secs(30));
+        let o = supervise(&["-s", "a", "--watch=1h", "--splay", "0", "--", "x"]).unwrap();
+        assert_eq!(o.splay, Duration::ZERO);
+        let o = supervise(&["-s", "a", "--watch", "--splay", "90s", "--", "x"]).unwrap();
+        assert_eq!(o.splay, Duration::from_secs(90));
+        let o = supervise(&[
+            "-s",
+            "a",
+            "--dir",
+            "/d",
+            "--watch",
+            "--on-change=signal:HUP",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(o.on_change, OnChange::Signal(1));
         let o = supervise(&["-s", "a", "--init", "--", "x"]).expect("supervised");
         assert_eq!(o.watch, None);
         let o = supervise(&[

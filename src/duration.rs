@@ -6,9 +6,12 @@
 
 use std::time::Duration;
 
-/// What a flag accepts: more than `min` when `min` is zero, else at least `min`; at most `max`.
+/// What a flag accepts: more than `min` when `min` is zero (unless `zero` allows it), else at
+/// least `min`; at most `max`.
 struct Bounds {
     min: Duration,
+    /// Zero is accepted (it turns the wait off).
+    zero: bool,
     max: Duration,
     /// The bounds in words, for the error.
     said: &'static str,
@@ -16,11 +19,19 @@ struct Bounds {
 
 const TIMEOUT: Bounds = Bounds {
     min: Duration::ZERO,
+    zero: false,
     max: Duration::from_secs(3600),
     said: "more than 0 and at most 1h",
 };
+const SPLAY: Bounds = Bounds {
+    min: Duration::ZERO,
+    zero: true,
+    max: Duration::from_secs(3600),
+    said: "from 0 (act at once) to 1h",
+};
 const INTERVAL: Bounds = Bounds {
     min: Duration::from_secs(1),
+    zero: false,
     max: Duration::from_secs(24 * 3600),
     said: "from 1s to 24h",
 };
@@ -50,7 +61,7 @@ fn bounded(text: &str, b: &Bounds) -> Result<Duration, String> {
         )
     })?;
     let low = if b.min.is_zero() {
-        d.is_zero()
+        d.is_zero() && !b.zero
     } else {
         d < b.min
     };
@@ -63,6 +74,11 @@ fn bounded(text: &str, b: &Bounds) -> Result<Duration, String> {
 /// `--timeout` and `--stop-timeout`: more than 0, at most an hour.
 pub fn timeout(text: &str) -> Result<Duration, String> {
     bounded(text, &TIMEOUT)
+}
+
+/// `--splay`: from 0 (act at once) to an hour.
+pub fn splay(text: &str) -> Result<Duration, String> {
+    bounded(text, &SPLAY)
 }
 
 /// `--watch`'s interval: from 1s (a poll is a paid call per secret) to 24h.
@@ -132,5 +148,18 @@ mod tests {
         }
         let e = interval("abc").unwrap_err();
         assert!(e.starts_with("not a duration"), "{e}");
+        for (text, ms) in [
+            ("0", 0),
+            ("0s", 0),
+            ("0.0m", 0),
+            ("250ms", 250),
+            ("1h", 3_600_000),
+        ] {
+            assert_eq!(splay(text), Ok(Duration::from_millis(ms)), "{text}");
+        }
+        for bad in ["61m", "3601", "-1", "x"] {
+            let e = splay(bad).unwrap_err();
+            assert!(e.contains("from 0 (act at once) to 1h"), "{bad}: {e}");
+        }
     }
 }

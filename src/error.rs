@@ -87,6 +87,9 @@ pub enum Error {
     /// stdout is a closed pipe (141, as if killed by SIGPIPE; no message, as other tools).
     #[error("stdout is a closed pipe")]
     BrokenPipe,
+    /// `--user` names a switch this process cannot make (77).
+    #[error("{0}")]
+    UserSwitch(String),
     /// Interrupted by a signal before exec (128+n).
     #[error("interrupted by signal {} before exec; the command was not started", .0.as_str())]
     Signal(Signal),
@@ -111,7 +114,8 @@ impl Error {
             Error::Internal(_) => 70,
             Error::Permission { .. }
             | Error::BadCredentials { .. }
-            | Error::Credentials { refused: true, .. } => 77,
+            | Error::Credentials { refused: true, .. }
+            | Error::UserSwitch(_) => 77,
             Error::Config(_) => 78,
             Error::NotExecutable { .. } => 126,
             Error::CommandNotFound { .. } => 127,
@@ -195,9 +199,10 @@ mod tests {
             Error::BrokenPipe => 15,
             Error::Signal(_) => 16,
             Error::Throttled { .. } => 17,
+            Error::UserSwitch(_) => 18,
         }
     }
-    const VARIANTS: usize = 18;
+    const VARIANTS: usize = 19;
 
     /// One error of each variant (both sides of `Credentials`), with its exit code.
     fn cases() -> Vec<(Error, i32)> {
@@ -244,6 +249,7 @@ mod tests {
                 69,
             ),
             (Error::Internal("x".into()), 70),
+            (Error::UserSwitch("x".into()), 77),
             (
                 Error::Permission {
                     secret: secret.clone(),

@@ -6,6 +6,7 @@
 
 use crate::cli;
 use crate::config::{Config, Mode};
+use crate::deliver::dir;
 use crate::deliver::environ::{self, Limits};
 use crate::dryrun;
 use crate::error::Error;
@@ -40,6 +41,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
     log::set_format(config.log_format);
     log::set_level(config.verbosity);
     harden::no_dumps();
+    if let Some(u) = config.user {
+        crate::launch::user::set_target(u);
+    }
     // Found once, before the first start: a `--watch` re-fetch resolves the same references.
     let refs = pipeline::references(&config, &std::env::vars_os().collect::<Vec<_>>())?;
     // One plan for everything a run reads, so --secret, --file and --from-env share batching,
@@ -78,6 +82,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
                         .then(|| r.sizes.get(&i.var.name).copied())
                         .flatten(),
                 })
+                .chain(r.dir.iter().map(|v| dryrun::Row {
+                    name: &v.name,
+                    origin: &v.origin,
+                    overrides: false,
+                    bytes: Some(v.value.len()),
+                }))
                 .collect();
             let merged = &r.merged;
             let predicted = command.first().map(|c| {
@@ -112,33 +122,41 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
             Ok(0)
         }
         Mode::Exec(argv) => {
-            let d = pipeline::delivery(&config, &plan, &refs, argv)?;
+            let d =
+                pipeline::delivery(&config, &plan, &refs, argv).inspect_err(|_| dir::cleanup())?;
             log::at(1, Event::Exec)
                 .took(log::since_start())
                 .say(format_args!(
                     "exec {}, total time before exec",
                     argv[0].to_string_lossy()
                 ));
-            signals::check()?;
-            Err(exec::exec(argv, &d.block, &d.files, &d.too_big))
+            signals::check().inspect_err(|_| dir::cleanup())?;
+            let failed = exec::exec(argv, &d.block, &d.files, &d.too_big);
+            // COMMAND never started: the --dir files it was to read go too.
+            dir::cleanup();
+            Err(failed)
         }
         Mode::Supervise(argv, opts) => {
-            let first = pipeline::delivery(&config, &plan, &refs, argv)?;
+            let first =
+                pipeline::delivery(&config, &plan, &refs, argv).inspect_err(|_| dir::cleanup())?;
             let (argv, opts) = (argv.clone(), opts.clone());
             // The supervisor starts the watcher once signals are blocked (threads inherit the
             // mask); it gets deliveries, never the configuration.
-            let every = opts.watch;
+            let (every, splay) = (opts.watch, opts.splay);
             let job = watch::Job {
                 config,
                 plan,
                 refs,
                 argv: argv.clone(),
             };
-            supervise::run(argv, opts, first, move |baseline| {
+            let ended = supervise::run(argv, opts, first, move |baseline| {
                 every
-                    .map(|interval| watch::spawn(job, interval, baseline))
+                    .map(|interval| watch::spawn(job, interval, splay, baseline))
                     .transpose()
-            })
+            });
+            // A resident secret-exec outlives COMMAND: the --dir files go with it.
+            dir::cleanup();
+            ended
         }
     }
 }

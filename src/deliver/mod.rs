@@ -2,6 +2,7 @@
 //! block handed to execve), and sealed memfds on fixed descriptors for `--file`. Owns what COMMAND
 //! is started with ([`Delivery`]) and how `--watch` hands a new one over ([`Updates`]).
 
+pub mod dir;
 pub(crate) mod env_block;
 pub mod environ;
 pub mod files;

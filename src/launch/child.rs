@@ -37,6 +37,20 @@ struct Prepared {
 
 /// The status record's "candidate" when placing the `--file` descriptors failed, not exec.
 const AT_PLACING: i32 = -2;
+/// ... when becoming the `--user` failed.
+const AT_USER: i32 = -3;
+
+/// Writes the status record for the parent and ends the child. Async-signal-safe.
+unsafe fn report(status_fd: libc::c_int, errno: i32, at: i32) -> ! {
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&errno.to_ne_bytes());
+    bytes[4..].copy_from_slice(&at.to_ne_bytes());
+    // SAFETY: writes 8 bytes from a local buffer, then exits without running any destructor.
+    unsafe {
+        libc::write(status_fd, bytes.as_ptr().cast(), 8);
+        libc::_exit(127)
+    }
+}
 
 fn prepare(
     argv: &[OsString],
@@ -144,6 +158,11 @@ pub fn spawn(
     let _ = nix::sys::wait::waitpid(pid, None);
     let errno = i32::from_ne_bytes([status[0], status[1], status[2], status[3]]);
     let at = i32::from_ne_bytes([status[4], status[5], status[6], status[7]]);
+    if at == AT_USER
+        && let Some(user) = crate::launch::user::target()
+    {
+        return Err(crate::launch::user::failed(user, errno));
+    }
     if at == AT_PLACING {
         let first = i32::try_from(3 + listen_fds).unwrap_or(i32::MAX);
         return Err(exec::placing(first, errno));
@@ -223,6 +242,9 @@ unsafe fn in_child(
                 libc::write(status_fd, bytes.as_ptr().cast(), 8);
                 libc::_exit(127)
             }
+        }
+        if let Err((_, errno)) = crate::launch::user::switch_to_target() {
+            report(status_fd, errno, AT_USER);
         }
         exec::reset_signals();
         // The errno and candidate that ended the search, as `exec::exec` reports them; -1: none.

@@ -260,6 +260,9 @@ pub fn exec(argv: &[OsString], env: &EnvBlock, files: &Files, too_big: &str) -> 
     if let Err(e) = place_files(&mut fds, first) {
         return e;
     }
+    if let Err((user, errno)) = crate::launch::user::switch_to_target() {
+        return crate::launch::user::failed(user, errno);
+    }
     let mut denied = None;
     for cpath in &paths {
         // SAFETY: all three arrays are NUL-terminated and point into buffers alive across the call.

@@ -6,3 +6,4 @@ pub mod child;
 pub mod exec;
 pub mod listen;
 pub mod supervise;
+pub mod user;

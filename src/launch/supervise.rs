@@ -17,7 +17,6 @@ use crate::launch::{child, listen};
 use crate::log::{self, Event};
 use crate::secret::scrub_stack;
 use crate::source::Versions;
-use clap::ValueEnum;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -27,14 +26,31 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// What `--watch` does once the changed secrets are fetched and valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnChange {
-    // Plain comments, not doc comments: a documented value would switch --help to its long,
-    // one-option-per-paragraph layout.
-    // Stop COMMAND and start it again with the new environment.
+    /// Stop COMMAND and start it again with the new environment.
     Restart,
-    // Stop COMMAND and exit 75, for the orchestrator to restart the task.
+    /// Stop COMMAND and exit 75, for the orchestrator to restart the task.
     Exit,
+    /// `signal:SIG`: the `--dir` files are rewritten, then SIG goes to COMMAND's process group;
+    /// COMMAND keeps running.
+    Signal(i32),
+}
+
+impl OnChange {
+    /// `restart`, `exit` or `signal:SIG` (SIG as `--stop-signal` takes it).
+    pub fn parse(text: &str) -> Result<OnChange, String> {
+        match text {
+            "restart" => Ok(OnChange::Restart),
+            "exit" => Ok(OnChange::Exit),
+            _ => match text.strip_prefix("signal:") {
+                Some(sig) => parse_signal(sig).map(OnChange::Signal),
+                None => Err(format!(
+                    "unknown action '{text}' (restart, exit, or signal:SIG, e.g. signal:HUP)"
+                )),
+            },
+        }
+    }
 }
 
 /// `--init`/`--watch` settings, validated.
@@ -45,6 +61,8 @@ pub struct Options {
     pub on_change: OnChange,
     pub stop_signal: i32,
     pub stop_timeout: Duration,
+    /// The most a change waits, at random, before it is acted on (`--splay`).
+    pub splay: Duration,
 }
 
 /// The flags `Options::new` reads, as given (`None`: not given). The durations come already
@@ -53,9 +71,10 @@ pub struct Options {
 pub struct Flags<'a> {
     pub init: bool,
     pub watch: Option<Duration>,
-    pub on_change: Option<OnChange>,
+    pub on_change: Option<&'a str>,
     pub stop_signal: Option<&'a str>,
     pub stop_timeout: Option<Duration>,
+    pub splay: Option<Duration>,
 }
 
 impl Options {
@@ -66,6 +85,7 @@ impl Options {
                 ("--on-change", flags.on_change.is_some()),
                 ("--stop-signal", flags.stop_signal.is_some()),
                 ("--stop-timeout", flags.stop_timeout.is_some()),
+                ("--splay", flags.splay.is_some()),
             ];
             if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
                 return Err(Error::Usage(format!(
@@ -82,14 +102,47 @@ impl Options {
             None => libc::SIGTERM,
         };
         let stop_timeout = flags.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let on_change = flags
+            .on_change
+            .map(OnChange::parse)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--on-change: {e}")))?
+            .unwrap_or(OnChange::Restart);
+        let splay = flags
+            .splay
+            .unwrap_or_else(|| watch.map_or(Duration::ZERO, |w| w / DEFAULT_SPLAY_DIVISOR));
         Ok(Some(Options {
             watch,
-            on_change: flags.on_change.unwrap_or(OnChange::Restart),
+            on_change,
             stop_signal,
             stop_timeout,
+            splay,
         }))
     }
+
+    /// `--on-change=signal:SIG` leaves COMMAND running, and a running process's environment
+    /// and descriptors cannot be changed: every value must reach it through the `--dir` files.
+    pub fn check_delivery(&self, dir: bool, files: bool, from_env: bool) -> Result<(), Error> {
+        if !matches!(self.on_change, OnChange::Signal(_)) {
+            return Ok(());
+        }
+        let why = if !dir {
+            "the values would be in COMMAND's environment, which cannot change under a running              process; deliver them with --dir"
+        } else if files {
+            "a --file memfd is sealed and COMMAND's descriptors cannot be replaced; use --dir              for every value"
+        } else if from_env {
+            "--from-env values are variables, which cannot change under a running process;              use --secret with --dir instead"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Usage(format!(
+            "--on-change=signal keeps COMMAND running, so every value must reach it through              --dir files: {why}"
+        )))
+    }
 }
+
+/// `--splay` unless given: a tenth of the `--watch` interval (30s at the default 5m).
+pub const DEFAULT_SPLAY_DIVISOR: u32 = 10;
 
 /// How long COMMAND has to stop before SIGKILL, unless `--stop-timeout` says.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -385,6 +438,18 @@ pub fn run(
             while nix::unistd::read(&w.wake, &mut byte).is_ok_and(|n| n > 0) {}
             while let Ok(delivery) = w.next.try_recv() {
                 if terminating {
+                    continue;
+                }
+                if let OnChange::Signal(sig) = opts.on_change {
+                    // The watcher rewrote the --dir files before handing this over; the block
+                    // holds no value (config allows signal mode with --dir only) and is wiped.
+                    drop(delivery);
+                    scrub_stack();
+                    log::at(1, Event::Supervise).say(format_args!(
+                        "a watched secret changed; the --dir files are rewritten, sending \
+                         signal {sig} to COMMAND (--on-change=signal)"
+                    ));
+                    kill_group(child, sig);
                     continue;
                 }
                 // A newer set replaces one still waiting for the old child to go.

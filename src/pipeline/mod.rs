@@ -7,6 +7,7 @@ pub mod watch;
 
 use crate::config::Config;
 use crate::deliver::Delivery;
+use crate::deliver::dir;
 use crate::deliver::env_block::EnvBlock;
 use crate::deliver::environ::{self, Limits, Merged};
 use crate::deliver::files::{self, Files};
@@ -67,9 +68,16 @@ pub fn delivery(
     refs: &[Reference],
     argv: &[OsString],
 ) -> Result<Delivery, Error> {
+    if let Some(d) = &config.dir {
+        dir::prepare(d)?;
+    }
     let r = resolve(config, plan, refs, Make::Memfds)?;
     environ::check_limits(&r.merged, argv, Limits::current())?;
     let too_big = size_report(&r.merged, Limits::current());
+    // Last: a delivery that fails a check writes nothing.
+    if let Some(d) = &config.dir {
+        dir::write(d, &r.dir)?;
+    }
     Ok(Delivery {
         too_big,
         block: EnvBlock::build(r.merged),
@@ -85,10 +93,12 @@ pub enum Make {
     SizesOnly,
 }
 
-/// Everything delivered: the environment, the memfds, each file's size by variable, and the
-/// versions fetched.
+/// Everything delivered: the environment, the memfds, the `--dir` files, each file's size by
+/// variable, and the versions fetched.
 pub struct Resolved {
     pub merged: Merged,
+    /// Under `--dir`: the `--secret` variables, written as files instead of set.
+    pub dir: Vec<Var>,
     pub files: Files,
     pub sizes: BTreeMap<String, usize>,
     pub versions: Versions,
@@ -137,10 +147,17 @@ pub fn resolve(
     };
 
     let mut vars: Vec<Var> = Vec::new();
+    let mut in_dir: Vec<Var> = Vec::new();
     for spec in &config.specs {
         in_time(spec)?;
-        vars.extend(map::map_spec(spec, get(spec)?, &config.map)?);
+        let mapped = map::map_spec(spec, get(spec)?, &config.map)?;
+        if config.dir.is_some() {
+            in_dir.extend(mapped);
+        } else {
+            vars.extend(mapped);
+        }
     }
+    dir::check(&in_dir)?;
     let listen = i32::try_from(listen::from_env()).unwrap_or(0);
     let mut out_files = Files {
         fds: Vec::with_capacity(config.files.len()),
@@ -188,12 +205,12 @@ pub fn resolve(
     map::compose::render_templates(&config.compose.templates, &mut vars, &inherited, &kept)?;
     let merged = environ::merge(inherited, vars, &config.env)?;
     log::at(1, Event::Map)
-        .count(merged.injected.len())
+        .count(merged.injected.len() + in_dir.len())
         .took(started.elapsed())
         .say(format_args!(
             "mapped {} secret(s) to {} variables",
             all_specs(config, refs).count(),
-            merged.injected.len()
+            merged.injected.len() + in_dir.len()
         ));
     for inj in merged.injected.iter().filter(|i| i.overrides) {
         log::at(1, Event::Override)
@@ -205,6 +222,7 @@ pub fn resolve(
     }
     Ok(Resolved {
         merged,
+        dir: in_dir,
         files: out_files,
         sizes,
         versions,

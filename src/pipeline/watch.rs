@@ -30,6 +30,11 @@ pub fn jittered(d: Duration, r: f64) -> Duration {
     d.mul_f64(0.9 + 0.2 * r.clamp(0.0, 1.0))
 }
 
+/// The delay before acting on a change (`--splay`): `r` in [0, 1) picks where in [0, `splay`].
+pub fn splay_delay(splay: Duration, r: f64) -> Duration {
+    splay.mul_f64(r.clamp(0.0, 1.0))
+}
+
 /// The wait before the next poll after `failures` failed ones in a row: the interval, doubled
 /// per failure, capped at the larger of the interval and `MAX_BACKOFF`.
 pub fn poll_delay(interval: Duration, failures: u32) -> Duration {
@@ -49,7 +54,12 @@ pub fn changed<'a>(baseline: &Versions, now: &'a Versions) -> Vec<&'a SecretRef>
 const WATCHER_STACK: usize = 4 << 20;
 
 /// Starts the watcher thread. `baseline` holds the versions the running COMMAND got.
-pub fn spawn(job: Job, interval: Duration, baseline: Versions) -> Result<Updates, Error> {
+pub fn spawn(
+    job: Job,
+    interval: Duration,
+    splay: Duration,
+    baseline: Versions,
+) -> Result<Updates, Error> {
     let watched = job.plan.watched();
     use nix::fcntl::OFlag;
     let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
@@ -63,7 +73,7 @@ pub fn spawn(job: Job, interval: Duration, baseline: Versions) -> Result<Updates
         std::thread::Builder::new()
             .name("watch".into())
             .stack_size(WATCHER_STACK)
-            .spawn(move || watch_loop(&job, interval, watched, baseline, tx, wr))
+            .spawn(move || watch_loop(&job, (interval, splay), watched, baseline, tx, wr))
             .map_err(|e| Error::Internal(format!("cannot start the watcher: {e}")))?;
     }
     Ok(Updates { wake: rd, next: rx })
@@ -80,7 +90,7 @@ pub struct Job {
 
 fn watch_loop(
     job: &Job,
-    interval: Duration,
+    (interval, splay): (Duration, Duration),
     refs: Vec<SecretRef>,
     mut baseline: Versions,
     tx: Sender<Delivery>,
@@ -129,6 +139,15 @@ fn watch_loop(
             "--watch: {} changed; fetching everything again",
             ids.join(", ")
         ));
+        if !splay.is_zero() {
+            let wait = splay_delay(splay, crate::duration::random_unit());
+            log::at(1, Event::Watch).say(format_args!(
+                "--watch: acting on the change in {}ms (--splay up to {}ms)",
+                wait.as_millis(),
+                splay.as_millis()
+            ));
+            std::thread::sleep(wait);
+        }
         match super::delivery(&job.config, &job.plan, &job.refs, &job.argv) {
             // Eventual consistency after a stage move, or an endpoint or proxy that misbehaves:
             // restarting would give COMMAND the environment it already has, at every check.
@@ -185,6 +204,21 @@ mod tests {
         for (r, ms) in rows {
             assert_eq!(jittered(d, r).as_millis(), ms, "{r}");
         }
+    }
+
+    #[test]
+    fn splay_stays_within_its_bound() {
+        let s = Duration::from_secs(30);
+        for (r, ms) in [
+            (0.0, 0),
+            (0.5, 15_000),
+            (0.999_999, 29_999),
+            (-1.0, 0),
+            (2.0, 30_000),
+        ] {
+            assert_eq!(splay_delay(s, r).as_millis(), ms, "{r}");
+        }
+        assert_eq!(splay_delay(Duration::ZERO, 0.7), Duration::ZERO);
     }
 
     #[test]
