@@ -16,6 +16,7 @@ pub mod proxy;
 mod sdk;
 pub mod secrets_manager;
 pub mod tls;
+pub mod tls_pq;
 pub mod window;
 
 use crate::config::AwsOptions;

@@ -1,6 +1,6 @@
 //! Trust roots and the one HTTP client every AWS call shares (Secrets Manager, STS, SSO, the
-//! credential endpoints): rustls with ring, or with graviola offering the hybrid post-quantum key
-//! exchange X25519MLKEM768 first (feature `post-quantum`; docs/tls.md), roots from ONE
+//! credential endpoints): rustls with ring, offering the hybrid post-quantum key exchange
+//! X25519MLKEM768 first (source/tls_pq.rs; docs/tls.md), roots from ONE
 //! source chosen as the AWS CLI chooses it, read only when a connection is first made — so a
 //! plain-http endpoint never touches a certificate — and certificate or proxy failures turned
 //! into typed errors that are never retried and name the host, the reason and the fix.
@@ -201,54 +201,9 @@ pub async fn profile_ca_bundle(profile: Option<&str>) -> Option<String> {
     set.get("ca_bundle").map(str::to_string)
 }
 
-#[cfg(all(feature = "ring", feature = "post-quantum"))]
-compile_error!(
-    "one crypto provider per binary: build post-quantum with \
-     `--no-default-features --features post-quantum`"
-);
-#[cfg(not(any(feature = "ring", feature = "post-quantum")))]
-compile_error!("enable a crypto provider: feature `ring` (default) or `post-quantum`");
-
-#[cfg(not(feature = "post-quantum"))]
+/// ring with X25519MLKEM768 offered first (source/tls_pq.rs).
 fn crypto_mode() -> CryptoMode {
-    CryptoMode::Ring
-}
-
-#[cfg(feature = "post-quantum")]
-fn crypto_mode() -> CryptoMode {
-    CryptoMode::Custom(provider())
-}
-
-/// The cipher suites the SDK's own rustls client restricts itself to, in its order: TLS 1.3
-/// AES-GCM, and TLS 1.2 ECDHE with AES-GCM (and ChaCha20 for RSA). A custom provider skips the
-/// SDK's restriction, so it is applied here: the offer is the one the ring build made.
-#[cfg(feature = "post-quantum")]
-const SUITES: &[rustls::CipherSuite] = &[
-    rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
-    rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
-    rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-];
-
-/// The crypto of every TLS connection: graviola, whose key-exchange groups are, in order,
-/// X25519MLKEM768, X25519, P-256, P-384. rustls sends the hybrid key share first and the
-/// X25519 share beside it (one X25519 key serves both), so a classical server that knows
-/// X25519 answers without a HelloRetryRequest; only a server that knows neither costs one.
-#[cfg(feature = "post-quantum")]
-pub fn provider() -> rustls::crypto::CryptoProvider {
-    let base = rustls_graviola::default_provider();
-    let cipher_suites = SUITES
-        .iter()
-        .filter_map(|want| base.cipher_suites.iter().find(|s| s.suite() == *want))
-        .copied()
-        .collect();
-    rustls::crypto::CryptoProvider {
-        cipher_suites,
-        ..base
-    }
+    CryptoMode::Custom(super::tls_pq::provider())
 }
 
 /// The HTTP client for every AWS call: TLS with `roots`, proxies from `proxies`. Nothing is
@@ -533,20 +488,6 @@ pub enum Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[cfg(feature = "post-quantum")]
-    #[test]
-    fn hybrid_post_quantum_group_is_offered_first_and_classical_ones_kept() {
-        let p = provider();
-        let groups: Vec<_> = p.kx_groups.iter().map(|g| g.name()).collect();
-        use rustls::NamedGroup as G;
-        assert_eq!(
-            groups,
-            [G::X25519MLKEM768, G::X25519, G::secp256r1, G::secp384r1]
-        );
-        let suites: Vec<_> = p.cipher_suites.iter().map(|s| s.suite()).collect();
-        assert_eq!(suites, SUITES, "every suite the SDK allows is available");
-    }
 
     #[test]
     fn first_found_wins() {

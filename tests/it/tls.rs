@@ -142,15 +142,11 @@ fn tls_to(ca: &Path) -> impl FnOnce(u16) -> std::io::Result<TlsStream> + '_ {
     }
 }
 
-/// The crypto provider secret-exec is built with, for the tests' own TLS clients and servers.
-#[cfg(feature = "post-quantum")]
+/// The tests' own TLS clients and servers: rustls with graviola, an implementation of
+/// X25519MLKEM768 independent of secret-exec's (ring with ML-KEM-768 from RustCrypto), so a
+/// handshake between them shows the two interoperate.
 fn crypto() -> rustls::crypto::CryptoProvider {
     rustls_graviola::default_provider()
-}
-
-#[cfg(not(feature = "post-quantum"))]
-fn crypto() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }
 
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
@@ -577,7 +573,6 @@ fn all_were(seen: &[Handshake], group: rustls::NamedGroup, hello_retry: bool) {
     );
 }
 
-#[cfg(feature = "post-quantum")]
 #[test]
 fn hybrid_post_quantum_key_exchange_is_negotiated_without_a_retry() {
     use rustls::NamedGroup as G;
@@ -588,8 +583,7 @@ fn hybrid_post_quantum_key_exchange_is_negotiated_without_a_retry() {
 #[test]
 fn classical_only_servers_still_work() {
     use rustls::NamedGroup as G;
-    // The X25519 key share is sent first (with ring) or beside the hybrid one (post-quantum):
-    // no extra round trip.
+    // The X25519 key share is sent beside the hybrid one: no extra round trip.
     let x25519 = PqServer::start(&[G::X25519]);
     all_were(&x25519.fetch(), G::X25519, false);
     // A server that knows neither asks for P-256 with a HelloRetryRequest: one round trip more.
