@@ -1,9 +1,12 @@
 //! TLS, private CAs and proxies end to end: a second moto server speaking TLS with a throwaway
 //! CA made by openssl, another CA that did not sign it, and a CONNECT proxy on loopback that
-//! counts the tunnels it opens (so "not retried" and "bypassed" are counted, not timed).
+//! counts the tunnels it opens (so "not retried" and "bypassed" are counted, not timed); and a
+//! rustls server in front of moto that records the key exchange each handshake negotiated.
 
-use crate::loopback::{listen, read_head, respond};
-use crate::support::{REGION, TempDir, aws_json, free_port, http, plain, se, serve_moto, unique};
+use crate::loopback::{ask_moto, listen, read_body, read_head, respond};
+use crate::support::{
+    REGION, TempDir, aws_json, free_port, http, moto, plain, se, serve_moto, unique,
+};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -127,18 +130,23 @@ fn tls_to(ca: &Path) -> impl FnOnce(u16) -> std::io::Result<TlsStream> + '_ {
         {
             roots.add(cert.unwrap()).unwrap();
         }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(crypto()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let conn =
             rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
         Ok(rustls::StreamOwned::new(conn, plain(port)?))
     }
+}
+
+/// The tests' own TLS clients and servers: rustls with graviola, an implementation of
+/// X25519MLKEM768 independent of secret-exec's (ring with ML-KEM-768 from RustCrypto), so a
+/// handshake between them shows the two interoperate.
+fn crypto() -> rustls::crypto::CryptoProvider {
+    rustls_graviola::default_provider()
 }
 
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
@@ -481,4 +489,118 @@ fn sts_for_web_identity_uses_the_same_trust_roots() {
     out.assert_code(78);
     out.assert_stderr_has("unknown issuer");
     out.assert_stderr_has("credentials");
+}
+
+/// What the TLS server in front of moto saw of one handshake.
+#[derive(Clone, Debug, PartialEq)]
+struct Handshake {
+    group: Option<rustls::NamedGroup>,
+    hello_retry: bool,
+}
+
+/// A rustls server with the same crypto as secret-exec (`crypto()`) but only the key-exchange
+/// `groups`, holding the test CA's certificate for 127.0.0.1: it ends TLS, passes each request
+/// to the shared plain-http moto, and records every handshake.
+struct PqServer {
+    port: u16,
+    seen: Arc<Mutex<Vec<Handshake>>>,
+}
+
+impl PqServer {
+    fn start(groups: &[rustls::NamedGroup]) -> PqServer {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = pki().ca.parent().unwrap();
+        let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let mut provider = crypto();
+        provider.kx_groups.retain(|g| groups.contains(&g.name()));
+        assert_eq!(provider.kx_groups.len(), groups.len(), "{groups:?}");
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let port = listen("127.0.0.1", move |tcp| {
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            // The first read completes the handshake.
+            let Some(head) = read_head(&mut tls) else {
+                return;
+            };
+            log.lock().unwrap().push(Handshake {
+                group: tls.conn.negotiated_key_exchange_group().map(|g| g.name()),
+                hello_retry: tls.conn.handshake_kind()
+                    == Some(rustls::HandshakeKind::FullWithHelloRetryRequest),
+            });
+            let Some(body) = read_body(&mut tls, &head) else {
+                return;
+            };
+            if let Some(reply) = ask_moto(&head, &body) {
+                let _ = tls.write_all(&reply);
+            }
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        });
+        PqServer { port, seen }
+    }
+
+    /// Fetches one secret through this server; returns every handshake it saw.
+    fn fetch(&self) -> Vec<Handshake> {
+        let name = unique("pq");
+        moto().create(&name, "through-pq");
+        let out = se()
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("https://127.0.0.1:{}", self.port),
+            )
+            .env("SSL_CERT_FILE", &pki().ca)
+            .args(["--timeout", "20", "--secret", &format!("V={name}")])
+            .args(["--", "/usr/bin/env", "-0"])
+            .run();
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        out.assert_vars(&[("V", "through-pq")]);
+        let seen = self.seen.lock().unwrap().clone();
+        assert!(!seen.is_empty(), "no TLS handshake reached the server");
+        seen
+    }
+}
+
+fn all_were(seen: &[Handshake], group: rustls::NamedGroup, hello_retry: bool) {
+    let want = Handshake {
+        group: Some(group),
+        hello_retry,
+    };
+    assert!(
+        seen.iter().all(|h| *h == want),
+        "want {want:?}, saw {seen:?}"
+    );
+}
+
+#[test]
+fn hybrid_post_quantum_key_exchange_is_negotiated_without_a_retry() {
+    use rustls::NamedGroup as G;
+    let server = PqServer::start(&[G::X25519MLKEM768, G::X25519, G::secp256r1, G::secp384r1]);
+    all_were(&server.fetch(), G::X25519MLKEM768, false);
+}
+
+#[test]
+fn classical_only_servers_still_work() {
+    use rustls::NamedGroup as G;
+    // The X25519 key share is sent beside the hybrid one: no extra round trip.
+    let x25519 = PqServer::start(&[G::X25519]);
+    all_were(&x25519.fetch(), G::X25519, false);
+    // A server that knows neither asks for P-256 with a HelloRetryRequest: one round trip more.
+    let p256 = PqServer::start(&[G::secp256r1]);
+    all_were(&p256.fetch(), G::secp256r1, true);
 }

@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod quota;
 pub(crate) mod sdk;
 pub mod tls;
+pub mod tls_pq;
 pub mod url;
 
 use crate::error::Error;

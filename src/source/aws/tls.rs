@@ -1,5 +1,6 @@
 //! Trust roots and the one HTTP client every AWS call shares (Secrets Manager, STS, SSO, the
-//! credential endpoints): rustls with ring (docs/tls.md has the measurement), roots from ONE
+//! credential endpoints): rustls with ring, offering the hybrid post-quantum key exchange
+//! X25519MLKEM768 first (aws/tls_pq.rs; docs/tls.md), roots from ONE
 //! source chosen as the AWS CLI chooses it, read only when a connection is first made — so a
 //! plain-http endpoint never touches a certificate — and certificate or proxy failures turned
 //! into typed errors that are never retried and name the host, the reason and the fix.
@@ -197,6 +198,11 @@ pub fn load_roots(source: Option<&RootSource>) -> Result<Vec<u8>, Error> {
     Ok(pem)
 }
 
+/// ring with X25519MLKEM768 offered first (aws/tls_pq.rs).
+fn crypto_mode() -> CryptoMode {
+    CryptoMode::Custom(super::tls_pq::provider())
+}
+
 /// The HTTP client for every AWS call: TLS with `roots`, proxies from `proxies`. Nothing is
 /// read until the first connection is made.
 pub fn https_client(roots: Option<RootSource>, proxies: Proxies) -> SharedHttpClient {
@@ -252,7 +258,7 @@ impl LazyInner {
             Builder::new().build_with_connector_fn(move |settings, components| {
                 connector_builder(settings, components)
                     .proxy_config(proxy.clone())
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .tls_provider(tls::Provider::Rustls(crypto_mode()))
                     .tls_context(context.clone())
                     .build()
             }),
