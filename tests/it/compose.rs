@@ -131,11 +131,7 @@ fn malformed_templates_are_64_with_a_position_before_any_fetch() {
         // A secret that does not exist: 64 comes before anything is asked of AWS (66).
         let out = refused(se(), &["--secret", "no/such/secret", "--template", t], 64);
         assert!(out.stderr.contains(want), "{t}: {}", out.stderr);
-        assert!(
-            out.stderr.contains(&format!("invalid --template '{t}'")),
-            "{}",
-            out.stderr
-        );
+        out.assert_stderr_has(&format!("invalid --template '{t}'"));
     }
     for (d, want) in [
         ("prod/db", "the form is VAR=REF"),
@@ -149,9 +145,8 @@ fn malformed_templates_are_64_with_a_position_before_any_fetch() {
 
 #[test]
 fn db_url_refusals_name_the_fields_and_engine_never_a_value() {
-    let master = unique("compose/master");
-    moto().create(
-        &master,
+    let master = seed(
+        "compose/master",
         &serde_json::json!({"username": "app", "password": PW}).to_string(),
     );
     let out = refused(se(), &["--db-url", &format!("U={master}")], 65);
@@ -169,7 +164,7 @@ fn db_url_refusals_name_the_fields_and_engine_never_a_value() {
         .to_string(),
     );
     let out = refused(se(), &["--db-url", &format!("U={oracle}")], 65);
-    assert!(out.stderr.contains("engine 'oracle'"), "{}", out.stderr);
+    out.assert_stderr_has("engine 'oracle'");
 }
 
 #[test]
@@ -190,11 +185,7 @@ fn collisions_and_overrides_apply_to_built_variables() {
     // Two --db-url on one name.
     let d = format!("U={name}");
     let out = refused(se(), &["--db-url", &d, "--db-url", &d], 65);
-    assert!(
-        out.stderr.contains("variable U would be set twice"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("variable U would be set twice");
     // An inherited name is overridden, or refused under --no-override.
     let out = se()
         .env("U", "inherited-canary")
@@ -208,7 +199,7 @@ fn collisions_and_overrides_apply_to_built_variables() {
         &["--no-override", "--db-url", &d, "--template", "T=t"],
         65,
     );
-    assert!(out.stderr.contains("--no-override"), "{}", out.stderr);
+    out.assert_stderr_has("--no-override");
     // The operator names the variable: the refused-name policy is for names from content.
     let out = se()
         .args([
@@ -295,11 +286,7 @@ fn file_paths_and_iam_policy() {
         .args(["--db-url", "U=prod/rds", "--template", "X={{U}}"])
         .run();
     out.assert_code(0);
-    assert!(
-        out.stdout.contains("secret:prod/rds-??????"),
-        "{}",
-        out.stdout
-    );
+    out.assert_stdout_has("secret:prod/rds-??????");
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn secret_by_full_arn() {
 fn multi_line_value_is_intact() {
     let pem = "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8w\nggE7AgEAAkEAq7BFUpkGp3+LQmlQ==\n-----END PRIVATE KEY-----\n";
     let name = unique("core/pem");
-    moto().create(&name, &serde_json::json!({"tls_key": pem}).to_string());
+    moto().create_json(&name, &serde_json::json!({"tls_key": pem}));
     let out = se().run_env0(&name);
     out.assert_code(0);
     assert_eq!(out.var("TLS_KEY").as_deref(), Some(pem));

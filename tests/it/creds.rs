@@ -461,8 +461,8 @@ fn credential_process_stderr_flood_is_discarded() {
     let (out, rss) = run_measured(run);
     assert_eq!(out.code(), Some(77), "{}", out.stderr);
     assert_clean_error(&out, &["CANARY-ERR"]);
-    assert!(out.stderr.contains("status 3"), "{}", out.stderr);
-    assert!(out.stderr.contains("profile 'bad'"), "{}", out.stderr);
+    out.assert_stderr_has("status 3");
+    out.assert_stderr_has("profile 'bad'");
     assert!(rss < RSS_BOUND_KIB, "peak RSS {rss} KiB");
 }
 

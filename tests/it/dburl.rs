@@ -9,7 +9,7 @@
 use crate::support::*;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every printable ASCII character (space, `"`, `'`, `/`, `@`, `:`, `%`, `\`… included) and
@@ -25,12 +25,9 @@ fn have(test: &str, what: &str, found: bool) -> bool {
     if found {
         return true;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(
-        !ci,
-        "{test} needs {what} (scripts/dbservers installs it), and CI=true forbids skipping"
-    );
-    eprintln!("skipped: {test} needs {what} (run scripts/dbservers)");
+    skip(&format!(
+        "{test} needs {what} (scripts/dbservers installs it)"
+    ));
     false
 }
 
@@ -204,36 +201,34 @@ fn postgres_logs_in_with_the_db_url_of_a_hostile_password() {
     let name = unique("db/pg");
     moto().create(&name, &secret.to_string());
     let path = format!("{}:/usr/bin:/bin", pg.bin.display());
+    // One run whose COMMAND asks psql who it logged in as.
+    let psql = |args: &[&str]| {
+        se().env("PATH", &path)
+            .args(args)
+            .args(["--", "/bin/sh", "-c", PSQL_WHO])
+            .run()
+    };
 
     // The URL as built, read by psql from the environment.
-    let db_url = format!("DATABASE_URL={name}");
-    let out = se()
-        .env("PATH", &path)
-        .args(["--db-url", &db_url, "--", "/bin/sh", "-c", PSQL_WHO])
-        .run();
+    let out = psql(&["--db-url", &format!("DATABASE_URL={name}")]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout.trim_end(), format!("{user}|{db}|psql"));
     out.assert_no_leak(&[&password]);
 
     // Connection options are query parameters a --template adds to the URL.
-    let pg_url = format!("PG_URL={name}");
-    let out = se()
-        .env("PATH", &path)
-        .args(["--db-url", &pg_url])
-        .args([
-            "--template",
-            "DATABASE_URL={{PG_URL}}?application_name=se-test",
-        ])
-        .args(["--", "/bin/sh", "-c", PSQL_WHO])
-        .run();
+    let out = psql(&[
+        "--db-url",
+        &format!("PG_URL={name}"),
+        "--template",
+        "DATABASE_URL={{PG_URL}}?application_name=se-test",
+    ]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout.trim_end(), format!("{user}|{db}|se-test"));
 
     // An RDS-managed master-user secret (username and password only): --db-url refuses it and
     // names the missing fields; the URL is then built with --template and |url.
-    let master = unique("db/pg-master");
-    moto().create(
-        &master,
+    let master = seed(
+        "db/pg-master",
         &serde_json::json!({"username": user, "password": password}).to_string(),
     );
     let out = se()
@@ -246,27 +241,19 @@ fn postgres_logs_in_with_the_db_url_of_a_hostile_password() {
         ])
         .run();
     assert_eq!(out.code(), Some(65), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("has no engine, host, port, dbname"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--template"), "{}", out.stderr);
+    out.assert_stderr_has("has no engine, host, port, dbname");
+    out.assert_stderr_has("--template");
     out.assert_no_leak(&[&password]);
     let template = format!(
         "DATABASE_URL=postgres://{{{{DB_USERNAME|url}}}}:{{{{DB_PASSWORD|url}}}}@127.0.0.1:{}/{}",
         pg.port, "app%20db%2F%C3%A9%3F%23"
     );
-    let out = se()
-        .env("PATH", &path)
-        .args([
-            "--secret",
-            &format!("DB_*={master}"),
-            "--template",
-            &template,
-        ])
-        .args(["--", "/bin/sh", "-c", PSQL_WHO])
-        .run();
+    let out = psql(&[
+        "--secret",
+        &format!("DB_*={master}"),
+        "--template",
+        &template,
+    ]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout.trim_end(), format!("{user}|{db}|psql"));
 
@@ -275,26 +262,15 @@ fn postgres_logs_in_with_the_db_url_of_a_hostile_password() {
         "DATABASE_URL=postgres://{{{{DB_USERNAME}}}}:{{{{DB_PASSWORD}}}}@127.0.0.1:{}/x",
         pg.port
     );
-    let out = se()
-        .env("PATH", &path)
-        .args(["--secret", &format!("DB_*={master}"), "--template", &raw])
-        .args(["--", "/bin/sh", "-c", PSQL_WHO])
-        .run();
+    let out = psql(&["--secret", &format!("DB_*={master}"), "--template", &raw]);
     assert_ne!(out.code(), Some(0), "an unencoded URL logged in");
 }
 
 /// A private MariaDB, killed on drop.
 struct Maria {
-    child: Child,
+    _child: Reaped,
     port: u16,
     _dir: TempDir,
-}
-
-impl Drop for Maria {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A MariaDB string literal: `\` and `'` escaped.
@@ -349,13 +325,13 @@ impl Maria {
                         .map_err(std::io::Error::from)
                 });
             }
-            let mut child = cmd.spawn().expect("spawn mariadbd");
+            let mut child = Reaped(cmd.spawn().expect("spawn mariadbd"));
             // Ready when it accepts on the port (the init file has run by then).
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Maria {
-                        child,
+                        _child: child,
                         port,
                         _dir: dir,
                     };
@@ -365,8 +341,6 @@ impl Maria {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         let log = std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
         panic!("mariadbd did not start: {log}");
@@ -395,15 +369,10 @@ fn mariadb_logs_in_with_the_db_url_of_a_hostile_password() {
         return;
     }
     let python = venv_python();
-    let has_driver = Command::new(&python)
-        .args(["-c", "import sqlalchemy, mysql.connector"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
     if !have(
         test,
         "SQLAlchemy and mysql-connector-python in the test venv",
-        has_driver,
+        venv_imports("sqlalchemy, mysql.connector"),
     ) {
         return;
     }
@@ -422,11 +391,14 @@ fn mariadb_logs_in_with_the_db_url_of_a_hostile_password() {
     });
     let name = unique("db/maria");
     moto().create(&name, &secret.to_string());
-    let out = se()
-        .args(["--db-url", &format!("DATABASE_URL={name}"), "--"])
-        .arg_path(&python)
-        .args(["-c", SQLALCHEMY_WHO])
-        .run();
+    // One run whose COMMAND asks SQLAlchemy who it logged in as, with the URL built from `name`.
+    let login = |name: &str| {
+        se().args(["--db-url", &format!("DATABASE_URL={name}"), "--"])
+            .arg_path(&python)
+            .args(["-c", SQLALCHEMY_WHO])
+            .run()
+    };
+    let out = login(&name);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout.trim_end(), format!("{user}@127.0.0.1|{db}"));
     out.assert_no_leak(&[&password]);
@@ -436,10 +408,6 @@ fn mariadb_logs_in_with_the_db_url_of_a_hostile_password() {
     let mut bad = secret.clone();
     bad["password"] = serde_json::Value::String(format!("{password}x"));
     moto().create(&wrong, &bad.to_string());
-    let out = se()
-        .args(["--db-url", &format!("DATABASE_URL={wrong}"), "--"])
-        .arg_path(&python)
-        .args(["-c", SQLALCHEMY_WHO])
-        .run();
+    let out = login(&wrong);
     assert_ne!(out.code(), Some(0), "a wrong password logged in");
 }

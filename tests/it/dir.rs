@@ -7,23 +7,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A directory under /dev/shm, removed on drop; `--dir` points below it.
-pub struct ShmDir(PathBuf);
-
-impl ShmDir {
-    pub fn new(stem: &str) -> ShmDir {
-        let p = PathBuf::from("/dev/shm").join(unique(&format!("secret-exec-{stem}")));
-        std::fs::create_dir(&p).unwrap();
-        ShmDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ShmDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub fn shm_dir(stem: &str) -> TempDir {
+    TempDir::under(Path::new("/dev/shm"), stem)
 }
 
 fn mode(p: &Path) -> u32 {
@@ -47,12 +32,11 @@ const PASSWORD: &str = "p@ss\nword with spaces\t\u{e9}";
 
 #[test]
 fn exec_mode_writes_files_not_variables() {
-    let name = unique("dir/exec");
-    moto().create(
-        &name,
+    let name = seed(
+        "dir/exec",
         &serde_json::json!({"username": "app", "password": PASSWORD}).to_string(),
     );
-    let shm = ShmDir::new("dir-exec");
+    let shm = shm_dir("dir-exec");
     let dir = shm.path().join("secrets");
     let out = se()
         .args(["--dir".as_ref(), dir.as_os_str()])
@@ -90,7 +74,7 @@ fn exec_mode_writes_files_not_variables() {
 #[test]
 fn modes_do_not_depend_on_the_umask() {
     let name = seed("dir/umask", "v");
-    let shm = ShmDir::new("dir-umask");
+    let shm = shm_dir("dir-umask");
     for (umask, sub) in [("000", "a"), ("777", "b")] {
         let dir = shm.path().join(sub);
         // sh sets the umask, then execs secret-exec with the test environment.
@@ -135,7 +119,7 @@ fn a_disk_directory_is_refused_before_any_fetch() {
     }
     assert!(!missing.exists());
     // A missing parent, and a file where DIR should be: 78 too.
-    let shm = ShmDir::new("dir-bad");
+    let shm = shm_dir("dir-bad");
     std::fs::write(shm.path().join("file"), "x").unwrap();
     for (dir, why) in [
         (shm.path().join("a/b"), "its parent must exist"),
@@ -170,8 +154,8 @@ fn usage_errors() {
 #[test]
 fn supervised_runs_clean_up_after_command() {
     let name = unique("dir/sup");
-    moto().create(&name, &serde_json::json!({"a": "1", "b": "2"}).to_string());
-    let shm = ShmDir::new("dir-sup");
+    moto().create_json(&name, &serde_json::json!({"a": "1", "b": "2"}));
+    let shm = shm_dir("dir-sup");
     let made = shm.path().join("made");
     let out = se()
         .args(["--init"])
@@ -210,7 +194,7 @@ fn supervised_runs_clean_up_after_command() {
 #[test]
 fn collisions_and_dry_run() {
     let name = seed("dir/dry", "secret-value");
-    let shm = ShmDir::new("dir-dry");
+    let shm = shm_dir("dir-dry");
     let dir = shm.path().join("d");
     let out = se()
         .args(["--dir".as_ref(), dir.as_os_str()])
@@ -240,15 +224,15 @@ fn collisions_and_dry_run() {
 
 /// A resident secret-exec with `--dir`; COMMAND writes what it saw to `STATE_DIR/state`.
 struct Resident {
-    child: std::process::Child,
+    child: Reaped,
     state: TempDir,
     secrets: PathBuf,
-    _shm: ShmDir,
+    _shm: TempDir,
 }
 
 impl Resident {
     fn start(args: &[&str], script: &str) -> Resident {
-        let shm = ShmDir::new("dir-res");
+        let shm = shm_dir("dir-res");
         let secrets = shm.path().join("secrets");
         let state = TempDir::new("dir-res");
         let err = std::fs::File::create(state.path().join("stderr")).unwrap();
@@ -265,7 +249,7 @@ impl Resident {
             .spawn()
             .unwrap();
         Resident {
-            child,
+            child: Reaped(child),
             state,
             secrets,
             _shm: shm,
@@ -321,13 +305,6 @@ impl Resident {
     }
 }
 
-impl Drop for Resident {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The splay delays logged at -v: (chosen, bound) in milliseconds.
 fn splays(stderr: &str) -> Vec<(u64, u64)> {
     stderr
@@ -352,10 +329,7 @@ fn signal_mode_rewrites_files_and_signals_without_a_restart() {
     let second = format!("canary-second-{}", unique("c"));
     let json = |p: &str| serde_json::json!({"password": p}).to_string();
     // The first version has a key the second drops: its file goes at the rotation.
-    moto().create(
-        &name,
-        &serde_json::json!({"password": first, "old": "o"}).to_string(),
-    );
+    moto().create_json(&name, &serde_json::json!({"password": first, "old": "o"}));
     let mut r = Resident::start(
         &["-s", &name, "--watch=1s", "--on-change=signal:HUP", "-v"],
         RELOADER,

@@ -17,11 +17,7 @@ fn seeded(stem: &str, key: &str, value: &str) -> String {
 /// moto; returns the proxy, for its call counts, and the run.
 fn forwarded<S: AsRef<std::ffi::OsStr>>(specs: impl IntoIterator<Item = S>) -> (FaultServer, Out) {
     let srv = FaultServer::start(|_, _| Reply::Forward);
-    let out = srv
-        .se()
-        .secrets(specs)
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+    let out = srv.se().run_env0_all(specs);
     (srv, out)
 }
 
@@ -117,12 +113,7 @@ fn batch_denied_falls_back_to_get_secret_value() {
         .map(|i| seeded("fault/fallback", &format!("fb{i}"), &format!("val{i}")))
         .collect();
     let srv = FaultServer::failing(BATCH, usize::MAX, Reply::Deny);
-    let out = srv
-        .se()
-        .args(["-v"])
-        .secrets(&names)
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+    let out = srv.se().args(["-v"]).run_env0_all(&names);
     out.assert_code(0);
     out.assert_vars_each((0..17).map(|i| (format!("FB{i}"), format!("val{i}"))));
     assert_eq!(srv.count(BATCH), 1);
@@ -164,10 +155,7 @@ fn duplicates_are_fetched_once() {
         format!("C={other}:pass"),
         format!("D={other}"),
     ]);
-    out.assert_code(0);
-    assert_eq!(out.var("A").as_deref(), Some("u1"));
-    assert_eq!(out.var("P_USER").as_deref(), Some("u1"));
-    assert_eq!(out.var("C").as_deref(), Some("p1"));
+    out.assert_ok_vars(&[("A", "u1"), ("P_USER", "u1"), ("C", "p1")]);
     // Two distinct secrets (too few to batch): one read each, never the same id twice.
     assert_eq!(srv.count(BATCH), 0);
     assert_eq!(srv.count(GET), 2);
@@ -179,8 +167,7 @@ fn duplicates_are_fetched_once() {
         format!("B={name}:user"),
         name.clone(),
     ]);
-    out.assert_code(0);
-    assert_eq!(out.var("USER").as_deref(), Some("u1"));
+    out.assert_ok_vars(&[("USER", "u1")]);
     assert_eq!(srv.count(GET), 1);
     assert_eq!(srv.count(BATCH), 0);
 }
@@ -210,10 +197,7 @@ fn pinned_stages_use_get_secret_value() {
         format!("NEW={name}:v"),
         other,
     ]);
-    out.assert_code(0);
-    assert_eq!(out.var("OLD").as_deref(), Some("one"));
-    assert_eq!(out.var("NEW").as_deref(), Some("two"));
-    assert_eq!(out.var("W").as_deref(), Some("three"));
+    out.assert_ok_vars(&[("OLD", "one"), ("NEW", "two"), ("W", "three")]);
     // Two AWSCURRENT reads are too few to batch; the pinned one is always a single read.
     assert_eq!(srv.count(BATCH), 0);
     assert_eq!(srv.count(GET), 3);

@@ -68,9 +68,9 @@ fn secret_binary_is_byte_exact() {
 #[test]
 fn files_follow_command_line_order_and_mix_with_secrets() {
     let name = unique("files/json");
-    moto().create(
+    moto().create_json(
         &name,
-        &serde_json::json!({"cert": "C\n", "key": "K", "user": "u"}).to_string(),
+        &serde_json::json!({"cert": "C\n", "key": "K", "user": "u"}),
     );
     let dir = TempDir::new("files-order");
     let out = se()
@@ -502,10 +502,7 @@ fn at_execve_no_file_value_is_in_memory() {
         unique("files/mem-c"),
     );
     m.create(&a, &whole);
-    m.create(
-        &b,
-        &serde_json::json!({"key": member, "other": "x"}).to_string(),
-    );
+    m.create_json(&b, &serde_json::json!({"key": member, "other": "x"}));
     m.create_binary(&c, &base64(&binary));
     let (ctl_env, ctl_arg) = (format!("CtlEnv{n}Z"), format!("CtlArg{n}Z"));
     let dir = TempDir::new("files-mem");

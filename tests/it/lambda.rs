@@ -4,7 +4,9 @@
 //! environment form of whole-secret SPECs, outside Lambda.
 
 use crate::fakehttp::{FakeHttp, Reply, Req, reply};
-use crate::support::{BIN, HANG, TempDir, moto, se, seed, unique, venv_python, wait_exit};
+use crate::support::{
+    BIN, HANG, TempDir, moto, se, seed, unique, venv_imports, venv_python, wait_exit,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,13 +18,8 @@ const REQUEST_ID: &str = "5e1a6a2c-test-0001";
 /// The test venv's python, which has `awslambdaric` (scripts/venv installs it).
 fn python() -> PathBuf {
     let p = venv_python();
-    let ok = Command::new(&p)
-        .args(["-c", "import awslambdaric"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
     assert!(
-        ok,
+        venv_imports("awslambdaric"),
         "{} cannot import awslambdaric; run scripts/venv",
         p.display()
     );

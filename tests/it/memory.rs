@@ -62,14 +62,11 @@ fn fixture() -> Fixture {
             .to_string(),
     );
     let api = unique("mem/api");
-    m.create(
-        &api,
-        &serde_json::json!({"api_key": key, "region": "x"}).to_string(),
-    );
+    m.create_json(&api, &serde_json::json!({"api_key": key, "region": "x"}));
     let big = unique("mem/long");
     m.create(&big, &long);
     let multi = unique("mem/pem");
-    m.create(&multi, &serde_json::json!({"tls_key": pem}).to_string());
+    m.create_json(&multi, &serde_json::json!({"tls_key": pem}));
     let pinned = unique("mem/pinned");
     m.create(&pinned, "an-older-value");
     let vid = m.put(&pinned, &ver);
@@ -366,9 +363,9 @@ fn leak_case(class: &str, fx: &Fixture, dir: &TempDir) -> LeakCase {
         "nul" => {
             let (head, tail) = (format!("CanNulHead{n}Z"), format!("CanNulTail{n}Z"));
             let id = unique("leak/nul");
-            m.create(
+            m.create_json(
                 &id,
-                &serde_json::json!({"nul_token": format!("{head}\0{tail}")}).to_string(),
+                &serde_json::json!({"nul_token": format!("{head}\0{tail}")}),
             );
             c.specs.push(id);
             c.probes.extend([head, tail]);

@@ -41,12 +41,7 @@ fn a_throttled_batch_is_read_one_by_one_without_a_failed_launch() {
     // already spent the rest of the 100/s.
     let srv = QuotaServer::start().rate(BATCH, 1.0 / 600.0, 1.0);
     for _ in 0..2 {
-        let out = srv
-            .se()
-            .args(["-v"])
-            .secrets(&names)
-            .args(["--", "/usr/bin/env", "-0"])
-            .run();
+        let out = srv.se().args(["-v"]).run_env0_all(&names);
         assert_all(&out, "quota/fb", &names);
         assert!(!out.stderr.contains("val-quota"), "{}", out.stderr);
     }
@@ -79,11 +74,7 @@ fn the_fallback_is_logged_without_values() {
 fn a_hundred_secrets_take_five_calls() {
     let names = many("quota/hundred", 100);
     let srv = QuotaServer::start();
-    let out = srv
-        .se()
-        .secrets(&names)
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+    let out = srv.se().run_env0_all(&names);
     assert_all(&out, "quota/hundred", &names);
     assert_eq!(srv.count(BATCH, REGION, "served"), 5);
     assert_eq!(srv.count(GET, REGION, "served"), 0);
@@ -94,11 +85,7 @@ fn a_few_secrets_cost_no_batch_quota() {
     for n in [1, 3, MIN_BATCH - 1] {
         let names = many("quota/few", n);
         let srv = QuotaServer::start();
-        let out = srv
-            .se()
-            .secrets(&names)
-            .args(["--", "/usr/bin/env", "-0"])
-            .run();
+        let out = srv.se().run_env0_all(&names);
         assert_all(&out, "quota/few", &names);
         assert_eq!(srv.count(BATCH, REGION, "served"), 0, "{n}");
         assert_eq!(srv.count(GET, REGION, "served"), n, "{n}");
@@ -148,6 +135,14 @@ fn throttling_past_the_retries_or_the_deadline_names_the_quota() {
 
 /// A secret under one name in the primary region and its replica in `REPLICA`, each with a value
 /// that says where it was read; returns the name.
+/// A server whose primary region answers HTTP 500 to everything, and a run against it given
+/// 20 s, time enough to fail over.
+fn primary_down() -> (QuotaServer, Run) {
+    let srv = QuotaServer::start().outage(REGION, Outage::ServerError);
+    let run = srv.se().args(["--timeout", "20s"]);
+    (srv, run)
+}
+
 fn replicated(stem: &str) -> String {
     let name = unique(stem);
     moto().create(&name, &format!("{stem}-primary"));
@@ -164,9 +159,7 @@ fn failover_run(srv: &QuotaServer, name: &str, flags: &[&str]) -> Out {
     srv.se()
         .args(["--failover-region", REPLICA])
         .args(flags)
-        .secrets([format!("V={name}")])
-        .args(["--", "/usr/bin/env", "-0"])
-        .run()
+        .run_env0_all([format!("V={name}")])
 }
 
 #[test]
@@ -234,14 +227,10 @@ fn a_definite_answer_never_fails_over() {
 #[test]
 fn the_failover_region_comes_from_the_environment_too() {
     let name = replicated("quota/foenv");
-    let srv = QuotaServer::start().outage(REGION, Outage::ServerError);
-    let out = srv
-        .se()
+    let (_srv, run) = primary_down();
+    let out = run
         .env("SECRET_EXEC_FAILOVER_REGION", REPLICA)
-        .args(["--timeout", "20s"])
-        .secrets([format!("V={name}")])
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+        .run_env0_all([format!("V={name}")]);
     out.assert_code(0);
     assert_eq!(out.var("V").as_deref(), Some("quota/foenv-replica"));
 }
@@ -280,23 +269,16 @@ fn failover_is_refused_for_what_it_cannot_protect() {
 #[test]
 fn dry_run_shows_the_failover() {
     let name = replicated("quota/fodry");
-    let srv = QuotaServer::start().outage(REGION, Outage::ServerError);
-    let out = srv
-        .se()
-        .args([
-            "--failover-region",
-            REPLICA,
-            "--timeout",
-            "20s",
-            "--dry-run",
-        ])
+    let (_srv, run) = primary_down();
+    let out = run
+        .args(["--failover-region", REPLICA, "--dry-run"])
         .secrets([format!("V={name}")])
         .run();
     out.assert_code(0);
     out.assert_stderr_has(&format!(
         "failover from {REGION} to {REPLICA} for 1 secrets"
     ));
-    assert!(out.stdout.contains('V'), "{}", out.stdout);
+    out.assert_stdout_has("V");
     out.assert_no_leak(&["quota/fodry-replica", "quota/fodry-primary"]);
 }
 
@@ -315,13 +297,10 @@ fn many_secrets_fail_over_in_batches() {
             name
         })
         .collect();
-    let srv = QuotaServer::start().outage(REGION, Outage::ServerError);
-    let out = srv
-        .se()
-        .args(["--failover-region", REPLICA, "--timeout", "20s"])
-        .secrets(&names)
-        .args(["--", "/usr/bin/env", "-0"])
-        .run();
+    let (srv, run) = primary_down();
+    let out = run
+        .args(["--failover-region", REPLICA])
+        .run_env0_all(&names);
     assert_all(&out, stem, &names);
     assert_eq!(srv.count(BATCH, REPLICA, "served"), 1);
     assert_eq!(srv.count(GET, REPLICA, "served"), 0);

@@ -201,7 +201,7 @@ fn a_path_from_a_secret_stays_out_of_not_executable() {
         .run();
     assert_eq!(out.code(), Some(126), "{}", out.stderr);
     assert_one_line(&out);
-    assert!(out.stderr.contains("'not-runnable'"), "{}", out.stderr);
+    out.assert_stderr_has("'not-runnable'");
     assert!(!out.stderr.contains("canary"), "{}", out.stderr);
 }
 
@@ -681,7 +681,7 @@ fn a_signal_while_stdout_is_stuck_ends_the_run() {
         drop(unread);
         assert_eq!(out.code(), Some(128 + sig as i32), "{sig}: {}", out.stderr);
         assert_one_line(&out);
-        assert!(out.stderr.contains(sig.as_str()), "{}", out.stderr);
+        out.assert_stderr_has(sig.as_str());
         out.assert_no_leak(&["stuck-canary"]);
     }
 }
@@ -851,7 +851,7 @@ fn e2big_from_a_chain_of_interpreters_names_the_limit_and_the_largest_variables(
     assert_eq!(out.code(), Some(42), "{}", out.stderr);
     let out = launch("s0", fits + 1).run();
     assert_eq!(out.code(), Some(65), "{}", out.stderr);
-    assert!(out.stderr.contains("(E2BIG)"), "{}", out.stderr);
+    out.assert_stderr_has("(E2BIG)");
 
     let out = launch("s1", pad).run();
     assert_eq!(out.code(), Some(42), "{}", out.stderr);

@@ -519,11 +519,7 @@ fn iam_policy_with_watch_adds_describe_secret() {
         .args(["-s", "prod/db", "--watch", "--print-iam-policy"])
         .run();
     out.assert_code(0);
-    assert!(
-        out.stdout.contains("secretsmanager:DescribeSecret"),
-        "{}",
-        out.stdout
-    );
+    out.assert_stdout_has("secretsmanager:DescribeSecret");
     let out = se().args(["-s", "prod/db", "--print-iam-policy"]).run();
     assert!(!out.stdout.contains("DescribeSecret"), "{}", out.stdout);
 }

@@ -48,6 +48,15 @@ pub fn venv_python() -> PathBuf {
         .unwrap_or_else(|| moto_server_path().with_file_name("python"))
 }
 
+/// Whether the test venv's python can import `modules` (a comma-separated list).
+pub fn venv_imports(modules: &str) -> bool {
+    Command::new(venv_python())
+        .args(["-c", &format!("import {modules}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -243,6 +252,11 @@ impl Moto {
         r["ARN"].as_str().expect("ARN").to_string()
     }
 
+    /// Creates a secret whose SecretString is `value` as JSON; returns its ARN.
+    pub fn create_json(&self, name: &str, value: &serde_json::Value) -> String {
+        self.create(name, &value.to_string())
+    }
+
     /// Creates a secret with a SecretBinary (base64 on the wire); returns its ARN.
     pub fn create_binary(&self, name: &str, base64: &str) -> String {
         let r = self.call(
@@ -275,10 +289,16 @@ pub fn have_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!ci, "{test} needs root, and CI=true forbids skipping it");
-    eprintln!("skipped: {test} needs root");
+    skip(&format!("{test} needs root"));
     false
+}
+
+/// The one skip policy, for a test that cannot run here (`why` says what is missing and what
+/// installs it): one `skipped:` line outside CI, a failure under CI=true.
+pub fn skip(why: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(!ci, "{why}, and CI=true forbids skipping");
+    eprintln!("skipped: {why}");
 }
 
 /// A name no other test uses, so tests can share one moto server.
@@ -296,7 +316,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(stem: &str) -> TempDir {
-        let p = std::env::temp_dir().join(unique(&format!("secret-exec-{stem}")));
+        TempDir::under(&std::env::temp_dir(), stem)
+    }
+    /// A fresh directory inside `base` (which must exist).
+    pub fn under(base: &Path, stem: &str) -> TempDir {
+        let p = base.join(unique(&format!("secret-exec-{stem}")));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -308,6 +332,29 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed and reaped on drop.
+pub struct Reaped(pub Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -467,8 +514,15 @@ impl Run {
     }
     /// Runs with `--secret secret` and `env -0` as the command, whose output `Out::var` reads.
     pub fn run_env0(self, secret: &str) -> Out {
-        self.args(["--secret", secret, "--", "/usr/bin/env", "-0"])
-            .run()
+        self.run_env0_all([secret])
+    }
+    /// `run_env0` with one `--secret` per spec, in order.
+    pub fn run_env0_all<I, S>(self, specs: I) -> Out
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.secrets(specs).args(["--", "/usr/bin/env", "-0"]).run()
     }
     /// Runs to completion, failing the test if it outlives `HANG`.
     pub fn run(self) -> Out {
@@ -563,11 +617,12 @@ impl Out {
     /// Asserts that stderr contains `part`, showing it when it does not.
     #[track_caller]
     pub fn assert_stderr_has(&self, part: &str) {
-        assert!(
-            self.stderr.contains(part),
-            "stderr lacks {part:?}: {}",
-            self.stderr
-        );
+        assert_has("stderr", &self.stderr, part);
+    }
+    /// Asserts that stdout contains `part`, showing it when it does not.
+    #[track_caller]
+    pub fn assert_stdout_has(&self, part: &str) {
+        assert_has("stdout", &self.stdout, part);
     }
     /// Asserts that the failure was reported as exactly one `secret-exec:` line, with no panic
     /// and no internal error.
@@ -579,6 +634,12 @@ impl Out {
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
         assert!(!self.stderr.contains("internal error"), "{}", self.stderr);
     }
+}
+
+/// Asserts that `text` (the child's `stream`) contains `part`, showing it when it does not.
+#[track_caller]
+fn assert_has(stream: &str, text: &str, part: &str) {
+    assert!(text.contains(part), "{stream} lacks {part:?}: {text}");
 }
 
 /// A secret in moto holding `value`, under a fresh name made from `stem`; returns the name.

@@ -2,7 +2,7 @@
 //! owned by that user; names from /etc/passwd, numbers without it; refusals before any fetch.
 //! These need root (to switch at all); a non-root run of the suite skips them with a line.
 
-use crate::dir::ShmDir;
+use crate::dir::shm_dir;
 use crate::support::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
@@ -53,7 +53,7 @@ fn dir_files_belong_to_the_user_and_no_one_else_reads_them() {
         return;
     }
     let name = seed("user/dir", "only-for-4242");
-    let shm = ShmDir::new("user-dir");
+    let shm = shm_dir("user-dir");
     let dir = shm.path().join("s");
     let out = se()
         .args(["--user", "4242:4343", "--dir"])
