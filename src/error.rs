@@ -173,6 +173,22 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// Test helper: asserts that `parse` refuses each `(input, part)` with exit code `code`, in a
+/// message holding `part`.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_refuses<T: std::fmt::Debug>(
+    parse: impl Fn(&str) -> Result<T, Error>,
+    code: i32,
+    rows: &[(&str, &str)],
+) {
+    for (raw, want) in rows {
+        let e = parse(raw).expect_err(raw);
+        assert_eq!(e.exit_code(), code, "{raw}");
+        assert!(e.to_string().contains(want), "{raw}: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

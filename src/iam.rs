@@ -338,11 +338,7 @@ mod tests {
     #[test]
     fn failover_grants_the_replicas() {
         let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf";
-        let specs: Vec<_> = ["app/key", arn]
-            .iter()
-            .map(|r| spec::parse(r).unwrap())
-            .collect();
-        let plan = Plan::new(&specs, false)
+        let plan = Plan::new(&spec::parse_all(&["app/key", arn]), false)
             .with_failover(Some("us-west-2".into()))
             .unwrap();
         let doc: serde_json::Value =
@@ -369,7 +365,7 @@ mod tests {
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf";
 
     fn parsed(raw: &[&str], region: Option<&str>) -> serde_json::Value {
-        let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
+        let specs = spec::parse_all(raw);
         let text = document(&Plan::new(&specs, false), region, false);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
@@ -396,7 +392,7 @@ mod tests {
     #[test]
     fn watch_adds_describe_secret_for_unpinned_secrets() {
         let describe = |raw: &[&str], watch: bool| {
-            let specs: Vec<_> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
+            let specs = spec::parse_all(raw);
             let text = document(&Plan::new(&specs, false), Some("us-east-1"), watch);
             let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
             statement(&doc, "secretsmanager:DescribeSecret").cloned()
@@ -646,7 +642,7 @@ mod tests {
 
     #[test]
     fn through_the_agent_the_agent_role_reads_one_by_one() {
-        let specs: Vec<_> = ["a", "b"].iter().map(|r| spec::parse(r).unwrap()).collect();
+        let specs = spec::parse_all(&["a", "b"]);
         let doc: serde_json::Value = serde_json::from_str(&document(
             &Plan::new(&specs, true),
             Some("us-east-1"),

@@ -320,8 +320,7 @@ mod tests {
     const EU: &str = "arn:aws:secretsmanager:eu-west-1:1:secret:x-AbCdEf";
 
     fn plan(raw: &[&str]) -> Plan {
-        let specs: Vec<Spec> = raw.iter().map(|r| spec::parse(r).unwrap()).collect();
-        Plan::new(&specs, false)
+        Plan::new(&spec::parse_all(raw), false)
     }
 
     fn ids(call: &Call) -> Vec<&str> {
@@ -420,10 +419,7 @@ mod tests {
 
     #[test]
     fn the_agent_serves_secrets_only() {
-        let specs: Vec<Spec> = ["a", "b", "ssm:/c"]
-            .iter()
-            .map(|r| spec::parse(r).unwrap())
-            .collect();
+        let specs = spec::parse_all(&["a", "b", "ssm:/c"]);
         let p = Plan::new(&specs, true);
         let backends: Vec<Backend> = p.entries.iter().map(|e| e.backend).collect();
         assert_eq!(
@@ -527,10 +523,7 @@ mod tests {
 
     #[test]
     fn failover_refuses_what_it_cannot_protect() {
-        let specs: Vec<Spec> = ["a", "ssm:/p"]
-            .iter()
-            .map(|r| spec::parse(r).unwrap())
-            .collect();
+        let specs = spec::parse_all(&["a", "ssm:/p"]);
         let e = Plan::new(&specs, false)
             .with_failover(Some("us-west-2".into()))
             .unwrap_err();

@@ -431,6 +431,12 @@ pub fn parse(raw: &str) -> Result<Spec, String> {
     })
 }
 
+/// Test helper: each SPEC parsed, panicking on a bad one.
+#[cfg(test)]
+pub(crate) fn parse_all(raw: &[&str]) -> Vec<Spec> {
+    raw.iter().map(|r| parse(r).unwrap()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

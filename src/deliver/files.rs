@@ -192,11 +192,7 @@ mod tests {
             ("X=", "invalid --file 'X=': no secret name"),
             ("X=a:b:c:d:e", "too many"),
         ];
-        for (raw, want) in bad {
-            let err = parse(raw).expect_err(raw);
-            assert_eq!(err.exit_code(), 64, "{raw}");
-            assert!(err.to_string().contains(want), "{raw}: {err}");
-        }
+        crate::error::assert_refuses(parse, 64, bad);
     }
 
     #[test]

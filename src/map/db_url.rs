@@ -299,30 +299,26 @@ mod tests {
 
     #[test]
     fn url_table() {
-        let rows: &[(&str, String, &str)] = &[
+        let rows: &[(String, &str)] = &[
             (
-                "U=prod/db",
                 rds("postgres", "db.example.com", "5432", "p@ss:w/rd?#%"),
                 "postgresql://app%20user:p%40ss%3Aw%2Frd%3F%23%25@db.example.com:5432/my%2Fdb",
             ),
             (
-                "U=prod/db",
                 rds("aurora-mysql", "10.0.0.1", "\"3306\"", "x"),
                 "mysql://app%20user:x@10.0.0.1:3306/my%2Fdb",
             ),
             (
-                "U=prod/db",
                 rds("mariadb", "::1", "3306", "é"),
                 "mysql://app%20user:%C3%A9@[::1]:3306/my%2Fdb",
             ),
             (
-                "U=prod/db",
                 rds("redshift", "r.example.com", "5439", "a"),
                 "postgresql://app%20user:a@r.example.com:5439/my%2Fdb",
             ),
         ];
-        for (raw, secret, want) in rows {
-            assert_eq!(url(raw, secret).unwrap(), *want, "{secret}");
+        for (secret, want) in rows {
+            assert_eq!(url("U=prod/db", secret).unwrap(), *want, "{secret}");
         }
         let nested = format!(r#"{{"primary":{}}}"#, rds("postgres", "h", "1", "p"));
         assert_eq!(
@@ -333,74 +329,56 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let rows: &[(&str, String, u8, &str)] = &[
-            (
-                "U=prod/db",
-                r#"{"username":"u","password":"hunter2"}"#.into(),
-                65,
-                "has no engine, host, port, dbname (an RDS-managed master-user secret",
-            ),
-            (
-                "U=prod/db",
-                rds("sqlserver", "h", "1433", "hunter2"),
-                65,
-                "engine 'sqlserver' has no single URL form",
-            ),
-            (
-                "U=prod/db",
-                rds("db2", "h", "1", "hunter2"),
-                65,
-                "engine 'db2' is not one secret-exec builds",
-            ),
-            (
-                "U=prod/db",
-                rds("postgres", "h", "0", "hunter2"),
-                65,
-                "port is not a number",
-            ),
-            (
-                "U=prod/db",
-                rds("postgres", "h", "\"54x\"", "hunter2"),
-                65,
-                "port is not a number",
-            ),
-            (
-                "U=prod/db",
-                rds("postgres", "h/x@evil", "1", "hunter2"),
-                65,
-                "host is neither",
-            ),
-            (
-                "U=prod/db",
-                rds("postgres", "fe80::zz", "1", "hunter2"),
-                65,
-                "host is neither",
-            ),
-            ("U=prod/db", "hunter2".into(), 65, "not JSON"),
-            ("U=prod/db", "[1]".into(), 65, "not a JSON object"),
-            (
-                "U=prod/db",
-                r#"{"password":"hunter2","password":"x"}"#.into(),
-                65,
-                "more than once",
-            ),
-            (
-                "U=prod/db:nope",
-                rds("postgres", "h", "1", "hunter2"),
-                65,
-                "'nope' does not exist",
-            ),
-            ("prod/db", String::new(), 64, "the form is VAR=REF"),
-            ("1X=prod/db", String::new(), 64, "not a variable name"),
-            ("U=ssm:/app/", String::new(), 64, "Parameter Store path"),
-            ("U=", String::new(), 64, "invalid --db-url"),
-        ];
-        for (raw, secret, code, want) in rows {
+        let refused = |raw: &str, secret: &str, code: i32, want: &str| {
             let e = url(raw, secret).expect_err(raw);
-            assert_eq!(e.exit_code(), i32::from(*code), "{raw}: {e}");
+            assert_eq!(e.exit_code(), code, "{raw}: {e}");
             let msg = e.to_string();
             assert!(msg.contains(want), "{raw}: {msg}");
             assert!(!msg.contains("hunter2"), "{msg}");
+        };
+        // RDS-shaped secrets (password hunter2) `U=prod/db` builds no URL from (65).
+        for (engine, host, port, want) in [
+            (
+                "sqlserver",
+                "h",
+                "1433",
+                "engine 'sqlserver' has no single URL form",
+            ),
+            (
+                "db2",
+                "h",
+                "1",
+                "engine 'db2' is not one secret-exec builds",
+            ),
+            ("postgres", "h", "0", "port is not a number"),
+            ("postgres", "h", "\"54x\"", "port is not a number"),
+            ("postgres", "h/x@evil", "1", "host is neither"),
+            ("postgres", "fe80::zz", "1", "host is neither"),
+        ] {
+            refused("U=prod/db", &rds(engine, host, port, "hunter2"), 65, want);
+        }
+        // Other secrets it builds no URL from (65).
+        for (secret, want) in [
+            (
+                r#"{"username":"u","password":"hunter2"}"#,
+                "has no engine, host, port, dbname (an RDS-managed master-user secret",
+            ),
+            ("hunter2", "not JSON"),
+            ("[1]", "not a JSON object"),
+            (r#"{"password":"hunter2","password":"x"}"#, "more than once"),
+        ] {
+            refused("U=prod/db", secret, 65, want);
+        }
+        let secret = rds("postgres", "h", "1", "hunter2");
+        refused("U=prod/db:nope", &secret, 65, "'nope' does not exist");
+        // Usage errors (64), whatever the secret.
+        for (raw, want) in [
+            ("prod/db", "the form is VAR=REF"),
+            ("1X=prod/db", "not a variable name"),
+            ("U=ssm:/app/", "Parameter Store path"),
+            ("U=", "invalid --db-url"),
+        ] {
+            refused(raw, "", 64, want);
         }
     }
 }

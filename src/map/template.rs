@@ -302,11 +302,7 @@ mod tests {
             ("X={{A|url|json}}", "unknown filter 'url|json'"),
             ("X={{A{{B}}", "'{{A{{B}}' at character 1"),
         ];
-        for (raw, want) in rows {
-            let e = parse(raw).expect_err(raw);
-            assert_eq!(e.exit_code(), 64, "{raw}");
-            assert!(e.to_string().contains(want), "{raw}: {e}");
-        }
+        crate::error::assert_refuses(parse, 64, rows);
     }
 
     #[test]
