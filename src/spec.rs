@@ -349,6 +349,27 @@ pub fn parse_env_list(value: Option<&std::ffi::OsStr>) -> Result<Vec<Spec>, Stri
         .collect()
 }
 
+/// Parses the `VAR=REF` of a flag that delivers one value (`--file`, `--db-url`): a variable
+/// name (no `PREFIX*=`), `=`, then a REF as `--secret` takes it, but no Parameter Store path.
+/// `why` words the flag's three refusals: no `=`, not a variable name, a path.
+pub fn parse_one(flag: &str, raw: &str, why: [&str; 3]) -> Result<(String, Spec), String> {
+    let usage = |why: &str| format!("invalid {flag} '{raw}': {why}");
+    let Some((var, reference)) = raw.split_once('=') else {
+        return Err(usage(why[0]));
+    };
+    if !is_var_name(var) {
+        return Err(usage(why[1]));
+    }
+    if reference.starts_with("ssm:") && reference.ends_with('/') {
+        return Err(usage(why[2]));
+    }
+    // The SPEC parser words its messages for --secret; the reason after it is what matters.
+    let spec =
+        parse(raw).map_err(|e| e.replacen("invalid --secret", &format!("invalid {flag}"), 1))?;
+    debug_assert_eq!(spec.target, Target::Var(var.to_string()));
+    Ok((var.to_string(), spec))
+}
+
 pub fn parse(raw: &str) -> Result<Spec, String> {
     if raw.is_empty() {
         return Err(usage(raw, "empty"));

@@ -9,7 +9,7 @@
 //! exec in a resident parent: `place` only makes async-signal-safe syscalls).
 
 use crate::error::Error;
-use crate::spec::{self, Spec, Target};
+use crate::spec::{self, Spec};
 use nix::libc;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -27,32 +27,15 @@ pub struct FileSpec {
 /// Parses `--file VAR=REF`. A `PREFIX*=` target, a missing `=` and a Parameter Store path
 /// (which names many values, a file holds one) are usage errors.
 pub fn parse(raw: &str) -> Result<FileSpec, Error> {
-    let usage = |why: &str| Error::Usage(format!("invalid --file '{raw}': {why}"));
-    let Some((var, reference)) = raw.split_once('=') else {
-        return Err(usage(
-            "the form is VAR=REF, e.g. --file TLS_KEY_FILE=prod/tls:key",
-        ));
-    };
-    if !spec::is_var_name(var) {
-        return Err(usage(
-            "VAR is not a variable name ([A-Za-z_][A-Za-z0-9_]*); a file holds one value, so \
-             PREFIX*= does not apply",
-        ));
-    }
-    if reference.starts_with("ssm:") && reference.ends_with('/') {
-        return Err(usage(
-            "a Parameter Store path names many parameters and a file holds one value; name one \
-             parameter, or use --secret for the path",
-        ));
-    }
-    // The SPEC parser words its messages for --secret; the reason after it is what matters.
-    let spec = spec::parse(raw)
-        .map_err(|e| Error::Usage(e.replacen("invalid --secret", "invalid --file", 1)))?;
-    debug_assert_eq!(spec.target, Target::Var(var.to_string()));
-    Ok(FileSpec {
-        var: var.to_string(),
-        spec,
-    })
+    let why = [
+        "the form is VAR=REF, e.g. --file TLS_KEY_FILE=prod/tls:key",
+        "VAR is not a variable name ([A-Za-z_][A-Za-z0-9_]*); a file holds one value, so \
+         PREFIX*= does not apply",
+        "a Parameter Store path names many parameters and a file holds one value; name one \
+         parameter, or use --secret for the path",
+    ];
+    let (var, spec) = spec::parse_one("--file", raw, why).map_err(Error::Usage)?;
+    Ok(FileSpec { var, spec })
 }
 
 /// The child's descriptor for the `i`-th `--file`.

@@ -7,7 +7,7 @@ use super::{Via, flatten, select_error};
 use crate::error::Error;
 use crate::secret::SecretText;
 use crate::source::{Fetched, Payload};
-use crate::spec::{self, Spec, Target};
+use crate::spec::{self, Spec};
 
 /// One `--db-url VAR=REF`, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,27 +20,13 @@ pub struct DbUrlSpec {
 /// Parses `--db-url VAR=REF`: a variable name, `=`, then a REF as `--secret` takes it (a KEY
 /// selects an object inside the secret). A Parameter Store path (many values) is refused.
 pub fn parse(raw: &str) -> Result<DbUrlSpec, Error> {
-    let usage = |why: &str| Error::Usage(format!("invalid --db-url '{raw}': {why}"));
-    let Some((var, reference)) = raw.split_once('=') else {
-        return Err(usage(
-            "the form is VAR=REF, e.g. --db-url DATABASE_URL=prod/db",
-        ));
-    };
-    if !spec::is_var_name(var) {
-        return Err(usage("VAR is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"));
-    }
-    if reference.starts_with("ssm:") && reference.ends_with('/') {
-        return Err(usage(
-            "a Parameter Store path names many parameters; name the one holding the JSON",
-        ));
-    }
-    let spec = spec::parse(raw)
-        .map_err(|e| Error::Usage(e.replacen("invalid --secret", "invalid --db-url", 1)))?;
-    debug_assert_eq!(spec.target, Target::Var(var.to_string()));
-    Ok(DbUrlSpec {
-        var: var.to_string(),
-        spec,
-    })
+    let why = [
+        "the form is VAR=REF, e.g. --db-url DATABASE_URL=prod/db",
+        "VAR is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+        "a Parameter Store path names many parameters; name the one holding the JSON",
+    ];
+    let (var, spec) = spec::parse_one("--db-url", raw, why).map_err(Error::Usage)?;
+    Ok(DbUrlSpec { var, spec })
 }
 
 /// The URL scheme for an RDS secret's `engine`, or why there is none. Redshift speaks the
