@@ -83,22 +83,36 @@ mod tests {
 
     #[test]
     fn advice_names_the_quota_and_what_helps() {
-        let text = advice("BatchGetSecretValue", "eu-west-1");
-        assert!(text.contains("BatchGetSecretValue request quota in eu-west-1 (100 requests/s)"));
-        assert!(
-            text.contains("--agent") && text.contains("spread"),
-            "{text}"
-        );
-        assert!(!text.contains("network"), "{text}");
-        let text = advice("GetSecretValue", "us-east-1");
-        assert!(text.contains("(10,000 requests/s)"), "{text}");
-        assert!(advice("Unknown", "r").contains("Unknown request quota in r was"));
-        let text = advice("GetParameters", "r");
-        assert!(
-            text.contains("Parameter Store throughput in r (40 requests/s"),
-            "{text}"
-        );
-        assert!(!text.contains("--agent"), "{text}");
+        // (API, region, parts the advice holds, parts it must not hold)
+        let rows: &[(&str, &str, &[&str], &[&str])] = &[
+            (
+                "BatchGetSecretValue",
+                "eu-west-1",
+                &[
+                    "BatchGetSecretValue request quota in eu-west-1 (100 requests/s)",
+                    "--agent",
+                    "spread",
+                ],
+                &["network"],
+            ),
+            ("GetSecretValue", "us-east-1", &["(10,000 requests/s)"], &[]),
+            ("Unknown", "r", &["Unknown request quota in r was"], &[]),
+            (
+                "GetParameters",
+                "r",
+                &["Parameter Store throughput in r (40 requests/s"],
+                &["--agent"],
+            ),
+        ];
+        for (api, region, has, lacks) in rows {
+            let text = advice(api, region);
+            for part in *has {
+                assert!(text.contains(part), "{api}: {text}");
+            }
+            for part in *lacks {
+                assert!(!text.contains(part), "{api}: {text}");
+            }
+        }
     }
 
     #[test]
