@@ -242,22 +242,26 @@ mod tests {
 
     #[test]
     fn engine_table() {
-        let rows: &[(&str, Option<&str>)] = &[
-            ("postgres", Some("postgresql")),
-            ("aurora-postgresql", Some("postgresql")),
-            ("redshift", Some("postgresql")),
-            ("POSTGRES", Some("postgresql")),
-            ("mysql", Some("mysql")),
-            ("aurora-mysql", Some("mysql")),
-            ("mariadb", Some("mysql")),
-            ("sqlserver", None),
-            ("oracle", None),
-            ("mongo", None),
-            ("db2", None),
-            ("", None),
-        ];
-        for (engine, want) in rows {
-            assert_eq!(scheme(engine).ok(), *want, "{engine}");
+        for (engine, want) in [
+            ("postgres", "postgresql"),
+            ("aurora-postgresql", "postgresql"),
+            ("redshift", "postgresql"),
+            ("POSTGRES", "postgresql"),
+            ("mysql", "mysql"),
+            ("aurora-mysql", "mysql"),
+            ("mariadb", "mysql"),
+        ] {
+            assert_eq!(scheme(engine), Ok(want), "{engine}");
+        }
+        // Refused, each with its reason: no agreed URL form, or not an engine we know.
+        for (engine, why) in [
+            ("sqlserver", "no single URL form"),
+            ("oracle", "no single URL form"),
+            ("mongo", "no single URL form"),
+            ("db2", "is not one secret-exec builds"),
+            ("", "is not one secret-exec builds"),
+        ] {
+            assert!(scheme(engine).is_err_and(|e| e.contains(why)), "{engine}");
         }
     }
 
