@@ -176,7 +176,10 @@ pub fn parse_signal(text: &str) -> Result<i32, String> {
 /// Signals left alone: the ones that cannot be caught, the synchronous ones (a fault of our
 /// own), and the terminal stops a background process would get: secret-exec ignores those
 /// (`signals::install`), so once COMMAND's group holds the terminal, neither a `kill -TTIN` nor
-/// a `-v` line to a `tostop` terminal can stop the parent. tini's set.
+/// a `-v` line to a `tostop` terminal can stop the parent. tini's set. Also left alone: the
+/// real-time signals the C library keeps for itself, below `SIGRTMIN()` (32 and 33 under glibc,
+/// 32 to 34 under musl, whose `sigaddset` refuses them: the static binary could not even build
+/// its signal set with 34 in it).
 fn forwarded(sig: i32) -> bool {
     !matches!(
         sig,
@@ -192,7 +195,7 @@ fn forwarded(sig: i32) -> bool {
             | libc::SIGTTIN
             | libc::SIGTTOU
             | libc::SIGCHLD
-    ) && !(32..=33).contains(&sig)
+    ) && (sig < 32 || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig))
 }
 
 /// Blocks every forwarded signal and SIGCHLD, and returns a signalfd that reads them.
@@ -504,11 +507,34 @@ mod tests {
 
     #[test]
     fn forwarded_set() {
-        for sig in [1, 2, 3, 10, 12, 14, 15, 17 + 1, 20, 28, 34, 64] {
+        for sig in [
+            1,
+            2,
+            3,
+            10,
+            12,
+            14,
+            15,
+            17 + 1,
+            20,
+            28,
+            libc::SIGRTMIN(),
+            64,
+        ] {
             assert!(forwarded(sig), "{sig}");
         }
-        for sig in [4, 5, 6, 7, 8, 9, 11, 17, 19, 21, 22, 31, 32, 33] {
+        for sig in [4, 5, 6, 7, 8, 9, 11, 17, 19, 21, 22, 31, 32, 33, 65] {
             assert!(!forwarded(sig), "{sig}");
+        }
+        // Every signal forwarded is one this C library lets a set hold (signal_fd's set).
+        for sig in (1..=64).filter(|&s| forwarded(s)) {
+            // SAFETY: sigset manipulation on a local.
+            let added = unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig)
+            };
+            assert_eq!(added, 0, "sigaddset refuses {sig}");
         }
     }
 
